@@ -1,0 +1,749 @@
+/* Values: construction, reference counting, accessors, containers, equality.
+ *
+ * Design notes
+ *  - One allocation per scalar and per text/bytes/keyref (the bytes follow the header).
+ *    Arrays allocate their data separately, 64-byte aligned, so kernels get vector-friendly
+ *    memory and a decoded array can point into a receive buffer instead (borrow).
+ *  - Reference counts are atomic: a result may be read by a task thread while the worker's
+ *    network thread sends it. Mutation is allowed only with a single reference (ESHARED
+ *    otherwise), so shared values are effectively immutable and need no locks.
+ *  - Maps keep entries sorted in CBOR deterministic key order; lookups are binary searches,
+ *    encoding needs no sort, and decoding canonical input appends in O(1).
+ *  - Functions that insert into a container steal the item's reference even on failure, so
+ *    nested constructor expressions never leak and can be checked once.
+ */
+#include "value_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const type_names[] = {
+    [TERN_T_NULL] = "null",
+    [TERN_T_BOOL] = "bool",
+    [TERN_T_INT] = "int",
+    [TERN_T_DOUBLE] = "double",
+    [TERN_T_TEXT] = "text",
+    [TERN_T_BYTES] = "bytes",
+    [TERN_T_LIST] = "list",
+    [TERN_T_MAP] = "map",
+    [TERN_T_F64_ARRAY] = "f64 array",
+    [TERN_T_I64_ARRAY] = "i64 array",
+    [TERN_T_KEYREF] = "key reference",
+};
+
+const char *tern_type_name(tern_type type)
+{
+    if ((unsigned)type >= sizeof(type_names) / sizeof(type_names[0]))
+        return "unknown type";
+    return type_names[type];
+}
+
+/* ---- allocation and reference counting --------------------------------------------- */
+
+static tern_value *value_alloc(tern_type type, size_t extra)
+{
+    if (extra > SIZE_MAX - sizeof(tern_value))
+        return NULL;
+    tern_value *v = malloc(sizeof(tern_value) + extra);
+    if (!v)
+        return NULL;
+    atomic_init(&v->refs, 1);
+    v->type = (uint8_t)type;
+    return v;
+}
+
+tern_value *tern_value_ref(tern_value *v)
+{
+    if (v)
+        atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
+    return v;
+}
+
+void terni_borrow_unref(terni_borrow *b)
+{
+    if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
+        if (b->release)
+            b->release(b->arg);
+        free(b);
+    }
+}
+
+void tern_value_unref(tern_value *v)
+{
+    if (!v || atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    switch ((tern_type)v->type) {
+    case TERN_T_LIST:
+        for (size_t i = 0; i < v->u.list.len; i++)
+            tern_value_unref(v->u.list.items[i]);
+        free(v->u.list.items);
+        break;
+    case TERN_T_MAP:
+        for (size_t i = 0; i < v->u.map.len; i++) {
+            free(v->u.map.entries[i].key);
+            tern_value_unref(v->u.map.entries[i].val);
+        }
+        free(v->u.map.entries);
+        break;
+    case TERN_T_F64_ARRAY:
+    case TERN_T_I64_ARRAY:
+        if (v->u.arr.borrow)
+            terni_borrow_unref(v->u.arr.borrow);
+        else
+            free(v->u.arr.data);
+        break;
+    default:
+        break;
+    }
+    free(v);
+}
+
+static bool shared(const tern_value *v)
+{
+    return atomic_load_explicit(&v->refs, memory_order_acquire) > 1;
+}
+
+tern_type tern_value_type(const tern_value *v)
+{
+    return v ? (tern_type)v->type : TERN_T_NULL;
+}
+
+/* ---- scalars ----------------------------------------------------------------------- */
+
+tern_value *tern_null(void)
+{
+    return value_alloc(TERN_T_NULL, 0);
+}
+
+tern_value *tern_bool(bool b)
+{
+    tern_value *v = value_alloc(TERN_T_BOOL, 0);
+    if (v)
+        v->u.b = b;
+    return v;
+}
+
+tern_value *tern_int(int64_t i)
+{
+    tern_value *v = value_alloc(TERN_T_INT, 0);
+    if (v)
+        v->u.i = i;
+    return v;
+}
+
+tern_value *tern_double(double d)
+{
+    tern_value *v = value_alloc(TERN_T_DOUBLE, 0);
+    if (v)
+        v->u.d = d;
+    return v;
+}
+
+bool terni_utf8_valid(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        unsigned cp, min;
+        if ((c & 0xE0) == 0xC0) {
+            need = 1, cp = c & 0x1F, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            need = 2, cp = c & 0x0F, min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            need = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if (len - i <= need)
+            return false;
+        for (size_t k = 1; k <= need; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += need + 1;
+    }
+    return true;
+}
+
+static tern_value *str_new(tern_type type, const void *data, size_t len)
+{
+    if (len == SIZE_MAX || (len && !data))
+        return NULL;
+    tern_value *v = value_alloc(type, len + 1);
+    if (!v)
+        return NULL;
+    v->u.str.data = (char *)(v + 1);
+    v->u.str.len = len;
+    if (len)
+        memcpy(v->u.str.data, data, len);
+    v->u.str.data[len] = '\0';
+    return v;
+}
+
+tern_value *tern_text_n(const char *s, size_t len)
+{
+    if ((len && !s) || !terni_utf8_valid(s, len))
+        return NULL;
+    return str_new(TERN_T_TEXT, s, len);
+}
+
+tern_value *tern_text(const char *s)
+{
+    return s ? tern_text_n(s, strlen(s)) : NULL;
+}
+
+tern_value *tern_bytes(const void *data, size_t len)
+{
+    return str_new(TERN_T_BYTES, data, len);
+}
+
+tern_value *tern_keyref(const char *key)
+{
+    if (!key || !*key || !terni_utf8_valid(key, strlen(key)))
+        return NULL;
+    return str_new(TERN_T_KEYREF, key, strlen(key));
+}
+
+#define CHECK_TYPE(v, t, out)                                                                      \
+    do {                                                                                           \
+        if (!(v) || !(out))                                                                        \
+            return TERN_EINVAL;                                                                    \
+        if ((v)->type != (t))                                                                      \
+            return TERN_ETYPE;                                                                     \
+    } while (0)
+
+int tern_value_get_bool(const tern_value *v, bool *out)
+{
+    CHECK_TYPE(v, TERN_T_BOOL, out);
+    *out = v->u.b;
+    return TERN_OK;
+}
+
+int tern_value_get_int(const tern_value *v, int64_t *out)
+{
+    CHECK_TYPE(v, TERN_T_INT, out);
+    *out = v->u.i;
+    return TERN_OK;
+}
+
+int tern_value_get_double(const tern_value *v, double *out)
+{
+    CHECK_TYPE(v, TERN_T_DOUBLE, out);
+    *out = v->u.d;
+    return TERN_OK;
+}
+
+int tern_value_get_number(const tern_value *v, double *out)
+{
+    if (!v || !out)
+        return TERN_EINVAL;
+    if (v->type == TERN_T_INT) {
+        *out = (double)v->u.i;
+        return TERN_OK;
+    }
+    return tern_value_get_double(v, out);
+}
+
+int tern_value_get_text(const tern_value *v, const char **s, size_t *len)
+{
+    CHECK_TYPE(v, TERN_T_TEXT, s);
+    *s = v->u.str.data;
+    if (len)
+        *len = v->u.str.len;
+    return TERN_OK;
+}
+
+int tern_value_get_bytes(const tern_value *v, const void **data, size_t *len)
+{
+    CHECK_TYPE(v, TERN_T_BYTES, data);
+    if (!len)
+        return TERN_EINVAL;
+    *data = v->u.str.data;
+    *len = v->u.str.len;
+    return TERN_OK;
+}
+
+int tern_value_get_keyref(const tern_value *v, const char **key)
+{
+    CHECK_TYPE(v, TERN_T_KEYREF, key);
+    *key = v->u.str.data;
+    return TERN_OK;
+}
+
+/* ---- lists ------------------------------------------------------------------------- */
+
+tern_value *tern_list(size_t capacity)
+{
+    tern_value *v = value_alloc(TERN_T_LIST, 0);
+    if (!v)
+        return NULL;
+    v->u.list.items = NULL;
+    v->u.list.len = 0;
+    v->u.list.cap = 0;
+    if (capacity) {
+        if (capacity > SIZE_MAX / sizeof(tern_value *) ||
+            !(v->u.list.items = malloc(capacity * sizeof(tern_value *)))) {
+            free(v);
+            return NULL;
+        }
+        v->u.list.cap = capacity;
+    }
+    return v;
+}
+
+tern_value *tern_list_from(tern_value *const *items, size_t n)
+{
+    tern_value *list = NULL;
+    bool ok = items || n == 0;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = items[i] != NULL;
+    if (ok)
+        list = tern_list(n);
+    if (!list) {
+        for (size_t i = 0; items && i < n; i++)
+            tern_value_unref(items[i]);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        list->u.list.items[i] = items[i];
+    list->u.list.len = n;
+    return list;
+}
+
+int tern_list_append(tern_value *list, tern_value *item)
+{
+    int rc = TERN_OK;
+    if (!list || !item)
+        rc = TERN_EINVAL;
+    else if (list->type != TERN_T_LIST)
+        rc = TERN_ETYPE;
+    else if (shared(list) || item == list)
+        rc = TERN_ESHARED;
+    else if (list->u.list.len == list->u.list.cap) {
+        size_t cap = list->u.list.cap ? list->u.list.cap * 2 : 4;
+        tern_value **grown = cap <= SIZE_MAX / sizeof(*grown)
+                                 ? realloc(list->u.list.items, cap * sizeof(*grown))
+                                 : NULL;
+        if (!grown)
+            rc = TERN_ENOMEM;
+        else {
+            list->u.list.items = grown;
+            list->u.list.cap = cap;
+        }
+    }
+    if (rc != TERN_OK) {
+        tern_value_unref(item);
+        return rc;
+    }
+    list->u.list.items[list->u.list.len++] = item;
+    return TERN_OK;
+}
+
+size_t tern_list_len(const tern_value *list)
+{
+    return list && list->type == TERN_T_LIST ? list->u.list.len : 0;
+}
+
+int tern_list_get(const tern_value *list, size_t i, const tern_value **item)
+{
+    CHECK_TYPE(list, TERN_T_LIST, item);
+    if (i >= list->u.list.len)
+        return TERN_ERANGE;
+    *item = list->u.list.items[i];
+    return TERN_OK;
+}
+
+/* ---- maps -------------------------------------------------------------------------- */
+
+tern_value *tern_map(void)
+{
+    tern_value *v = value_alloc(TERN_T_MAP, 0);
+    if (v) {
+        v->u.map.entries = NULL;
+        v->u.map.len = 0;
+        v->u.map.cap = 0;
+    }
+    return v;
+}
+
+int terni_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen != blen)
+        return alen < blen ? -1 : 1;
+    return memcmp(a, b, alen);
+}
+
+/* Index of key, or of where it would go (with *found false). */
+static size_t map_find(const tern_value *map, const char *key, size_t key_len, bool *found)
+{
+    size_t lo = 0, hi = map->u.map.len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const terni_map_entry *e = &map->u.map.entries[mid];
+        int c = terni_key_cmp(e->key, e->key_len, key, key_len);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+static int map_grow(tern_value *map)
+{
+    if (map->u.map.len < map->u.map.cap)
+        return TERN_OK;
+    size_t cap = map->u.map.cap ? map->u.map.cap * 2 : 4;
+    if (cap > SIZE_MAX / sizeof(terni_map_entry))
+        return TERN_ENOMEM;
+    terni_map_entry *grown = realloc(map->u.map.entries, cap * sizeof(*grown));
+    if (!grown)
+        return TERN_ENOMEM;
+    map->u.map.entries = grown;
+    map->u.map.cap = cap;
+    return TERN_OK;
+}
+
+static int map_insert_at(tern_value *map, size_t at, const char *key, size_t key_len,
+                         tern_value *val)
+{
+    char *k = key_len < SIZE_MAX ? malloc(key_len + 1) : NULL;
+    if (!k || map_grow(map) != TERN_OK) {
+        free(k);
+        tern_value_unref(val);
+        return TERN_ENOMEM;
+    }
+    memcpy(k, key, key_len);
+    k[key_len] = '\0';
+    terni_map_entry *e = map->u.map.entries;
+    memmove(&e[at + 1], &e[at], (map->u.map.len - at) * sizeof(*e));
+    e[at] = (terni_map_entry){ .key = k, .key_len = key_len, .val = val };
+    map->u.map.len++;
+    return TERN_OK;
+}
+
+int tern_map_set_n(tern_value *map, const char *key, size_t key_len, tern_value *val)
+{
+    int rc = TERN_OK;
+    if (!map || !key || !val)
+        rc = TERN_EINVAL;
+    else if (map->type != TERN_T_MAP)
+        rc = TERN_ETYPE;
+    else if (shared(map) || val == map)
+        rc = TERN_ESHARED;
+    else if (!terni_utf8_valid(key, key_len))
+        rc = TERN_EINVAL;
+    if (rc != TERN_OK) {
+        tern_value_unref(val);
+        return rc;
+    }
+    bool found;
+    size_t at = map_find(map, key, key_len, &found);
+    if (found) {
+        tern_value_unref(map->u.map.entries[at].val);
+        map->u.map.entries[at].val = val;
+        return TERN_OK;
+    }
+    return map_insert_at(map, at, key, key_len, val);
+}
+
+int tern_map_set(tern_value *map, const char *key, tern_value *val)
+{
+    if (!key) {
+        tern_value_unref(val);
+        return TERN_EINVAL;
+    }
+    return tern_map_set_n(map, key, strlen(key), val);
+}
+
+int terni_map_add_unique(tern_value *map, const char *key, size_t key_len, tern_value *val)
+{
+    size_t len = map->u.map.len;
+    if (len == 0 || terni_key_cmp(map->u.map.entries[len - 1].key,
+                                  map->u.map.entries[len - 1].key_len, key, key_len) < 0)
+        return map_insert_at(map, len, key, key_len, val);
+    bool found;
+    size_t at = map_find(map, key, key_len, &found);
+    if (found) {
+        tern_value_unref(val);
+        return TERN_EINVAL;
+    }
+    return map_insert_at(map, at, key, key_len, val);
+}
+
+int tern_map_get(const tern_value *map, const char *key, const tern_value **val)
+{
+    CHECK_TYPE(map, TERN_T_MAP, val);
+    if (!key)
+        return TERN_EINVAL;
+    bool found;
+    size_t at = map_find(map, key, strlen(key), &found);
+    if (!found)
+        return TERN_ENOTFOUND;
+    *val = map->u.map.entries[at].val;
+    return TERN_OK;
+}
+
+size_t tern_map_len(const tern_value *map)
+{
+    return map && map->type == TERN_T_MAP ? map->u.map.len : 0;
+}
+
+int tern_map_entry(const tern_value *map, size_t i, const char **key, const tern_value **val)
+{
+    if (!map)
+        return TERN_EINVAL;
+    if (map->type != TERN_T_MAP)
+        return TERN_ETYPE;
+    if (i >= map->u.map.len)
+        return TERN_ERANGE;
+    if (key)
+        *key = map->u.map.entries[i].key;
+    if (val)
+        *val = map->u.map.entries[i].val;
+    return TERN_OK;
+}
+
+/* ---- arrays ------------------------------------------------------------------------ */
+
+/* Element count for a shape, or false on bad ndim or overflow of n * element size. */
+static bool shape_count(size_t ndim, const size_t *shape, size_t *n)
+{
+    if (ndim < 1 || ndim > TERN_MAX_DIMS || !shape)
+        return false;
+    size_t count = 1;
+    for (size_t d = 0; d < ndim; d++) {
+        if (shape[d] && count > SIZE_MAX / TERNI_ELEM_SIZE / shape[d])
+            return false;
+        count *= shape[d];
+    }
+    *n = count;
+    return true;
+}
+
+static tern_value *array_header(tern_type type, size_t ndim, const size_t *shape, size_t n)
+{
+    tern_value *v = value_alloc(type, 0);
+    if (!v)
+        return NULL;
+    v->u.arr.data = NULL;
+    v->u.arr.n = n;
+    v->u.arr.borrow = NULL;
+    v->u.arr.ndim = (uint8_t)ndim;
+    memset(v->u.arr.shape, 0, sizeof(v->u.arr.shape));
+    memcpy(v->u.arr.shape, shape, ndim * sizeof(size_t));
+    return v;
+}
+
+tern_value *terni_array_alloc(tern_type type, size_t ndim, const size_t *shape, void **data)
+{
+    size_t n;
+    if (!shape_count(ndim, shape, &n))
+        return NULL;
+    tern_value *v = array_header(type, ndim, shape, n);
+    if (!v)
+        return NULL;
+    /* aligned_alloc needs a size that is a multiple of the alignment. */
+    size_t bytes = n * TERNI_ELEM_SIZE;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded < bytes || !(v->u.arr.data = aligned_alloc(64, rounded ? rounded : 64))) {
+        free(v);
+        return NULL;
+    }
+    *data = v->u.arr.data;
+    return v;
+}
+
+tern_value *terni_array_borrowed(tern_type type, size_t ndim, const size_t *shape, size_t n,
+                                 void *data, terni_borrow *borrow)
+{
+    tern_value *v = array_header(type, ndim, shape, n);
+    if (!v)
+        return NULL;
+    v->u.arr.data = data;
+    v->u.arr.borrow = borrow;
+    atomic_fetch_add_explicit(&borrow->refs, 1, memory_order_relaxed);
+    return v;
+}
+
+static tern_value *array_copy(tern_type type, size_t ndim, const size_t *shape, const void *src)
+{
+    void *data;
+    tern_value *v = terni_array_alloc(type, ndim, shape, &data);
+    if (!v)
+        return NULL;
+    size_t bytes = v->u.arr.n * TERNI_ELEM_SIZE;
+    if (src)
+        memcpy(data, src, bytes);
+    else
+        memset(data, 0, bytes);
+    return v;
+}
+
+tern_value *tern_f64_array(const double *data, size_t n)
+{
+    return array_copy(TERN_T_F64_ARRAY, 1, &n, data);
+}
+
+tern_value *tern_i64_array(const int64_t *data, size_t n)
+{
+    return array_copy(TERN_T_I64_ARRAY, 1, &n, data);
+}
+
+tern_value *tern_f64_array_shaped(size_t ndim, const size_t *shape, const double *data)
+{
+    return array_copy(TERN_T_F64_ARRAY, ndim, shape, data);
+}
+
+tern_value *tern_i64_array_shaped(size_t ndim, const size_t *shape, const int64_t *data)
+{
+    return array_copy(TERN_T_I64_ARRAY, ndim, shape, data);
+}
+
+tern_value *tern_f64_array_new(size_t n, double **data)
+{
+    return data ? terni_array_alloc(TERN_T_F64_ARRAY, 1, &n, (void **)data) : NULL;
+}
+
+tern_value *tern_i64_array_new(size_t n, int64_t **data)
+{
+    return data ? terni_array_alloc(TERN_T_I64_ARRAY, 1, &n, (void **)data) : NULL;
+}
+
+tern_value *tern_f64_array_new_shaped(size_t ndim, const size_t *shape, double **data)
+{
+    return data ? terni_array_alloc(TERN_T_F64_ARRAY, ndim, shape, (void **)data) : NULL;
+}
+
+tern_value *tern_i64_array_new_shaped(size_t ndim, const size_t *shape, int64_t **data)
+{
+    return data ? terni_array_alloc(TERN_T_I64_ARRAY, ndim, shape, (void **)data) : NULL;
+}
+
+int tern_value_get_f64_array(const tern_value *v, const double **data, size_t *n)
+{
+    CHECK_TYPE(v, TERN_T_F64_ARRAY, data);
+    if (!n)
+        return TERN_EINVAL;
+    *data = v->u.arr.data;
+    *n = v->u.arr.n;
+    return TERN_OK;
+}
+
+int tern_value_get_i64_array(const tern_value *v, const int64_t **data, size_t *n)
+{
+    CHECK_TYPE(v, TERN_T_I64_ARRAY, data);
+    if (!n)
+        return TERN_EINVAL;
+    *data = v->u.arr.data;
+    *n = v->u.arr.n;
+    return TERN_OK;
+}
+
+int tern_value_f64_data_mut(tern_value *v, double **data, size_t *n)
+{
+    CHECK_TYPE(v, TERN_T_F64_ARRAY, data);
+    if (!n)
+        return TERN_EINVAL;
+    if (shared(v) || v->u.arr.borrow)
+        return TERN_ESHARED;
+    *data = v->u.arr.data;
+    *n = v->u.arr.n;
+    return TERN_OK;
+}
+
+static bool is_array(const tern_value *v)
+{
+    return v && (v->type == TERN_T_F64_ARRAY || v->type == TERN_T_I64_ARRAY);
+}
+
+int tern_array_shape(const tern_value *v, size_t *ndim, const size_t **shape)
+{
+    if (!v || !ndim || !shape)
+        return TERN_EINVAL;
+    if (!is_array(v))
+        return TERN_ETYPE;
+    *ndim = v->u.arr.ndim;
+    *shape = v->u.arr.shape;
+    return TERN_OK;
+}
+
+size_t tern_array_len(const tern_value *v)
+{
+    return is_array(v) ? v->u.arr.n : 0;
+}
+
+bool tern_value_is_borrowed(const tern_value *v)
+{
+    return is_array(v) && v->u.arr.borrow != NULL;
+}
+
+/* ---- equality ---------------------------------------------------------------------- */
+
+static bool equal_depth(const tern_value *a, const tern_value *b, int depth)
+{
+    if (a == b)
+        return true;
+    if (!a || !b || a->type != b->type || depth > TERN_MAX_DEPTH)
+        return false;
+    switch ((tern_type)a->type) {
+    case TERN_T_NULL:
+        return true;
+    case TERN_T_BOOL:
+        return a->u.b == b->u.b;
+    case TERN_T_INT:
+        return a->u.i == b->u.i;
+    case TERN_T_DOUBLE:
+        return memcmp(&a->u.d, &b->u.d, sizeof(double)) == 0 || (isnan(a->u.d) && isnan(b->u.d));
+    case TERN_T_TEXT:
+    case TERN_T_BYTES:
+    case TERN_T_KEYREF:
+        return a->u.str.len == b->u.str.len &&
+               memcmp(a->u.str.data, b->u.str.data, a->u.str.len) == 0;
+    case TERN_T_LIST:
+        if (a->u.list.len != b->u.list.len)
+            return false;
+        for (size_t i = 0; i < a->u.list.len; i++)
+            if (!equal_depth(a->u.list.items[i], b->u.list.items[i], depth + 1))
+                return false;
+        return true;
+    case TERN_T_MAP:
+        if (a->u.map.len != b->u.map.len)
+            return false;
+        for (size_t i = 0; i < a->u.map.len; i++) {
+            const terni_map_entry *x = &a->u.map.entries[i], *y = &b->u.map.entries[i];
+            if (terni_key_cmp(x->key, x->key_len, y->key, y->key_len) != 0 ||
+                !equal_depth(x->val, y->val, depth + 1))
+                return false;
+        }
+        return true;
+    case TERN_T_F64_ARRAY:
+    case TERN_T_I64_ARRAY:
+        if (a->u.arr.ndim != b->u.arr.ndim ||
+            memcmp(a->u.arr.shape, b->u.arr.shape, a->u.arr.ndim * sizeof(size_t)) != 0)
+            return false;
+        return a->u.arr.n == 0 ||
+               memcmp(a->u.arr.data, b->u.arr.data, a->u.arr.n * TERNI_ELEM_SIZE) == 0;
+    }
+    return false;
+}
+
+bool tern_value_equal(const tern_value *a, const tern_value *b)
+{
+    return equal_depth(a, b, 0);
+}

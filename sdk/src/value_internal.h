@@ -1,0 +1,76 @@
+/* Internal layout of tern_value, shared by value.c, codec.c and print.c. Not installed. */
+#ifndef TERNI_VALUE_INTERNAL_H
+#define TERNI_VALUE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tern/value.h>
+
+/* Keeps a decode buffer alive while arrays borrow from it (see tern_decode_borrow). */
+typedef struct terni_borrow {
+    atomic_size_t refs;
+    void (*release)(void *arg);
+    void *arg;
+} terni_borrow;
+
+typedef struct terni_map_entry {
+    char *key; /* NUL-terminated, owned */
+    size_t key_len;
+    tern_value *val;
+} terni_map_entry;
+
+struct tern_value {
+    atomic_uint refs;
+    uint8_t type; /* tern_type */
+    union {
+        bool b;
+        int64_t i;
+        double d;
+        struct { /* text, bytes, keyref: bytes follow the struct, NUL-terminated */
+            char *data;
+            size_t len;
+        } str;
+        struct {
+            tern_value **items;
+            size_t len, cap;
+        } list;
+        struct { /* entries sorted by (key_len, key bytes): CBOR deterministic order */
+            terni_map_entry *entries;
+            size_t len, cap;
+        } map;
+        struct {
+            void *data;           /* aligned for the element type */
+            size_t n;             /* element count = product of shape */
+            terni_borrow *borrow; /* non-NULL: data lives in a decode buffer */
+            uint8_t ndim;
+            size_t shape[TERN_MAX_DIMS];
+        } arr;
+    } u;
+};
+
+/* Element size of an array type (8 for both kinds today). */
+#define TERNI_ELEM_SIZE 8
+
+/* True if s[0, len) is valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
+bool terni_utf8_valid(const char *s, size_t len);
+
+/* Bytewise deterministic key order: shorter first, then memcmp. */
+int terni_key_cmp(const char *a, size_t alen, const char *b, size_t blen);
+
+/* A new array value of `type` whose data points into a borrowed buffer (no copy). Takes one
+ * reference on `borrow`. NULL if out of memory. */
+tern_value *terni_array_borrowed(tern_type type, size_t ndim, const size_t *shape, size_t n,
+                                 void *data, terni_borrow *borrow);
+/* A new array of `type` with uninitialised aligned data. */
+tern_value *terni_array_alloc(tern_type type, size_t ndim, const size_t *shape, void **data);
+
+/* Adds a new key to a map (the decoder's insert): O(1) when the key sorts after every existing
+ * key, as in canonical input. Steals val. TERN_EINVAL if the key is already present. */
+int terni_map_add_unique(tern_value *map, const char *key, size_t key_len, tern_value *val);
+
+void terni_borrow_unref(terni_borrow *b);
+
+#endif
