@@ -22,6 +22,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -190,25 +191,64 @@ static bool is_plugin_name(const char *s)
     return n >= 1 && n <= MAX_NAME;
 }
 
-/* An ELF shared object for this machine's class? (dlopen's own message is vaguer.) */
+#if defined(__x86_64__)
+#define HOST_MACHINE EM_X86_64
+#elif defined(__aarch64__)
+#define HOST_MACHINE EM_AARCH64
+#else
+#define HOST_MACHINE EM_NONE /* unknown: leave the machine check to dlopen */
+#endif
+
+/* Is this an ELF shared object for this machine whose headers and loadable segments lie
+ * inside the file? glibc's dlopen maps segments past the end of a truncated file and dies
+ * of SIGBUS while zeroing them, so a truncated upload must be caught here, not there. */
 static int check_elf(const void *bytes, size_t len, char *err, size_t errlen)
 {
     const unsigned char *b = bytes;
-    if (len < sizeof(Elf64_Ehdr) || memcmp(b, ELFMAG, SELFMAG) != 0)
+    if (len < sizeof(ElfW(Ehdr)) || memcmp(b, ELFMAG, SELFMAG) != 0)
         return seterr(err, errlen, TERN_ENOTPLUGIN,
                       "not a shared object (no ELF header): upload the .so built with "
                       "-shared -fPIC against <tern/plugin.h>");
-    if (b[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32))
+    if (b[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32) || b[EI_DATA] != ELFDATA2LSB)
         return seterr(err, errlen, TERN_ENOTPLUGIN,
-                      "ELF file is for another word size than this %zu-bit worker; rebuild the "
-                      "plugin for this platform",
+                      "ELF file is for another word size or byte order than this %zu-bit "
+                      "little-endian worker; rebuild the plugin for this platform",
                       sizeof(void *) * 8);
-    Elf64_Ehdr h;
+    ElfW(Ehdr) h;
     memcpy(&h, b, sizeof(h));
     if (h.e_type != ET_DYN)
         return seterr(err, errlen, TERN_ENOTPLUGIN,
                       "ELF file is not a shared object (e_type %u): link the plugin with -shared",
                       (unsigned)h.e_type);
+    if (HOST_MACHINE != EM_NONE && h.e_machine != HOST_MACHINE)
+        return seterr(err, errlen, TERN_ENOTPLUGIN,
+                      "ELF file is for machine type %u, not this worker's (%u); rebuild the "
+                      "plugin for this platform",
+                      (unsigned)h.e_machine, (unsigned)HOST_MACHINE);
+    if (h.e_phentsize != sizeof(ElfW(Phdr)) || h.e_phnum == 0 || h.e_phoff > len ||
+        (len - h.e_phoff) / sizeof(ElfW(Phdr)) < h.e_phnum)
+        return seterr(err, errlen, TERN_ENOTPLUGIN,
+                      "ELF program headers lie outside the %zu-byte file: the plugin is "
+                      "truncated or corrupt; upload it again",
+                      len);
+    /* Linkers write the section header table last: if it is cut off, so was the upload. */
+    if (h.e_shnum && (h.e_shentsize != sizeof(ElfW(Shdr)) || h.e_shoff > len ||
+                      (len - h.e_shoff) / sizeof(ElfW(Shdr)) < h.e_shnum))
+        return seterr(err, errlen, TERN_ENOTPLUGIN,
+                      "ELF section headers lie outside the %zu-byte file: the plugin is "
+                      "truncated or corrupt; upload it again",
+                      len);
+    for (unsigned i = 0; i < h.e_phnum; i++) {
+        ElfW(Phdr) ph;
+        memcpy(&ph, b + h.e_phoff + i * sizeof(ph), sizeof(ph));
+        if ((ph.p_type == PT_LOAD || ph.p_type == PT_DYNAMIC) &&
+            (ph.p_offset > len || ph.p_filesz > len - ph.p_offset))
+            return seterr(err, errlen, TERN_ENOTPLUGIN,
+                          "ELF segment %u (bytes %llu..%llu) lies outside the %zu-byte file: "
+                          "the plugin is truncated or corrupt; upload it again",
+                          i, (unsigned long long)ph.p_offset,
+                          (unsigned long long)ph.p_offset + (unsigned long long)ph.p_filesz, len);
+    }
     return TERN_OK;
 }
 

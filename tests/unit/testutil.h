@@ -1,0 +1,64 @@
+/* Helpers shared by the unit tests: scratch directories and calling plugin tasks. */
+#ifndef TERN_TESTUTIL_H
+#define TERN_TESTUTIL_H
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "loader.h"
+#include "task_ctx.h"
+
+static inline int testutil_rm_entry(const char *path, const struct stat *st, int flag,
+                                    struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* A fresh directory under $TMPDIR (or /tmp); caller frees and removes it with rm_tree. */
+static inline char *make_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *path = malloc(4096);
+    snprintf(path, 4096, "%s/tern-test-XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(path)) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+static inline void rm_tree(char *path)
+{
+    if (path)
+        nftw(path, testutil_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(path);
+}
+
+/* Path of a built plugin: TERN_TEST_PLUGIN_DIR/<name>.so (static buffer per call site). */
+#define PLUGIN_PATH(name) (TERN_TEST_PLUGIN_DIR "/" name ".so")
+
+/* Calls plugin:symbol through the loader with the items of `args` (a list, stolen). Returns
+ * the task's code; *out gets the result (or NULL) and msg the failure message. */
+static inline int call_task(terni_loader *l, const char *qualified, tern_value *args,
+                            tern_value **out, char *msg, size_t msglen)
+{
+    tern_task_fn fn;
+    const terni_plugin *p;
+    *out = NULL;
+    int rc = terni_loader_resolve(l, qualified, &p, &fn, msg, msglen);
+    if (rc == TERN_OK) {
+        size_t n = tern_list_len(args);
+        const tern_value *items[16];
+        for (size_t i = 0; i < n && i < 16; i++)
+            tern_list_get(args, i, &items[i]);
+        rc = terni_task_call(fn, strchr(qualified, ':') + 1, "", items, n, out, msg, msglen);
+    }
+    tern_value_unref(args);
+    return rc;
+}
+
+#endif
