@@ -1,0 +1,61 @@
+# tern — a thin layer over CMake. The two commands of the Quick start:
+#   make demo   install missing Debian packages, build, run the tree reduction
+#   make test   install missing Debian packages, build, run every test
+# Also: make build | asan (address+undefined suite) | tsan | fuzz [FUZZ_SECONDS=60] | format
+#       | clean
+BUILD        ?= build
+ASAN_BUILD   ?= build-asan
+TSAN_BUILD   ?= build-tsan
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+CMAKE_FLAGS  ?=
+
+.PHONY: all deps deps-clang build demo test asan tsan fuzz format format-check clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+deps-clang:
+	@scripts/deps.sh clang libclang-rt-14-dev
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD)
+
+demo: build
+	$(BUILD)/bin/tree_reduce
+
+test: build
+	@scripts/run-tests.sh $(BUILD)
+
+asan: deps deps-clang
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_C_COMPILER=clang \
+	      -DCMAKE_BUILD_TYPE=Debug -DTERN_SANITIZE=address,undefined $(CMAKE_FLAGS)
+	cmake --build $(ASAN_BUILD)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  scripts/run-tests.sh $(ASAN_BUILD)
+
+tsan: deps deps-clang
+	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_C_COMPILER=clang \
+	      -DCMAKE_BUILD_TYPE=Debug -DTERN_SANITIZE=thread $(CMAKE_FLAGS)
+	cmake --build $(TSAN_BUILD)
+	@scripts/run-tests.sh $(TSAN_BUILD)
+
+fuzz: deps deps-clang
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_C_COMPILER=clang -DTERN_FUZZ=ON \
+	      -DTERN_TESTS=OFF $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_BUILD)
+	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,84 @@
+/* tern-plugin-info: load a plugin the way a worker does and describe it, or explain why it
+ * cannot be loaded. Optionally call one task with integer/float/text arguments.
+ *
+ *     tern-plugin-info PLUGIN.so [SYMBOL [ARG...]]
+ *
+ * Arguments parse as int, then double, else text. Exit status: 0 on success, 1 when the
+ * plugin or the task fails (the message says why), 2 on a usage error. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "loader.h"
+#include "task_ctx.h"
+
+static tern_value *parse_arg(const char *s)
+{
+    char *end;
+    long long i = strtoll(s, &end, 10);
+    if (*s && *end == '\0')
+        return tern_int(i);
+    double d = strtod(s, &end);
+    if (*s && *end == '\0')
+        return tern_double(d);
+    return tern_text(s);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help")) {
+        fprintf(stderr, "usage: tern-plugin-info PLUGIN.so [SYMBOL [ARG...]]\n");
+        return 2;
+    }
+    char dir[] = "/tmp/tern-plugin-info-XXXXXX", msg[1024];
+    if (!mkdtemp(dir)) {
+        perror("tern-plugin-info: mkdtemp");
+        return 1;
+    }
+    terni_loader *l = NULL;
+    const terni_plugin *p = NULL;
+    int rc = terni_loader_open(dir, &l, msg, sizeof(msg));
+    if (rc == TERN_OK)
+        rc = terni_loader_load_file(l, argv[1], &p, msg, sizeof(msg));
+    if (rc == TERN_OK) {
+        printf("plugin  %s %s\nid      %s\ntasks  ", terni_plugin_name(p), terni_plugin_version(p),
+               terni_plugin_id(p));
+        for (size_t i = 0; i < terni_plugin_task_count(p); i++)
+            printf(" %s", terni_plugin_task_name(p, i));
+        printf("\n");
+    } else {
+        fprintf(stderr, "tern-plugin-info: %s: %s\n", tern_strerror_name(rc), msg);
+    }
+    if (rc == TERN_OK && argc > 2) {
+        tern_task_fn fn;
+        rc = terni_plugin_resolve(p, argv[2], &fn, msg, sizeof(msg));
+        size_t nargs = (size_t)argc - 3;
+        tern_value **args = calloc(nargs ? nargs : 1, sizeof(*args));
+        for (size_t i = 0; i < nargs; i++)
+            args[i] = parse_arg(argv[3 + i]);
+        tern_value *out = NULL;
+        if (rc == TERN_OK)
+            rc = terni_task_call(fn, argv[2], "", (const tern_value *const *)args, nargs, &out, msg,
+                                 sizeof(msg));
+        if (rc == TERN_OK) {
+            char *s = tern_value_to_string(out, 0);
+            printf("result  %s\n", s ? s : "(out of memory)");
+            free(s);
+        } else {
+            fprintf(stderr, "tern-plugin-info: %s: %s\n", tern_strerror_name(rc), msg);
+        }
+        tern_value_unref(out);
+        for (size_t i = 0; i < nargs; i++)
+            tern_value_unref(args[i]);
+        free(args);
+    }
+    terni_loader_close(l);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/plugins", dir);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "tern-plugin-info: could not remove %s\n", dir);
+    return rc == TERN_OK ? 0 : 1;
+}
