@@ -18,7 +18,10 @@
  *  byte-string callback (so an aligned payload can be borrowed, not copied) and the key-ref
  *  tag in the text callback; any other use of a pending tag is an error.
  *  Claimed lengths never drive allocation beyond what the remaining input can hold: a list
- *  is preallocated for at most one item per remaining byte.
+ *  claiming more items than bytes remain is rejected, and at most LIST_PREALLOC items are
+ *  preallocated (nested lists each claiming every remaining byte would otherwise reserve
+ *  8 bytes per input byte at every level, 512 x len at depth 64); longer lists grow as
+ *  their items arrive.
  */
 #include <tern/codec.h>
 
@@ -312,6 +315,9 @@ int tern_encode(const tern_value *v, uint8_t **buf, size_t *len)
 
 /* ---- decoding ---------------------------------------------------------------------- */
 
+/* Most list items preallocated on a list head (see the note at the top). */
+#define LIST_PREALLOC 512
+
 enum frame_kind { F_LIST, F_MAP, F_ND };
 enum nd_state { ND_EXPECT_DIMS, ND_IN_DIMS, ND_EXPECT_DATA };
 
@@ -331,6 +337,7 @@ typedef struct decoder {
     size_t len, pos; /* pos: offset of the head being decoded */
     frame stack[TERN_MAX_DEPTH + 1];
     size_t depth, max_depth;
+    size_t items, max_items; /* items decoded so far, and the cap */
     bool has_tag;
     uint64_t tag;
     tern_value *result;
@@ -666,7 +673,7 @@ static void cb_array_start(void *c, size_t size)
         fail(d, TERN_ETRUNCATED, "list claims %zu items but only %zu bytes remain", size, room);
         return;
     }
-    tern_value *list = tern_list(size);
+    tern_value *list = tern_list(size < LIST_PREALLOC ? size : LIST_PREALLOC);
     if (!list) {
         fail(d, TERN_ENOMEM, "out of memory");
         return;
@@ -830,6 +837,7 @@ static int decode(const void *buf, size_t len, const tern_decode_opts *opts, ter
     d.max_depth = opts && opts->max_depth && opts->max_depth < TERN_MAX_DEPTH ? opts->max_depth
                                                                               : TERN_MAX_DEPTH;
     size_t max_len = opts && opts->max_len ? opts->max_len : (size_t)1 << 30;
+    d.max_items = opts && opts->max_items ? opts->max_items : (size_t)1 << 24;
     if (errbuf && errlen)
         errbuf[0] = '\0';
 
@@ -844,6 +852,11 @@ static int decode(const void *buf, size_t len, const tern_decode_opts *opts, ter
         fail(&d, TERN_ETRUNCATED, "empty input");
 
     while (!d.err && !d.result && d.pos < len) {
+        if (++d.items > d.max_items) {
+            fail(&d, TERN_ETOOBIG, "more than %zu items; raise tern_decode_opts.max_items",
+                 d.max_items);
+            break;
+        }
         struct cbor_decoder_result r =
             cbor_stream_decode(d.buf + d.pos, len - d.pos, &callbacks, &d);
         if (d.err)

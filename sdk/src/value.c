@@ -14,6 +14,8 @@
  */
 #include "value_internal.h"
 
+#include <tern/codec.h> /* tern_value_is_borrowed is declared there */
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

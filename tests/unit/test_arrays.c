@@ -3,6 +3,7 @@
 
 #include <math.h>
 
+#include "leakcheck.h"
 #include "testutil.h"
 
 static char *workdir;
@@ -76,7 +77,7 @@ static tern_value *rand_array(size_t n, int64_t seed)
     return run("random", tern_list_of(tern_int((int64_t)n), tern_int(seed)));
 }
 
-Test(arrays, random_is_deterministic_per_seed_and_uniform)
+LTest(arrays, random_is_deterministic_per_seed_and_uniform)
 {
     tern_value *a = rand_array(1000000, 7), *b = rand_array(1000000, 7),
                *c = rand_array(1000000, 8);
@@ -99,7 +100,7 @@ Test(arrays, random_is_deterministic_per_seed_and_uniform)
     tern_value_unref(c);
 }
 
-Test(arrays, random_without_seed_differs_each_call)
+LTest(arrays, random_without_seed_differs_each_call)
 {
     tern_value *a = run("random", tern_list_of(tern_int(64)));
     tern_value *b = run("random", tern_list_of(tern_int(64)));
@@ -108,7 +109,7 @@ Test(arrays, random_without_seed_differs_each_call)
     tern_value_unref(b);
 }
 
-Test(arrays, zeros_ones_with_lengths_and_shapes)
+LTest(arrays, zeros_ones_with_lengths_and_shapes)
 {
     tern_value *z = run("zeros", tern_list_of(tern_int(5)));
     tern_value *o = run("ones", tern_list_of(tern_list_of(tern_int(2), tern_int(3))));
@@ -132,7 +133,7 @@ Test(arrays, zeros_ones_with_lengths_and_shapes)
     run_fails("ones", tern_list_of(tern_text("3")), TERN_EINVAL, "argument 0");
 }
 
-Test(arrays, arange_forms)
+LTest(arrays, arange_forms)
 {
     tern_value *a = run("arange", tern_list_of(tern_int(4)));
     tern_value *b = run("arange", tern_list_of(tern_double(1), tern_double(2), tern_double(0.25)));
@@ -156,7 +157,7 @@ Test(arrays, arange_forms)
               "step non-zero");
 }
 
-Test(arrays, elementwise_kernels_match_loops)
+LTest(arrays, elementwise_kernels_match_loops)
 {
     const size_t n = 100003; /* odd, to catch unrolled tails */
     tern_value *va = rand_array(n, 1), *vb = rand_array(n, 2);
@@ -182,7 +183,7 @@ Test(arrays, elementwise_kernels_match_loops)
         tern_value_unref(vals[i]);
 }
 
-Test(arrays, reductions_match_loops)
+LTest(arrays, reductions_match_loops)
 {
     const size_t n = 250001;
     tern_value *va = rand_array(n, 3), *vb = rand_array(n, 4);
@@ -211,7 +212,7 @@ Test(arrays, reductions_match_loops)
     tern_value_unref(vb);
 }
 
-Test(arrays, matmul_matches_triple_loop)
+LTest(arrays, matmul_matches_triple_loop)
 {
     const size_t m = 37, k = 23, n = 41;
     size_t sa[2] = { m, k }, sb[2] = { k, n };
@@ -242,7 +243,7 @@ Test(arrays, matmul_matches_triple_loop)
     tern_value_unref(vb);
 }
 
-Test(arrays, shaped_add_keeps_the_shape)
+LTest(arrays, shaped_add_keeps_the_shape)
 {
     size_t s[3] = { 2, 3, 4 };
     tern_value *a = tern_f64_array_shaped(3, s, NULL);
@@ -256,7 +257,7 @@ Test(arrays, shaped_add_keeps_the_shape)
     tern_value_unref(c);
 }
 
-Test(arrays, shape_and_type_errors_are_clear)
+LTest(arrays, shape_and_type_errors_are_clear)
 {
     run_fails("add", tern_list_of(tern_f64_array(NULL, 3), tern_f64_array(NULL, 4)), TERN_ESHAPE,
               "shapes (3,) and (4,) do not match");
@@ -279,7 +280,7 @@ Test(arrays, shape_and_type_errors_are_clear)
     run_fails("random", tern_list_of(tern_int(3), tern_text("seed")), TERN_ETYPE, "seed");
 }
 
-Test(arrays, seed_tree_reduction_matches_a_direct_sum)
+LTest(arrays, seed_tree_reduction_matches_a_direct_sum)
 {
     /* The showcase: 16 random arrays, neighbours added pairwise until one is left. */
     enum { N = 16, LEN = 100000 };

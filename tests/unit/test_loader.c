@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <sys/stat.h>
 
+#include "leakcheck.h"
 #include "testutil.h"
 
 static char *workdir;
@@ -46,7 +47,7 @@ static const terni_plugin *load(const char *name)
 
 TestSuite(loader, .init = setup, .fini = teardown, .timeout = 30);
 
-Test(loader, good_plugin_is_stored_content_addressed)
+LTest(loader, good_plugin_is_stored_content_addressed)
 {
     const terni_plugin *p = load(PLUGIN_PATH("testplug"));
     size_t len;
@@ -66,7 +67,7 @@ Test(loader, good_plugin_is_stored_content_addressed)
     cr_assert_eq((size_t)st.st_size, len);
 }
 
-Test(loader, lists_exactly_the_declared_tasks)
+LTest(loader, lists_exactly_the_declared_tasks)
 {
     const terni_plugin *p = load(PLUGIN_PATH("testplug"));
     const char *want[] = { "echo", "inc", "version", "fail", "forgetful" };
@@ -80,7 +81,7 @@ Test(loader, lists_exactly_the_declared_tasks)
     cr_assert_null(terni_plugin_task_name(p, 5));
 }
 
-Test(loader, resolves_and_calls_a_task)
+LTest(loader, resolves_and_calls_a_task)
 {
     load(PLUGIN_PATH("testplug"));
     tern_value *out;
@@ -92,7 +93,7 @@ Test(loader, resolves_and_calls_a_task)
     tern_value_unref(out);
 }
 
-Test(loader, unknown_symbol_lists_the_tasks)
+LTest(loader, unknown_symbol_lists_the_tasks)
 {
     const terni_plugin *p = load(PLUGIN_PATH("testplug"));
     tern_task_fn fn;
@@ -101,7 +102,7 @@ Test(loader, unknown_symbol_lists_the_tasks)
     cr_assert(strstr(err, "echo") && strstr(err, "inc"), "%s", err);
 }
 
-Test(loader, exported_but_undeclared_symbols_are_refused)
+LTest(loader, exported_but_undeclared_symbols_are_refused)
 {
     const terni_plugin *p = load(PLUGIN_PATH("testplug"));
     tern_task_fn fn = NULL;
@@ -111,7 +112,7 @@ Test(loader, exported_but_undeclared_symbols_are_refused)
     cr_assert_null(fn);
 }
 
-Test(loader, symbol_names_must_be_identifiers)
+LTest(loader, symbol_names_must_be_identifiers)
 {
     const terni_plugin *p = load(PLUGIN_PATH("testplug"));
     tern_task_fn fn;
@@ -121,7 +122,7 @@ Test(loader, symbol_names_must_be_identifiers)
                      "symbol %s", bad[i] ? bad[i] : "(null)");
 }
 
-Test(loader, qualified_names)
+LTest(loader, qualified_names)
 {
     load(PLUGIN_PATH("testplug"));
     tern_task_fn fn;
@@ -135,7 +136,7 @@ Test(loader, qualified_names)
                  TERN_OK);
 }
 
-Test(loader, wrong_abi_is_refused_with_advice)
+LTest(loader, wrong_abi_is_refused_with_advice)
 {
     const terni_plugin *p = NULL;
     int rc = terni_loader_load_file(loader, PLUGIN_PATH("wrong_abi"), &p, err, sizeof(err));
@@ -146,7 +147,7 @@ Test(loader, wrong_abi_is_refused_with_advice)
     cr_assert(strstr(err, want) && strstr(err, "rebuild"), "%s", err);
 }
 
-Test(loader, shared_object_without_descriptor_is_not_a_plugin)
+LTest(loader, shared_object_without_descriptor_is_not_a_plugin)
 {
     const terni_plugin *p;
     cr_assert_eq(terni_loader_load_file(loader, PLUGIN_PATH("no_descriptor"), &p, err, sizeof(err)),
@@ -157,7 +158,7 @@ Test(loader, shared_object_without_descriptor_is_not_a_plugin)
     cr_assert(strstr(err, "bad magic"), "%s", err);
 }
 
-Test(loader, garbage_and_empty_input)
+LTest(loader, garbage_and_empty_input)
 {
     const terni_plugin *p;
     const char text[] = "#!/bin/sh\necho this is not a plugin\n";
@@ -175,7 +176,7 @@ Test(loader, garbage_and_empty_input)
                  TERN_ENOTFOUND);
 }
 
-Test(loader, every_truncation_of_a_plugin_is_refused_without_crashing)
+LTest(loader, every_truncation_of_a_plugin_is_refused_without_crashing)
 {
     /* glibc's dlopen dies of SIGBUS on a truncated object; the loader must catch it first. */
     size_t len;
@@ -192,7 +193,7 @@ Test(loader, every_truncation_of_a_plugin_is_refused_without_crashing)
     free(bytes);
 }
 
-Test(loader, dlopen_failure_carries_dlerror_text)
+LTest(loader, dlopen_failure_carries_dlerror_text)
 {
     /* A structurally sound object that needs a library the worker lacks. */
     const terni_plugin *p;
@@ -201,7 +202,7 @@ Test(loader, dlopen_failure_carries_dlerror_text)
     cr_assert(strstr(err, "libtern_no_such_library.so"), "dlerror text missing: %s", err);
 }
 
-Test(loader, same_bytes_twice_is_one_plugin_and_one_file)
+LTest(loader, same_bytes_twice_is_one_plugin_and_one_file)
 {
     const terni_plugin *a = load(PLUGIN_PATH("testplug"));
     struct stat st1, st2;
@@ -213,7 +214,7 @@ Test(loader, same_bytes_twice_is_one_plugin_and_one_file)
     cr_assert_eq(st1.st_mtime, st2.st_mtime);
 }
 
-Test(loader, second_loader_reuses_a_verified_file)
+LTest(loader, second_loader_reuses_a_verified_file)
 {
     const terni_plugin *a = load(PLUGIN_PATH("testplug"));
     struct stat st1, st2;
@@ -228,7 +229,7 @@ Test(loader, second_loader_reuses_a_verified_file)
     terni_loader_close(other);
 }
 
-Test(loader, corrupt_file_under_the_id_is_replaced_not_trusted)
+LTest(loader, corrupt_file_under_the_id_is_replaced_not_trusted)
 {
     size_t len;
     unsigned char *bytes = slurp(PLUGIN_PATH("testplug"), &len);
@@ -252,7 +253,7 @@ Test(loader, corrupt_file_under_the_id_is_replaced_not_trusted)
     cr_assert_eq((size_t)st.st_size, len);
 }
 
-Test(loader, newest_version_wins_old_one_keeps_working)
+LTest(loader, newest_version_wins_old_one_keeps_working)
 {
     const terni_plugin *v1 = load(PLUGIN_PATH("testplug"));
     const terni_plugin *v2 = load(PLUGIN_PATH("testplug_v2"));
@@ -275,7 +276,7 @@ Test(loader, newest_version_wins_old_one_keeps_working)
     tern_value_unref(out);
 }
 
-Test(loader, task_failures_carry_messages)
+LTest(loader, task_failures_carry_messages)
 {
     load(PLUGIN_PATH("testplug"));
     tern_value *out;
@@ -291,7 +292,7 @@ Test(loader, task_failures_carry_messages)
         TERN_ETYPE);
 }
 
-Test(loader, task_tables_of_two_plugins_stay_apart)
+LTest(loader, task_tables_of_two_plugins_stay_apart)
 {
     const terni_plugin *a = load(PLUGIN_PATH("testplug"));
     const terni_plugin *b = load(PLUGIN_PATH("arrays"));
@@ -302,7 +303,7 @@ Test(loader, task_tables_of_two_plugins_stay_apart)
     cr_assert_eq(terni_plugin_resolve(b, "inc", &fn, err, sizeof(err)), TERN_ENOTFOUND);
 }
 
-Test(loader, unusable_workdir_is_an_io_error)
+LTest(loader, unusable_workdir_is_an_io_error)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/file", workdir);
@@ -330,7 +331,7 @@ static void *race_load(void *arg)
     return NULL;
 }
 
-Test(loader, concurrent_loads_of_one_plugin_agree)
+LTest(loader, concurrent_loads_of_one_plugin_agree)
 {
     size_t len;
     unsigned char *bytes = slurp(PLUGIN_PATH("testplug"), &len);

@@ -18,8 +18,10 @@
  * and a message naming the offset and the reason: truncated input, malformed heads,
  * indefinite lengths, unknown tags, non-text map keys, duplicate keys, invalid UTF-8,
  * integers outside int64, nesting deeper than TERN_MAX_DEPTH, lengths beyond the input.
- * It never reads outside [buf, buf + len) and never allocates more than a small multiple of
- * len, whatever lengths the input claims.
+ * It never reads outside [buf, buf + len) and never trusts a claimed length: memory grows
+ * only with items actually present. Each decoded item costs about 100 bytes, so the item
+ * count is capped too (tern_decode_opts.max_items), bounding a hostile input of many tiny
+ * items.
  */
 #ifndef TERN_CODEC_H
 #define TERN_CODEC_H
@@ -58,6 +60,7 @@ TERN_API int tern_encode(const tern_value *v, uint8_t **buf, size_t *len);
 typedef struct tern_decode_opts {
     size_t max_depth; /* default and ceiling TERN_MAX_DEPTH */
     size_t max_len;   /* largest input accepted, bytes; default 1 GiB */
+    size_t max_items; /* most items (scalars, containers, keys) accepted; default 1 << 24 */
 } tern_decode_opts;
 
 /* Decodes exactly one value filling all of buf[0, len) (trailing bytes are an error). The
