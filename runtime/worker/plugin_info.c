@@ -2,6 +2,11 @@
  * cannot be loaded. Optionally call one task with integer/float/text arguments.
  *
  *     tern-plugin-info PLUGIN.so [SYMBOL [ARG...]]
+ *     tern-plugin-info --describe PLUGIN.so
+ *
+ * --describe is the machine form the scheduler uses to check an upload without loading plugin
+ * code into itself: one line, "ok<TAB>name<TAB>version<TAB>task task ..." or
+ * "error<TAB>CODE<TAB>message" (CODE is the numeric tern_err).
  *
  * Arguments parse as int, then double, else text. Exit status: 0 on success, 1 when the
  * plugin or the task fails (the message says why), 2 on a usage error. */
@@ -25,8 +30,41 @@ static tern_value *parse_arg(const char *s)
     return tern_text(s);
 }
 
+static int describe(const char *path)
+{
+    char dir[] = "/tmp/tern-plugin-info-XXXXXX", msg[1024];
+    if (!mkdtemp(dir)) {
+        printf("error\t%d\tcannot create a scratch directory\n", TERN_EIO);
+        return 1;
+    }
+    terni_loader *l = NULL;
+    const terni_plugin *p = NULL;
+    int rc = terni_loader_open(dir, &l, msg, sizeof(msg));
+    if (rc == TERN_OK)
+        rc = terni_loader_load_file(l, path, &p, msg, sizeof(msg));
+    if (rc == TERN_OK) {
+        printf("ok\t%s\t%s\t", terni_plugin_name(p), terni_plugin_version(p));
+        for (size_t i = 0; i < terni_plugin_task_count(p); i++)
+            printf(i ? " %s" : "%s", terni_plugin_task_name(p, i));
+        printf("\n");
+    } else {
+        for (char *c = msg; *c; c++)
+            if (*c == '\t' || *c == '\n')
+                *c = ' ';
+        printf("error\t%d\t%s\n", rc, msg);
+    }
+    terni_loader_close(l);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "tern-plugin-info: could not remove %s\n", dir);
+    return rc == TERN_OK ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--describe"))
+        return describe(argv[2]);
     if (argc < 2 || !strcmp(argv[1], "--help")) {
         fprintf(stderr, "usage: tern-plugin-info PLUGIN.so [SYMBOL [ARG...]]\n");
         return 2;
@@ -74,8 +112,6 @@ int main(int argc, char **argv)
         free(args);
     }
     terni_loader_close(l);
-    char path[128];
-    snprintf(path, sizeof(path), "%s/plugins", dir);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0)

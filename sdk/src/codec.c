@@ -673,7 +673,7 @@ static void cb_array_start(void *c, size_t size)
         fail(d, TERN_ETRUNCATED, "list claims %zu items but only %zu bytes remain", size, room);
         return;
     }
-    tern_value *list = tern_list(size < LIST_PREALLOC ? size : LIST_PREALLOC);
+    tern_value *list = tern_list_new(size < LIST_PREALLOC ? size : LIST_PREALLOC);
     if (!list) {
         fail(d, TERN_ENOMEM, "out of memory");
         return;
@@ -700,7 +700,7 @@ static void cb_map_start(void *c, size_t size)
         fail(d, TERN_ETRUNCATED, "map claims %zu entries but only %zu bytes remain", size, room);
         return;
     }
-    tern_value *map = tern_map();
+    tern_value *map = tern_map_new();
     if (!map) {
         fail(d, TERN_ENOMEM, "out of memory");
         return;

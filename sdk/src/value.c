@@ -284,7 +284,7 @@ int tern_value_get_keyref(const tern_value *v, const char **key)
 
 /* ---- lists ------------------------------------------------------------------------- */
 
-tern_value *tern_list(size_t capacity)
+tern_value *tern_list_new(size_t capacity)
 {
     tern_value *v = value_alloc(TERN_T_LIST, 0);
     if (!v)
@@ -310,7 +310,7 @@ tern_value *tern_list_from(tern_value *const *items, size_t n)
     for (size_t i = 0; ok && i < n; i++)
         ok = items[i] != NULL;
     if (ok)
-        list = tern_list(n);
+        list = tern_list_new(n);
     if (!list) {
         for (size_t i = 0; items && i < n; i++)
             tern_value_unref(items[i]);
@@ -367,7 +367,7 @@ int tern_list_get(const tern_value *list, size_t i, const tern_value **item)
 
 /* ---- maps -------------------------------------------------------------------------- */
 
-tern_value *tern_map(void)
+tern_value *tern_map_new(void)
 {
     tern_value *v = value_alloc(TERN_T_MAP, 0);
     if (v) {

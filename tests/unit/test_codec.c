@@ -284,39 +284,39 @@ LTest(encode, long_strings)
 
 LTest(encode, lists)
 {
-    check_enc(tern_list(0), "80", "[]");
+    check_enc(tern_list_new(0), "80", "[]");
     check_enc(tern_list_of(tern_int(1), tern_int(2), tern_int(3)), "83010203", "[1,2,3]");
     check_enc(tern_list_of(tern_int(1), tern_list_of(tern_int(2), tern_int(3)),
                            tern_list_of(tern_int(4), tern_int(5))),
               "8301820203820405", "[1,[2,3],[4,5]]");
-    tern_value *l = tern_list(0);
+    tern_value *l = tern_list_new(0);
     for (int64_t i = 1; i <= 25; i++)
         cr_assert_eq(tern_list_append(l, tern_int(i)), TERN_OK);
     check_enc(l, "98190102030405060708090a0b0c0d0e0f101112131415161718181819", "[1..25]");
-    check_enc(tern_list_of(tern_list(0), tern_map(), tern_text(""), tern_bytes(NULL, 0)),
+    check_enc(tern_list_of(tern_list_new(0), tern_map_new(), tern_text(""), tern_bytes(NULL, 0)),
               "84 80 a0 60 40", "empty containers");
 }
 
 LTest(encode, maps)
 {
-    check_enc(tern_map(), "a0", "{}");
-    tern_value *m = tern_map();
+    check_enc(tern_map_new(), "a0", "{}");
+    tern_value *m = tern_map_new();
     cr_assert_eq(tern_map_set(m, "b", tern_list_of(tern_int(2), tern_int(3))), TERN_OK);
     cr_assert_eq(tern_map_set(m, "a", tern_int(1)), TERN_OK);
     check_enc(m, "a26161016162820203", "{\"a\": 1, \"b\": [2, 3]}");
 
-    m = tern_map();
+    m = tern_map_new();
     cr_assert_eq(tern_map_set(m, "b", tern_text("c")), TERN_OK);
     check_enc(tern_list_of(tern_text("a"), m), "826161a161626163", "[\"a\", {\"b\": \"c\"}]");
 
-    m = tern_map();
+    m = tern_map_new();
     const char *keys[] = { "e", "d", "c", "b", "a" }, *vals[] = { "E", "D", "C", "B", "A" };
     for (int i = 0; i < 5; i++)
         cr_assert_eq(tern_map_set(m, keys[i], tern_text(vals[i])), TERN_OK);
     check_enc(m, "a56161614161626142616361436164614461656145", "five entries");
 
     /* shorter keys first: "b" < "aa" although 'a' < 'b' */
-    m = tern_map();
+    m = tern_map_new();
     cr_assert_eq(tern_map_set(m, "b", tern_int(1)), TERN_OK);
     cr_assert_eq(tern_map_set(m, "aa", tern_int(2)), TERN_OK);
     cr_assert_eq(tern_map_set(m, "a", tern_int(3)), TERN_OK);
@@ -403,7 +403,7 @@ LTest(roundtrip, every_type)
     size_t s23[2] = { 2, 3 };
     double d6[6] = { 1.5, -0.0, INFINITY, NAN, 1e-310, 3 };
     int64_t i6[6] = { INT64_MIN, -1, 0, 1, INT64_MAX, 42 };
-    tern_value *m = tern_map();
+    tern_value *m = tern_map_new();
     cr_assert_eq(tern_map_set(m, "null", tern_null()), TERN_OK);
     cr_assert_eq(tern_map_set(m, "bool", tern_bool(true)), TERN_OK);
     cr_assert_eq(tern_map_set(m, "int", tern_int(-123456789)), TERN_OK);
@@ -416,12 +416,13 @@ LTest(roundtrip, every_type)
     cr_assert_eq(tern_map_set(m, "f64x", tern_f64_array_shaped(2, s23, d6)), TERN_OK);
     cr_assert_eq(tern_map_set(m, "i64x", tern_i64_array_shaped(2, s23, i6)), TERN_OK);
     cr_assert_eq(tern_map_set(m, "empty",
-                              tern_list_of(tern_list(0), tern_map(), tern_f64_array(NULL, 0),
-                                           tern_i64_array(NULL, 0))),
+                              tern_list_of(tern_list_new(0), tern_map_new(),
+                                           tern_f64_array(NULL, 0), tern_i64_array(NULL, 0))),
                  TERN_OK);
     cr_assert_eq(tern_map_set_n(m, "k\0ey", 4, tern_int(0)), TERN_OK);
-    tern_value *inner = tern_map();
-    cr_assert_eq(tern_map_set(inner, "deeper", tern_list_of(tern_map(), tern_text("x"))), TERN_OK);
+    tern_value *inner = tern_map_new();
+    cr_assert_eq(tern_map_set(inner, "deeper", tern_list_of(tern_map_new(), tern_text("x"))),
+                 TERN_OK);
     tern_value *nest = tern_list_of(inner, tern_list_of(tern_list_of(tern_double(-0.5))));
     cr_assert_eq(tern_map_set(m, "nested", nest), TERN_OK);
     check_roundtrip(tern_value_ref(m), "composite map");
@@ -539,13 +540,13 @@ static tern_value *random_value(int depth)
     }
     case 9:
     case 10: {
-        tern_value *l = tern_list(0);
+        tern_value *l = tern_list_new(0);
         for (size_t n = rnd() % 6; n > 0; n--)
             tern_list_append(l, random_value(depth + 1));
         return l;
     }
     default: {
-        tern_value *m = tern_map();
+        tern_value *m = tern_map_new();
         for (size_t n = rnd() % 6; n > 0; n--) {
             snprintf(text, sizeof(text), "%.*s", (int)(rnd() % 4), &"abcd"[rnd() % 2]);
             tern_map_set(m, text, random_value(depth + 1));
@@ -633,9 +634,9 @@ LTest(determinism, map_insertion_order)
                 order[j] = t;
             }
         }
-        tern_value *m = tern_map();
+        tern_value *m = tern_map_new();
         for (size_t i = 0; i < NK; i++) {
-            tern_value *inner = tern_map(); /* nested maps too */
+            tern_value *inner = tern_map_new(); /* nested maps too */
             cr_assert_eq(tern_map_set(inner, keys[(order[i] + 1) % NK], tern_int(1)), TERN_OK);
             cr_assert_eq(tern_map_set(inner, keys[order[i]], tern_int(2)), TERN_OK);
             cr_assert_eq(tern_map_set(m, keys[order[i]], inner), TERN_OK);
@@ -787,7 +788,7 @@ LTest(encode_api, depth_limit)
     /* maps count the same way */
     tern_value *m = tern_int(0);
     for (int i = 0; i < TERN_MAX_DEPTH + 1; i++) {
-        tern_value *outer = tern_map();
+        tern_value *outer = tern_map_new();
         cr_assert_eq(tern_map_set(outer, "k", m), TERN_OK);
         m = outer;
     }
@@ -813,8 +814,8 @@ LTest(encode_api, depth_limit_agrees_with_decoder)
     for (int levels = TERN_MAX_DEPTH - 3; levels <= TERN_MAX_DEPTH + 3; levels++) {
         for (int leaf = 0; leaf < 4; leaf++) {
             tern_value *l = leaf == 0   ? tern_int(5)
-                            : leaf == 1 ? tern_list(0)
-                            : leaf == 2 ? tern_map()
+                            : leaf == 1 ? tern_list_new(0)
+                            : leaf == 2 ? tern_map_new()
                                         : tern_f64_array_shaped(2, shape, NULL);
             uint8_t leaf_enc[64];
             size_t leaf_len;

@@ -136,17 +136,17 @@ LTest(truncated, every_prefix_of_nested_values)
     size_t s22[2] = { 2, 2 };
     int64_t i4[4] = { 1, -2, 3, INT64_MIN };
     double d3[3] = { 1.5, 1.1, -0.0 };
-    tern_value *m = tern_map();
-    cr_assert_eq(tern_map_set(m, "a", tern_list_of(tern_int(1), tern_int(70000), tern_map())),
+    tern_value *m = tern_map_new();
+    cr_assert_eq(tern_map_set(m, "a", tern_list_of(tern_int(1), tern_int(70000), tern_map_new())),
                  TERN_OK);
     cr_assert_eq(tern_map_set(m, "bb", tern_bytes("\x01\x02\x03", 3)), TERN_OK);
-    tern_value *inner = tern_map();
+    tern_value *inner = tern_map_new();
     cr_assert_eq(tern_map_set(inner, "deep", tern_list_of(tern_null(), tern_bool(false))), TERN_OK);
     cr_assert_eq(tern_map_set(m, "ccc", inner), TERN_OK);
     check_all_prefixes_of(tern_list_of(tern_int(1000), tern_text("h\xc3\xa9llo"), m,
                                        tern_f64_array(d3, 3), tern_i64_array_shaped(2, s22, i4),
                                        tern_keyref("task/1"), tern_double(1.1), tern_bool(true),
-                                       tern_int(INT64_MIN), tern_list(0)),
+                                       tern_int(INT64_MIN), tern_list_new(0)),
                           "composite");
 }
 
@@ -167,8 +167,8 @@ LTest(truncated, every_prefix_of_each_kind)
     check_all_prefixes_of(tern_f64_array_shaped(2, s23, NULL), "shaped f64");
     check_all_prefixes_of(tern_i64_array_shaped(8, s8, NULL), "shaped 8 dims");
     check_all_prefixes_of(tern_list_of(tern_list_of(tern_list_of(tern_int(1)))), "nested lists");
-    tern_value *m = tern_map();
-    cr_assert_eq(tern_map_set(m, "key", tern_map()), TERN_OK);
+    tern_value *m = tern_map_new();
+    cr_assert_eq(tern_map_set(m, "key", tern_map_new()), TERN_OK);
     cr_assert_eq(tern_map_set(m, "k", tern_text("v")), TERN_OK);
     check_all_prefixes_of(m, "map");
     /* non-canonical but valid input too */
@@ -612,7 +612,7 @@ LTest(random, byte_strings_never_crash, .timeout = 120)
 LTest(random, mutated_valid_encodings_never_crash, .timeout = 120)
 {
     size_t s22[2] = { 2, 2 };
-    tern_value *m = tern_map();
+    tern_value *m = tern_map_new();
     cr_assert_eq(tern_map_set(m, "key", tern_list_of(tern_int(1), tern_text("x"))), TERN_OK);
     cr_assert_eq(tern_map_set(m, "arr", tern_f64_array_shaped(2, s22, NULL)), TERN_OK);
     cr_assert_eq(tern_map_set(m, "ref", tern_keyref("k")), TERN_OK);

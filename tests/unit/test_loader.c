@@ -262,7 +262,7 @@ LTest(loader, newest_version_wins_old_one_keeps_working)
     cr_assert_eq(terni_loader_find(loader, "testplug"), v2);
     cr_assert_eq(terni_loader_get(loader, terni_plugin_id(v1)), v1);
     tern_value *out;
-    cr_assert_eq(call_task(loader, "testplug:version", tern_list(0), &out, err, sizeof(err)),
+    cr_assert_eq(call_task(loader, "testplug:version", tern_list_new(0), &out, err, sizeof(err)),
                  TERN_OK);
     const char *s;
     cr_assert_eq(tern_value_get_text(out, &s, NULL), TERN_OK);
@@ -280,11 +280,11 @@ LTest(loader, task_failures_carry_messages)
 {
     load(PLUGIN_PATH("testplug"));
     tern_value *out;
-    cr_assert_eq(call_task(loader, "testplug:fail", tern_list(0), &out, err, sizeof(err)),
+    cr_assert_eq(call_task(loader, "testplug:fail", tern_list_new(0), &out, err, sizeof(err)),
                  TERN_EINVAL);
     cr_assert_null(out);
     cr_assert_str_eq(err, "failing on purpose in fail");
-    cr_assert_eq(call_task(loader, "testplug:forgetful", tern_list(0), &out, err, sizeof(err)),
+    cr_assert_eq(call_task(loader, "testplug:forgetful", tern_list_new(0), &out, err, sizeof(err)),
                  TERN_ETASK);
     cr_assert(strstr(err, "returned no value"), "%s", err);
     cr_assert_eq(

@@ -83,9 +83,9 @@ LTest(types, constructors_set_type)
         { tern_text_n("x\0y", 3), TERN_T_TEXT },
         { tern_bytes("x", 1), TERN_T_BYTES },
         { tern_keyref("k"), TERN_T_KEYREF },
-        { tern_list(0), TERN_T_LIST },
+        { tern_list_new(0), TERN_T_LIST },
         { tern_list_of(tern_int(1)), TERN_T_LIST },
-        { tern_map(), TERN_T_MAP },
+        { tern_map_new(), TERN_T_MAP },
         { tern_f64_array(NULL, 2), TERN_T_F64_ARRAY },
         { tern_i64_array(NULL, 2), TERN_T_I64_ARRAY },
         { tern_f64_array_new(2, &fd), TERN_T_F64_ARRAY },
@@ -123,8 +123,8 @@ LTest(ref, ref_unref)
 LTest(ref, container_releases_items)
 {
     tern_value *item = tern_text("shared item");
-    tern_value *list = tern_list(0);
-    tern_value *map = tern_map();
+    tern_value *list = tern_list_new(0);
+    tern_value *map = tern_map_new();
     cr_assert_eq(tern_list_append(list, tern_value_ref(item)), TERN_OK);
     cr_assert_eq(tern_map_set(map, "k", tern_value_ref(item)), TERN_OK);
     cr_assert_eq(refs(item), 3);
@@ -138,9 +138,9 @@ LTest(ref, container_releases_items)
 LTest(ref, nested_unref_frees_everything)
 {
     /* Under the sanitizer build LeakSanitizer checks that this frees every node. */
-    tern_value *m = tern_map();
+    tern_value *m = tern_map_new();
     cr_assert_eq(tern_map_set(m, "l",
-                              tern_list_of(tern_int(1), tern_text("a"), tern_map(),
+                              tern_list_of(tern_int(1), tern_text("a"), tern_map_new(),
                                            tern_f64_array(NULL, 3), tern_keyref("k"))),
                  TERN_OK);
     cr_assert_eq(tern_map_set(m, "b", tern_bytes("abc", 3)), TERN_OK);
@@ -235,7 +235,7 @@ LTest(scalar, wrong_type_accessors)
         tern_text("t"),
         tern_bytes("b", 1),
         tern_list_of(tern_int(1)),
-        tern_map(),
+        tern_map_new(),
         tern_f64_array(NULL, 1),
         tern_i64_array_shaped(2, shape, NULL),
         tern_keyref("k"),
@@ -331,7 +331,7 @@ LTest(scalar, null_arguments)
     /* NULL output pointers, on values of the right type */
     tern_value *vb = tern_bool(true), *vi = tern_int(1), *vd = tern_double(1), *vt = tern_text("x"),
                *vy = tern_bytes("y", 1), *vk = tern_keyref("k"), *vl = tern_list_of(tern_int(1)),
-               *vm = tern_map(), *vf = tern_f64_array(NULL, 1), *vj = tern_i64_array(NULL, 1);
+               *vm = tern_map_new(), *vf = tern_f64_array(NULL, 1), *vj = tern_i64_array(NULL, 1);
     cr_expect_eq(tern_value_get_bool(vb, NULL), TERN_EINVAL);
     cr_expect_eq(tern_value_get_int(vi, NULL), TERN_EINVAL);
     cr_expect_eq(tern_value_get_double(vd, NULL), TERN_EINVAL);
@@ -523,7 +523,7 @@ LTest(keyref, basic)
 LTest(list, empty)
 {
     for (size_t cap = 0; cap < 3; cap++) {
-        tern_value *l = tern_list(cap);
+        tern_value *l = tern_list_new(cap);
         cr_assert_not_null(l);
         cr_expect_eq(tern_list_len(l), 0);
         const tern_value *item = (const tern_value *)0x1;
@@ -531,12 +531,12 @@ LTest(list, empty)
         cr_expect_eq(item, (const tern_value *)0x1);
         tern_value_unref(l);
     }
-    cr_expect_null(tern_list(SIZE_MAX)); /* capacity * sizeof(ptr) overflows */
+    cr_expect_null(tern_list_new(SIZE_MAX)); /* capacity * sizeof(ptr) overflows */
 }
 
 LTest(list, append_and_get)
 {
-    tern_value *l = tern_list(1);
+    tern_value *l = tern_list_new(1);
     for (int64_t i = 0; i < 100; i++) /* grows past the initial capacity */
         cr_assert_eq(tern_list_append(l, tern_int(i * 3)), TERN_OK);
     cr_assert_eq(tern_list_len(l), 100);
@@ -591,7 +591,7 @@ LTest(list, list_of_with_null_item_releases_all)
 LTest(list, append_steals_on_failure)
 {
     tern_value *item = tern_int(7);
-    tern_value *not_list = tern_map();
+    tern_value *not_list = tern_map_new();
     tern_value_ref(item); /* keep our own reference to observe the stolen one */
     cr_expect_eq(tern_list_append(not_list, item), TERN_ETYPE);
     cr_expect_eq(refs(item), 1);
@@ -601,7 +601,7 @@ LTest(list, append_steals_on_failure)
     cr_expect_eq(tern_list_append(NULL, item), TERN_EINVAL);
     cr_expect_eq(refs(item), 1);
 
-    tern_value *l = tern_list(0);
+    tern_value *l = tern_list_new(0);
     cr_expect_eq(tern_list_append(l, NULL), TERN_EINVAL);
     cr_expect_eq(tern_list_len(l), 0);
 
@@ -627,7 +627,7 @@ LTest(list, shared_list_is_frozen)
 
 LTest(list, append_self_refused)
 {
-    tern_value *l = tern_list(0);
+    tern_value *l = tern_list_new(0);
     tern_value_ref(l);
     /* l is shared by the time it is passed, and a list may not contain itself */
     cr_expect_eq(tern_list_append(l, l), TERN_ESHARED);
@@ -640,7 +640,7 @@ LTest(list, append_self_refused)
 
 LTest(map, set_get_replace)
 {
-    tern_value *m = tern_map();
+    tern_value *m = tern_map_new();
     cr_assert_not_null(m);
     cr_expect_eq(tern_map_len(m), 0);
     cr_assert_eq(tern_map_set(m, "alpha", tern_int(1)), TERN_OK);
@@ -676,7 +676,7 @@ LTest(map, deterministic_order)
     /* shorter keys first, then bytewise (unsigned) */
     const char *insert[] = { "bb", "a", "\xc3\xa9", "", "zz", "c", "aa", "b", "abc", "B" };
     const char *expect[] = { "", "B", "a", "b", "c", "aa", "bb", "zz", "\xc3\xa9", "abc" };
-    tern_value *m = tern_map();
+    tern_value *m = tern_map_new();
     for (size_t i = 0; i < 10; i++)
         cr_assert_eq(tern_map_set(m, insert[i], tern_int((int64_t)i)), TERN_OK);
     cr_assert_eq(tern_map_len(m), 10);
@@ -710,7 +710,7 @@ LTest(map, many_keys_sorted)
 {
     enum { N = 300 };
     char *keys[N];
-    tern_value *m = tern_map();
+    tern_value *m = tern_map_new();
     uint32_t seed = 12345;
     for (int i = 0; i < N; i++) {
         seed = seed * 1103515245u + 12345u;
@@ -731,7 +731,7 @@ LTest(map, many_keys_sorted)
 
 LTest(map, keys_with_nul)
 {
-    tern_value *m = tern_map();
+    tern_value *m = tern_map_new();
     cr_assert_eq(tern_map_set_n(m, "a\0b", 3, tern_int(1)), TERN_OK);
     cr_assert_eq(tern_map_set_n(m, "a", 1, tern_int(2)), TERN_OK);
     cr_assert_eq(tern_map_set_n(m, "a\0c", 3, tern_int(3)), TERN_OK);
@@ -755,9 +755,9 @@ LTest(map, keys_with_nul)
 
 LTest(map, set_steals_on_failure)
 {
-    tern_value *m = tern_map();
+    tern_value *m = tern_map_new();
     tern_value *val = tern_int(1);
-    tern_value *not_map = tern_list(0);
+    tern_value *not_map = tern_list_new(0);
 
     tern_value_ref(val);
     cr_expect_eq(tern_map_set(not_map, "k", val), TERN_ETYPE);
@@ -798,7 +798,7 @@ LTest(map, set_steals_on_failure)
 
 LTest(map, replace_on_shared_map_refused)
 {
-    tern_value *m = tern_map();
+    tern_value *m = tern_map_new();
     cr_assert_eq(tern_map_set(m, "k", tern_int(1)), TERN_OK);
     tern_value *reader = tern_value_ref(m);
     cr_expect_eq(tern_map_set(m, "k", tern_int(2)), TERN_ESHARED);
@@ -1141,8 +1141,8 @@ LTest(equal, strings)
 
 LTest(equal, containers)
 {
-    expect_eq_pair(tern_list(0), tern_list(5), true, "empty lists");
-    expect_eq_pair(tern_list(0), tern_map(), false, "list/map");
+    expect_eq_pair(tern_list_new(0), tern_list_new(5), true, "empty lists");
+    expect_eq_pair(tern_list_new(0), tern_map_new(), false, "list/map");
     expect_eq_pair(tern_list_of(tern_int(1), tern_list_of(tern_text("x"))),
                    tern_list_of(tern_int(1), tern_list_of(tern_text("x"))), true, "nested lists");
     expect_eq_pair(tern_list_of(tern_int(1), tern_list_of(tern_text("x"))),
@@ -1153,7 +1153,7 @@ LTest(equal, containers)
     expect_eq_pair(tern_list_of(tern_int(1), tern_int(2)), tern_list_of(tern_int(2), tern_int(1)),
                    false, "list order");
 
-    tern_value *a = tern_map(), *b = tern_map();
+    tern_value *a = tern_map_new(), *b = tern_map_new();
     cr_assert_eq(tern_map_set(a, "x", tern_int(1)), TERN_OK);
     cr_assert_eq(tern_map_set(a, "yy", tern_list_of(tern_null())), TERN_OK);
     cr_assert_eq(tern_map_set(b, "yy", tern_list_of(tern_null())), TERN_OK);
@@ -1169,12 +1169,12 @@ LTest(equal, containers)
     tern_value_unref(a);
     tern_value_unref(b);
 
-    a = tern_map();
-    b = tern_map();
+    a = tern_map_new();
+    b = tern_map_new();
     cr_assert_eq(tern_map_set(a, "k1", tern_int(1)), TERN_OK);
     cr_assert_eq(tern_map_set(b, "k2", tern_int(1)), TERN_OK);
     expect_eq_pair(a, b, false, "different key, same value");
-    expect_eq_pair(tern_map(), tern_map(), true, "empty maps");
+    expect_eq_pair(tern_map_new(), tern_map_new(), true, "empty maps");
 }
 
 LTest(equal, arrays)
@@ -1246,10 +1246,10 @@ LTest(print, strings)
 
 LTest(print, containers)
 {
-    expect_str(tern_list(0), 0, "[]");
-    expect_str(tern_map(), 0, "{}");
+    expect_str(tern_list_new(0), 0, "[]");
+    expect_str(tern_map_new(), 0, "{}");
     expect_str(tern_list_of(tern_int(1), tern_text("a"), tern_null()), 0, "[1, \"a\", null]");
-    tern_value *m = tern_map();
+    tern_value *m = tern_map_new();
     cr_assert_eq(tern_map_set(m, "bb", tern_list_of(tern_bool(true))), TERN_OK);
     cr_assert_eq(tern_map_set(m, "a", tern_int(1)), TERN_OK);
     expect_str(m, 0, "{\"a\": 1, \"bb\": [true]}");
@@ -1259,11 +1259,11 @@ LTest(print, pretty)
 {
     expect_str(tern_list_of(tern_int(1), tern_list_of(tern_int(2))), TERN_PRINT_PRETTY,
                "[\n  1,\n  [\n    2\n  ]\n]");
-    tern_value *m = tern_map();
+    tern_value *m = tern_map_new();
     cr_assert_eq(tern_map_set(m, "a", tern_int(1)), TERN_OK);
-    cr_assert_eq(tern_map_set(m, "b", tern_list(0)), TERN_OK);
+    cr_assert_eq(tern_map_set(m, "b", tern_list_new(0)), TERN_OK);
     expect_str(m, TERN_PRINT_PRETTY, "{\n  \"a\": 1,\n  \"b\": []\n}");
-    expect_str(tern_list(0), TERN_PRINT_PRETTY, "[]");
+    expect_str(tern_list_new(0), TERN_PRINT_PRETTY, "[]");
 }
 
 LTest(print, arrays)

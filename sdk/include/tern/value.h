@@ -101,7 +101,7 @@ TERN_API int tern_value_get_keyref(const tern_value *v, const char **key);
 /* ---- lists ------------------------------------------------------------------------- */
 
 /* An empty list with room for `capacity` items (0 is fine). */
-TERN_API tern_value *tern_list(size_t capacity);
+TERN_API tern_value *tern_list_new(size_t capacity);
 /* A list of n items, stealing a reference to each. If any item is NULL or memory runs out,
  * all items are released and NULL is returned. See tern_list_of for the usual spelling. */
 TERN_API tern_value *tern_list_from(tern_value *const *items, size_t n);
@@ -120,7 +120,7 @@ TERN_API int tern_list_get(const tern_value *list, size_t i, const tern_value **
 
 /* An empty map. Keys are UTF-8 text, unique, kept in CBOR deterministic order (shorter keys
  * first, then bytewise), so iteration order is the encoding order. */
-TERN_API tern_value *tern_map(void);
+TERN_API tern_value *tern_map_new(void);
 /* Sets key (copied; NUL-terminated UTF-8) to val (reference stolen, also on failure),
  * replacing an existing entry. TERN_ESHARED if the map is shared. */
 TERN_API int tern_map_set(tern_value *map, const char *key, tern_value *val);

@@ -1,0 +1,423 @@
+/* Peer side of a scheduler connection (see link.h).
+ *
+ * Design notes
+ *  - Ordering: posts and calls share one FIFO, and only one op request is in flight, so the
+ *    scheduler sees ops in the order they were made (a submit before the release of its
+ *    dependency; an upload before a submit that uses it).
+ *  - Batching: while a request is in flight, new ops accumulate and go together next time.
+ *    Nothing waits to fill a batch, so a lone op is sent at once (latency) and a burst costs
+ *    one message (throughput).
+ *  - NNG_OPT_REQ_RESENDTIME is infinite: nng would otherwise re-send a request unanswered
+ *    after 60 s, duplicating ops (and every long poll).
+ *  - A waiter that times out is marked abandoned and freed by the sender when its result
+ *    arrives; the caller never touches it again.
+ */
+#include "link.h"
+
+#include "wire.h"
+
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_BATCH 65536
+
+typedef struct waiter {
+    bool done, abandoned;
+    int rc;
+    tern_value *result;
+    char msg[512];
+} waiter;
+
+typedef struct item {
+    tern_value *op;
+    waiter *w; /* NULL for a post */
+    struct item *next;
+} item;
+
+struct terni_link {
+    nng_socket sock;
+    nng_ctx op_ctx, poll_ctx;
+    nng_aio *op_aio, *poll_aio;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;      /* queue non-empty, or closing */
+    pthread_cond_t done_cond; /* some waiter finished */
+    item *head, *tail;
+    bool closing, down, threads_started;
+    pthread_t sender, poller;
+    terni_events_fn on_events;
+    terni_down_fn on_down;
+    void *arg;
+    uint32_t pipe;
+};
+
+static void finish(terni_link *l, waiter *w, int rc, tern_value *result, const char *msg)
+{
+    /* lock held */
+    if (w->abandoned) {
+        tern_value_unref(result);
+        free(w);
+        return;
+    }
+    w->done = true;
+    w->rc = rc;
+    w->result = result;
+    snprintf(w->msg, sizeof(w->msg), "%s", msg ? msg : "");
+    pthread_cond_broadcast(&l->done_cond);
+}
+
+static void fail_queue(terni_link *l, item *it, const char *why)
+{
+    /* lock held */
+    while (it) {
+        item *next = it->next;
+        if (it->w)
+            finish(l, it->w, TERN_ECLOSED, NULL, why);
+        tern_value_unref(it->op);
+        free(it);
+        it = next;
+    }
+}
+
+static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    terni_link *l = arg;
+    bool notify = false;
+    pthread_mutex_lock(&l->lock);
+    if (ev == NNG_PIPE_EV_ADD_POST) {
+        l->pipe = nng_pipe_id(p);
+    } else if ((uint32_t)nng_pipe_id(p) == l->pipe && !l->down) {
+        l->down = true;
+        notify = !l->closing && l->threads_started;
+        fail_queue(l, l->head, "the connection to the scheduler was lost");
+        l->head = l->tail = NULL;
+        pthread_cond_broadcast(&l->cond);
+    }
+    pthread_mutex_unlock(&l->lock);
+    if (notify) {
+        nng_aio_cancel(l->op_aio);
+        nng_aio_cancel(l->poll_aio);
+        if (l->on_down)
+            l->on_down(l->arg, "the connection to the scheduler was lost");
+    }
+}
+
+/* Sends `req` (not stolen) on ctx and waits for the decoded reply. */
+static int roundtrip(nng_ctx ctx, nng_aio *aio, const tern_value *req, int timeout_ms,
+                     tern_value **reply, char *err, size_t errlen)
+{
+    nng_msg *m;
+    int rc = terni_msg_encode(req, &m);
+    if (rc != TERN_OK) {
+        snprintf(err, errlen, "cannot encode request: %s", tern_strerror(rc));
+        return rc;
+    }
+    nng_aio_set_timeout(aio, timeout_ms < 0 ? NNG_DURATION_INFINITE : timeout_ms);
+    nng_aio_set_msg(aio, m);
+    nng_ctx_send(ctx, aio);
+    nng_aio_wait(aio);
+    int rv = nng_aio_result(aio);
+    if (rv != 0) {
+        nng_msg_free(nng_aio_get_msg(aio));
+        snprintf(err, errlen, "sending to the scheduler failed: %s", nng_strerror(rv));
+        return terni_nng_err(rv);
+    }
+    nng_ctx_recv(ctx, aio);
+    nng_aio_wait(aio);
+    rv = nng_aio_result(aio);
+    if (rv != 0) {
+        snprintf(err, errlen, "no answer from the scheduler: %s", nng_strerror(rv));
+        return terni_nng_err(rv);
+    }
+    rc = terni_msg_decode(nng_aio_get_msg(aio), reply, err, errlen);
+    if (rc == TERN_OK && tern_value_type(*reply) != TERN_T_LIST) {
+        tern_value_unref(*reply);
+        snprintf(err, errlen, "the scheduler's reply is not a list");
+        return TERN_EPROTO;
+    }
+    return rc;
+}
+
+static void *sender_main(void *arg)
+{
+    terni_link *l = arg;
+    for (;;) {
+        pthread_mutex_lock(&l->lock);
+        while (!l->head && !l->closing && !l->down)
+            pthread_cond_wait(&l->cond, &l->lock);
+        if (l->closing || l->down) {
+            pthread_mutex_unlock(&l->lock);
+            return NULL;
+        }
+        item *batch = l->head, *last = batch;
+        size_t n = 1;
+        while (last->next && n < MAX_BATCH) {
+            last = last->next;
+            n++;
+        }
+        l->head = last->next;
+        if (!l->head)
+            l->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&l->lock);
+
+        tern_value *req = tern_list_new(n);
+        for (item *it = batch; req && it; it = it->next)
+            if (tern_list_append(req, tern_value_ref(it->op)) != TERN_OK) {
+                tern_value_unref(req);
+                req = NULL;
+            }
+        tern_value *reply = NULL;
+        char err[512] = "out of memory";
+        int rc = req ? roundtrip(l->op_ctx, l->op_aio, req, -1, &reply, err, sizeof(err))
+                     : TERN_ENOMEM;
+        tern_value_unref(req);
+        if (rc == TERN_OK && tern_list_len(reply) != n) {
+            rc = TERN_EPROTO;
+            snprintf(err, sizeof(err), "the scheduler answered %zu results for %zu ops",
+                     tern_list_len(reply), n);
+        }
+        pthread_mutex_lock(&l->lock);
+        size_t i = 0;
+        for (item *it = batch; it; it = it->next, i++) {
+            const tern_value *r = NULL;
+            if (rc == TERN_OK)
+                tern_list_get(reply, i, &r);
+            const char *msg = err;
+            int code = rc == TERN_OK ? terni_result_error(r, &msg) : rc;
+            if (it->w)
+                finish(l, it->w, code, code == TERN_OK ? tern_value_ref((tern_value *)r) : NULL,
+                       msg);
+            else if (code != TERN_OK && rc == TERN_OK)
+                fprintf(stderr, "tern: %s failed: %s\n", terni_op_name(it->op), msg);
+            it->w = NULL;
+        }
+        fail_queue(l, batch, err); /* frees the items (waiters already finished) */
+        pthread_mutex_unlock(&l->lock);
+        tern_value_unref(reply);
+    }
+}
+
+static void *poller_main(void *arg)
+{
+    terni_link *l = arg;
+    tern_value *poll = tern_list_of(terni_op("poll"));
+    while (poll) {
+        pthread_mutex_lock(&l->lock);
+        bool stop = l->closing || l->down;
+        pthread_mutex_unlock(&l->lock);
+        if (stop)
+            break;
+        tern_value *events = NULL;
+        char err[512];
+        int rc = roundtrip(l->poll_ctx, l->poll_aio, poll, -1, &events, err, sizeof(err));
+        if (rc == TERN_OK) {
+            l->on_events(l->arg, events);
+            tern_value_unref(events);
+        } else if (rc != TERN_ECLOSED && rc != TERN_ETIMEDOUT) {
+            struct timespec ts = { 0, 10 * 1000 * 1000 }; /* don't spin on a broken link */
+            nanosleep(&ts, NULL);
+        }
+    }
+    tern_value_unref(poll);
+    return NULL;
+}
+
+int terni_link_open(const char *url, tern_value *hello, int timeout_ms, terni_events_fn on_events,
+                    terni_down_fn on_down, void *arg, terni_link **out, tern_value **welcome,
+                    char *err, size_t errlen)
+{
+    terni_link *l = calloc(1, sizeof(*l));
+    tern_value *req = tern_list_of(hello);
+    if (!l || !req) {
+        free(l);
+        tern_value_unref(req);
+        snprintf(err, errlen, "out of memory");
+        return TERN_ENOMEM;
+    }
+    l->on_events = on_events;
+    l->on_down = on_down;
+    l->arg = arg;
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->cond, NULL);
+    pthread_cond_init(&l->done_cond, NULL);
+    int rv = nng_req0_open(&l->sock);
+    if (rv == 0)
+        rv = nng_socket_set_ms(l->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    if (rv == 0)
+        rv = nng_socket_set_size(l->sock, NNG_OPT_RECVMAXSZ, TERNI_MAX_MSG);
+    if (rv == 0) {
+        nng_pipe_notify(l->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, l);
+        nng_pipe_notify(l->sock, NNG_PIPE_EV_REM_POST, pipe_cb, l);
+        rv = nng_ctx_open(&l->op_ctx, l->sock);
+    }
+    if (rv == 0)
+        rv = nng_ctx_open(&l->poll_ctx, l->sock);
+    if (rv == 0)
+        rv = nng_aio_alloc(&l->op_aio, NULL, NULL);
+    if (rv == 0)
+        rv = nng_aio_alloc(&l->poll_aio, NULL, NULL);
+    if (rv == 0) {
+        rv = nng_dial(l->sock, url, NULL, 0);
+        if (rv != 0)
+            snprintf(err, errlen, "cannot connect to %s: %s", url, nng_strerror(rv));
+    } else {
+        snprintf(err, errlen, "cannot open a socket: %s", nng_strerror(rv));
+    }
+    int rc = terni_nng_err(rv);
+    if (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP)
+        rc = TERN_EINVAL;
+    tern_value *reply = NULL;
+    if (rc == TERN_OK)
+        rc = roundtrip(l->op_ctx, l->op_aio, req, timeout_ms, &reply, err, errlen);
+    tern_value_unref(req);
+    if (rc == TERN_OK) {
+        const tern_value *w = NULL;
+        const char *msg = NULL;
+        tern_list_get(reply, 0, &w);
+        int code = terni_result_error(w, &msg);
+        if (!w || code != TERN_OK) {
+            rc = w ? code : TERN_EPROTO;
+            snprintf(err, errlen, "the scheduler refused the connection: %s",
+                     msg ? msg : "empty reply");
+        } else if (welcome) {
+            *welcome = tern_value_ref((tern_value *)w);
+        }
+    }
+    tern_value_unref(reply);
+    if (rc != TERN_OK) {
+        l->closing = true;
+        nng_close(l->sock);
+        if (l->op_aio)
+            nng_aio_free(l->op_aio);
+        if (l->poll_aio)
+            nng_aio_free(l->poll_aio);
+        pthread_mutex_destroy(&l->lock);
+        pthread_cond_destroy(&l->cond);
+        pthread_cond_destroy(&l->done_cond);
+        free(l);
+        return rc;
+    }
+    pthread_mutex_lock(&l->lock);
+    l->threads_started = true;
+    pthread_mutex_unlock(&l->lock);
+    *out = l; /* before the poll thread starts: on_events may use it at once */
+    pthread_create(&l->sender, NULL, sender_main, l);
+    pthread_create(&l->poller, NULL, poller_main, l);
+    return TERN_OK;
+}
+
+void terni_link_close(terni_link *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->lock);
+    l->closing = true;
+    fail_queue(l, l->head, "the client is closing");
+    l->head = l->tail = NULL;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+    nng_aio_cancel(l->op_aio);
+    nng_aio_cancel(l->poll_aio);
+    pthread_join(l->sender, NULL);
+    nng_close(l->sock);
+    pthread_join(l->poller, NULL);
+    nng_aio_free(l->op_aio);
+    nng_aio_free(l->poll_aio);
+    pthread_mutex_destroy(&l->lock);
+    pthread_cond_destroy(&l->cond);
+    pthread_cond_destroy(&l->done_cond);
+    free(l);
+}
+
+static int enqueue(terni_link *l, tern_value *op, waiter *w)
+{
+    item *it = malloc(sizeof(*it));
+    if (!it || !op) {
+        free(it);
+        tern_value_unref(op);
+        return TERN_ENOMEM;
+    }
+    it->op = op;
+    it->w = w;
+    it->next = NULL;
+    pthread_mutex_lock(&l->lock);
+    if (l->closing || l->down) {
+        pthread_mutex_unlock(&l->lock);
+        tern_value_unref(op);
+        free(it);
+        return TERN_ECLOSED;
+    }
+    if (l->tail)
+        l->tail->next = it;
+    else
+        l->head = it;
+    l->tail = it;
+    pthread_cond_signal(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+    return TERN_OK;
+}
+
+int terni_link_post(terni_link *l, tern_value *op)
+{
+    return enqueue(l, op, NULL);
+}
+
+int terni_link_call(terni_link *l, tern_value *op, int timeout_ms, tern_value **result,
+                    char *err, size_t errlen)
+{
+    *result = NULL;
+    waiter *w = calloc(1, sizeof(*w));
+    if (!w) {
+        tern_value_unref(op);
+        return TERN_ENOMEM;
+    }
+    int rc = enqueue(l, op, w);
+    if (rc != TERN_OK) {
+        free(w);
+        snprintf(err, errlen, "%s", rc == TERN_ECLOSED ? "not connected to the scheduler"
+                                                       : "out of memory");
+        return rc;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (timeout_ms >= 0) {
+        ts.tv_sec += timeout_ms / 1000;
+        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_mutex_lock(&l->lock);
+    while (!w->done) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&l->done_cond, &l->lock);
+        else if (pthread_cond_timedwait(&l->done_cond, &l->lock, &ts) != 0)
+            break;
+    }
+    if (!w->done) {
+        w->abandoned = true;
+        pthread_mutex_unlock(&l->lock);
+        snprintf(err, errlen, "the scheduler did not answer within %d ms", timeout_ms);
+        return TERN_ETIMEDOUT;
+    }
+    pthread_mutex_unlock(&l->lock);
+    rc = w->rc;
+    *result = w->result;
+    if (rc != TERN_OK)
+        snprintf(err, errlen, "%s", w->msg);
+    free(w);
+    return rc;
+}
+
+bool terni_link_alive(terni_link *l)
+{
+    pthread_mutex_lock(&l->lock);
+    bool alive = !l->closing && !l->down;
+    pthread_mutex_unlock(&l->lock);
+    return alive;
+}

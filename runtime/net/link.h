@@ -1,0 +1,45 @@
+/* The peer side of a scheduler connection, used by clients and workers.
+ *
+ * One nng req socket with two contexts:
+ *  - the op stream: every op (terni_link_post, terni_link_call) joins one queue; a sender
+ *    thread sends everything queued as one request (a list of ops) and waits for the list of
+ *    results, so ops are never reordered and many small ops cost one message;
+ *  - the long poll: a poll thread keeps one "poll" request parked at the scheduler; its reply
+ *    is the batch of events the scheduler has for us, handed to on_events.
+ * Loss of the connection (peer closed, process killed) is seen through nng's pipe events;
+ * on_down is called once and every pending and later call fails with TERN_ECLOSED. */
+#ifndef TERNI_LINK_H
+#define TERNI_LINK_H
+
+#include <tern/value.h>
+
+typedef struct terni_link terni_link;
+
+/* Called on the poll thread with the list of events of one poll reply (borrowed). */
+typedef void (*terni_events_fn)(void *arg, const tern_value *events);
+/* Called once when the connection is lost (not on terni_link_close). */
+typedef void (*terni_down_fn)(void *arg, const char *why);
+
+/* Dials url, sends `hello` (stolen) and waits up to timeout_ms for the answer. On success
+ * *welcome (may be NULL) gets the scheduler's welcome map and the poll thread starts. Errors:
+ * TERN_ECONNREFUSED, TERN_ETIMEDOUT, TERN_EPROTO (the scheduler refused the hello; the
+ * message says why), TERN_ENOMEM. */
+int terni_link_open(const char *url, tern_value *hello, int timeout_ms, terni_events_fn on_events,
+                    terni_down_fn on_down, void *arg, terni_link **out, tern_value **welcome,
+                    char *err, size_t errlen);
+
+/* Stops the threads, fails pending calls with TERN_ECLOSED, closes the socket. */
+void terni_link_close(terni_link *l);
+
+/* Queues op (stolen) for sending; does not wait. An error result for it is logged. */
+int terni_link_post(terni_link *l, tern_value *op);
+
+/* Queues op (stolen) and waits up to timeout_ms (negative: forever) for its result, given
+ * to the caller in *result. An error result becomes the return code, with its message. */
+int terni_link_call(terni_link *l, tern_value *op, int timeout_ms, tern_value **result,
+                    char *err, size_t errlen);
+
+/* False once the connection is lost or closed. */
+bool terni_link_alive(terni_link *l);
+
+#endif

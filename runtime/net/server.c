@@ -1,0 +1,290 @@
+/* Scheduler-side transport (see server.h).
+ *
+ * Design notes
+ *  - nng rep0 with contexts: each context holds at most one request, so to keep receiving
+ *    while some requests are parked (long polls can wait for minutes), a context that
+ *    delivers a request immediately arms a spare one. Contexts whose reply has been sent go
+ *    back to a free list. The number armed for receiving stays at RECEIVERS.
+ *  - aio callbacks run on nng's few task threads and must not block: they only decode the
+ *    message and push an event onto the queue (mutex + condvar). All state lives with the
+ *    single consumer thread.
+ *  - An aio may not be freed from its own callback, so request structs are only freed at
+ *    close; they are recycled through the free list.
+ */
+#include "server.h"
+
+#include "wire.h"
+
+#include <nng/protocol/reqrep0/rep.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RECEIVERS 8
+
+enum req_state { R_IDLE, R_RECV, R_HELD, R_SEND };
+
+struct terni_request {
+    terni_server *srv;
+    nng_ctx ctx;
+    nng_aio *aio;
+    int state;
+    uint32_t pipe;
+    terni_request *next_free;
+    terni_request *next_all;
+};
+
+typedef struct qnode {
+    terni_event ev;
+    struct qnode *next;
+} qnode;
+
+struct terni_server {
+    nng_socket sock;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    qnode *head, *tail;
+    terni_request *free_list, *all;
+    bool closing;
+};
+
+static void push(terni_server *s, const terni_event *ev)
+{
+    qnode *n = malloc(sizeof(*n));
+    if (!n) { /* out of memory: drop the event but never the request's context */
+        if (ev->req)
+            terni_server_drop(ev->req);
+        tern_value_unref(ev->body);
+        return;
+    }
+    n->ev = *ev;
+    n->next = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (s->tail)
+        s->tail->next = n;
+    else
+        s->head = n;
+    s->tail = n;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void request_cb(void *arg);
+
+/* Takes a recycled request (or a new one) and starts receiving on it. Lock not held. */
+static void arm_receiver(terni_server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    terni_request *r = s->free_list;
+    if (r)
+        s->free_list = r->next_free;
+    pthread_mutex_unlock(&s->lock);
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return;
+        r->srv = s;
+        if (nng_aio_alloc(&r->aio, request_cb, r) != 0 || nng_ctx_open(&r->ctx, s->sock) != 0) {
+            if (r->aio)
+                nng_aio_free(r->aio);
+            free(r);
+            return;
+        }
+        pthread_mutex_lock(&s->lock);
+        r->next_all = s->all;
+        s->all = r;
+        pthread_mutex_unlock(&s->lock);
+    }
+    r->state = R_RECV;
+    nng_ctx_recv(r->ctx, r->aio);
+}
+
+static void recycle(terni_request *r)
+{
+    terni_server *s = r->srv;
+    pthread_mutex_lock(&s->lock);
+    r->state = R_IDLE;
+    r->next_free = s->free_list;
+    s->free_list = r;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void request_cb(void *arg)
+{
+    terni_request *r = arg;
+    terni_server *s = r->srv;
+    int rv = nng_aio_result(r->aio);
+    if (r->state == R_SEND) {
+        if (rv != 0)
+            nng_msg_free(nng_aio_get_msg(r->aio));
+        recycle(r);
+        return;
+    }
+    /* R_RECV */
+    if (rv != 0) {
+        if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+            return;
+        nng_ctx_recv(r->ctx, r->aio); /* transient: keep receiving */
+        return;
+    }
+    nng_msg *m = nng_aio_get_msg(r->aio);
+    terni_event ev = { .kind = TERNI_EV_REQUEST, .req = r };
+    ev.pipe = r->pipe = nng_pipe_id(nng_msg_get_pipe(m));
+    r->state = R_HELD;
+    arm_receiver(s);
+    if (terni_msg_decode(m, &ev.body, ev.error, sizeof(ev.error)) != TERN_OK)
+        ev.body = NULL;
+    push(s, &ev);
+}
+
+static void pipe_cb(nng_pipe p, nng_pipe_ev what, void *arg)
+{
+    terni_event ev = { .kind = what == NNG_PIPE_EV_ADD_POST ? TERNI_EV_PEER_UP
+                                                            : TERNI_EV_PEER_LOST,
+                       .pipe = nng_pipe_id(p) };
+    push(arg, &ev);
+}
+
+int terni_server_open(const char *url, terni_server **out, char *bound, size_t boundlen,
+                      char *err, size_t errlen)
+{
+    terni_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return TERN_ENOMEM;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    int rv = nng_rep0_open(&s->sock);
+    nng_listener l;
+    if (rv == 0)
+        rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, TERNI_MAX_MSG);
+    if (rv == 0) {
+        nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, s);
+        nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
+        rv = nng_listener_create(&l, s->sock, url);
+    }
+    if (rv == 0)
+        rv = nng_listener_start(l, 0);
+    if (rv != 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", url, nng_strerror(rv));
+        nng_close(s->sock);
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->cond);
+        free(s);
+        return terni_nng_err(rv) == TERN_EIO ? TERN_EINVAL : terni_nng_err(rv);
+    }
+    if (bound && boundlen) {
+        int port = 0;
+        snprintf(bound, boundlen, "%s", url);
+        if (strncmp(url, "tcp://", 6) == 0 &&
+            nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) == 0) {
+            const char *colon = strrchr(url, ':');
+            snprintf(bound, boundlen, "%.*s:%d", (int)(colon - url), url, port);
+        }
+    }
+    for (int i = 0; i < RECEIVERS; i++)
+        arm_receiver(s);
+    *out = s;
+    return TERN_OK;
+}
+
+void terni_server_close(terni_server *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->closing = true;
+    pthread_mutex_unlock(&s->lock);
+    nng_close(s->sock); /* aborts every pending aio; callbacks see NNG_ECLOSED */
+    terni_request *r = s->all;
+    while (r) {
+        terni_request *next = r->next_all;
+        nng_aio_free(r->aio);
+        free(r);
+        r = next;
+    }
+    qnode *n = s->head;
+    while (n) {
+        qnode *next = n->next;
+        tern_value_unref(n->ev.body);
+        free(n);
+        n = next;
+    }
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+}
+
+int terni_server_next(terni_server *s, int timeout_ms, terni_event *ev)
+{
+    pthread_mutex_lock(&s->lock);
+    if (!s->head && timeout_ms != 0) {
+        if (timeout_ms < 0) {
+            while (!s->head)
+                pthread_cond_wait(&s->cond, &s->lock);
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += timeout_ms / 1000;
+            ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            while (!s->head && pthread_cond_timedwait(&s->cond, &s->lock, &ts) == 0)
+                ;
+        }
+    }
+    qnode *n = s->head;
+    if (n) {
+        s->head = n->next;
+        if (!s->head)
+            s->tail = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!n)
+        return TERN_ETIMEDOUT;
+    *ev = n->ev;
+    free(n);
+    return TERN_OK;
+}
+
+void terni_server_wake(terni_server *s)
+{
+    terni_event ev = { .kind = TERNI_EV_WAKE };
+    push(s, &ev);
+}
+
+int terni_server_reply(terni_request *r, const tern_value *reply)
+{
+    nng_msg *m;
+    int rc = terni_msg_encode(reply, &m);
+    if (rc != TERN_OK) {
+        tern_value *e = terni_error_result(rc, "cannot encode the reply: %s", tern_strerror(rc));
+        rc = e ? terni_msg_encode(e, &m) : TERN_ENOMEM;
+        tern_value_unref(e);
+        if (rc != TERN_OK) {
+            terni_server_drop(r);
+            return rc;
+        }
+    }
+    r->state = R_SEND;
+    nng_aio_set_msg(r->aio, m);
+    nng_ctx_send(r->ctx, r->aio);
+    return TERN_OK;
+}
+
+void terni_server_drop(terni_request *r)
+{
+    recycle(r);
+}
+
+uint32_t terni_request_pipe(const terni_request *r)
+{
+    return r->pipe;
+}

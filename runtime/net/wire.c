@@ -1,0 +1,234 @@
+/* Wire format helpers (see wire.h). */
+#include "wire.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+tern_value *terni_op(const char *name)
+{
+    tern_value *m = tern_map_new();
+    if (m && tern_map_set(m, "op", tern_text(name)) != TERN_OK) {
+        tern_value_unref(m);
+        return NULL;
+    }
+    return m;
+}
+
+bool terni_set(tern_value *m, const char *key, tern_value *val)
+{
+    return val && tern_map_set(m, key, val) == TERN_OK;
+}
+
+bool terni_set_text(tern_value *m, const char *key, const char *s)
+{
+    return s && terni_set(m, key, tern_text(s));
+}
+
+bool terni_set_int(tern_value *m, const char *key, int64_t i)
+{
+    return terni_set(m, key, tern_int(i));
+}
+
+const tern_value *terni_get(const tern_value *m, const char *key)
+{
+    const tern_value *v;
+    return tern_map_get(m, key, &v) == TERN_OK ? v : NULL;
+}
+
+const char *terni_get_text(const tern_value *m, const char *key)
+{
+    const char *s;
+    return tern_value_get_text(terni_get(m, key), &s, NULL) == TERN_OK ? s : NULL;
+}
+
+bool terni_get_int(const tern_value *m, const char *key, int64_t *out)
+{
+    return tern_value_get_int(terni_get(m, key), out) == TERN_OK;
+}
+
+bool terni_get_bool(const tern_value *m, const char *key)
+{
+    bool b = false;
+    tern_value_get_bool(terni_get(m, key), &b);
+    return b;
+}
+
+const char *terni_op_name(const tern_value *m)
+{
+    const char *s = terni_get_text(m, "op");
+    return s ? s : "";
+}
+
+tern_value *terni_error_result(int code, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    tern_value *m = tern_map_new();
+    if (m && (!terni_set_int(m, "error", code) || !terni_set_text(m, "message", buf))) {
+        tern_value_unref(m);
+        return NULL;
+    }
+    return m;
+}
+
+int terni_result_error(const tern_value *r, const char **msg)
+{
+    int64_t code;
+    if (tern_value_type(r) != TERN_T_MAP || !terni_get_int(r, "error", &code))
+        return TERN_OK;
+    if (msg) {
+        *msg = terni_get_text(r, "message");
+        if (!*msg)
+            *msg = tern_strerror((int)code);
+    }
+    return code > 0 && code < TERN_ERR_COUNT ? (int)code : TERN_EPROTO;
+}
+
+int terni_msg_encode(const tern_value *v, nng_msg **out)
+{
+    size_t need = tern_encoded_size(v);
+    if (!need)
+        return TERN_ETOODEEP;
+    nng_msg *m;
+    if (nng_msg_alloc(&m, need) != 0)
+        return TERN_ENOMEM;
+    size_t written;
+    int rc = tern_encode_into(v, nng_msg_body(m), need, &written);
+    if (rc != TERN_OK) {
+        nng_msg_free(m);
+        return rc;
+    }
+    *out = m;
+    return TERN_OK;
+}
+
+static void free_msg(void *arg)
+{
+    nng_msg_free(arg);
+}
+
+int terni_msg_decode(nng_msg *m, tern_value **out, char *err, size_t errlen)
+{
+    tern_decode_opts opts = { .max_len = TERNI_MAX_MSG };
+    return tern_decode_borrow(nng_msg_body(m), nng_msg_len(m), &opts, free_msg, m, out, err,
+                              errlen);
+}
+
+int terni_nng_err(int rv)
+{
+    switch (rv) {
+    case 0:
+        return TERN_OK;
+    case NNG_ETIMEDOUT:
+        return TERN_ETIMEDOUT;
+    case NNG_ECLOSED:
+    case NNG_ECANCELED:
+    case NNG_ECONNRESET:
+    case NNG_ECONNSHUT:
+        return TERN_ECLOSED;
+    case NNG_ECONNREFUSED:
+    case NNG_EADDRINVAL:
+    case NNG_EUNREACHABLE:
+        return TERN_ECONNREFUSED;
+    case NNG_ENOMEM:
+        return TERN_ENOMEM;
+    case NNG_EINVAL:
+        return TERN_EINVAL;
+    case NNG_EPROTO:
+    case NNG_ENOTSUP:
+        return TERN_EPROTO;
+    case NNG_EMSGSIZE:
+        return TERN_ETOOBIG;
+    default:
+        return TERN_EIO;
+    }
+}
+
+void terni_walk_keyrefs(const tern_value *v, void (*fn)(void *arg, const char *key), void *arg)
+{
+    const char *key;
+    const tern_value *item;
+    switch (tern_value_type(v)) {
+    case TERN_T_KEYREF:
+        if (tern_value_get_keyref(v, &key) == TERN_OK)
+            fn(arg, key);
+        break;
+    case TERN_T_LIST:
+        for (size_t i = 0; tern_list_get(v, i, &item) == TERN_OK; i++)
+            terni_walk_keyrefs(item, fn, arg);
+        break;
+    case TERN_T_MAP:
+        for (size_t i = 0; tern_map_entry(v, i, NULL, &item) == TERN_OK; i++)
+            terni_walk_keyrefs(item, fn, arg);
+        break;
+    default:
+        break;
+    }
+}
+
+static bool has_keyrefs(const tern_value *v)
+{
+    const tern_value *item;
+    switch (tern_value_type(v)) {
+    case TERN_T_KEYREF:
+        return true;
+    case TERN_T_LIST:
+        for (size_t i = 0; tern_list_get(v, i, &item) == TERN_OK; i++)
+            if (has_keyrefs(item))
+                return true;
+        return false;
+    case TERN_T_MAP:
+        for (size_t i = 0; tern_map_entry(v, i, NULL, &item) == TERN_OK; i++)
+            if (has_keyrefs(item))
+                return true;
+        return false;
+    default:
+        return false;
+    }
+}
+
+tern_value *terni_substitute_keyrefs(const tern_value *v,
+                                     tern_value *(*lookup)(void *arg, const char *key), void *arg)
+{
+    const char *key;
+    const tern_value *item;
+    if (!has_keyrefs(v))
+        return tern_value_ref((tern_value *)v);
+    switch (tern_value_type(v)) {
+    case TERN_T_KEYREF:
+        tern_value_get_keyref(v, &key);
+        return lookup(arg, key);
+    case TERN_T_LIST: {
+        tern_value *out = tern_list_new(tern_list_len(v));
+        for (size_t i = 0; out && tern_list_get(v, i, &item) == TERN_OK; i++)
+            if (tern_list_append(out, terni_substitute_keyrefs(item, lookup, arg)) != TERN_OK) {
+                tern_value_unref(out);
+                out = NULL;
+            }
+        return out;
+    }
+    case TERN_T_MAP: {
+        tern_value *out = tern_map_new();
+        for (size_t i = 0; out && tern_map_entry(v, i, &key, &item) == TERN_OK; i++)
+            if (tern_map_set(out, key, terni_substitute_keyrefs(item, lookup, arg)) != TERN_OK) {
+                tern_value_unref(out);
+                out = NULL;
+            }
+        return out;
+    }
+    default:
+        return tern_value_ref((tern_value *)v);
+    }
+}
+
+uint64_t terni_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}

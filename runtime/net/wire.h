@@ -1,0 +1,58 @@
+/* Wire format helpers: every tern message is one CBOR value (our codec), and every request
+ * is a list of ops, each a map with an "op" text field; docs/protocol.md lists them all.
+ * Replies to a request are a list of results, one per op, in order. */
+#ifndef TERNI_WIRE_H
+#define TERNI_WIRE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+#include <tern/codec.h>
+
+/* Wire protocol version, checked in the hello handshake. */
+#define TERNI_WIRE_VERSION 1
+/* Largest message accepted on any tern socket (NNG_OPT_RECVMAXSZ). */
+#define TERNI_MAX_MSG ((size_t)1 << 30)
+
+/* A new op map {"op": name}, or NULL if out of memory. */
+tern_value *terni_op(const char *name);
+/* Sets a field; steals val (NULL val: the map is left unchanged and false is returned). */
+bool terni_set(tern_value *m, const char *key, tern_value *val);
+bool terni_set_text(tern_value *m, const char *key, const char *s);
+bool terni_set_int(tern_value *m, const char *key, int64_t i);
+
+/* Field access: NULL / false when absent or of another type. */
+const tern_value *terni_get(const tern_value *m, const char *key);
+const char *terni_get_text(const tern_value *m, const char *key);
+bool terni_get_int(const tern_value *m, const char *key, int64_t *out);
+bool terni_get_bool(const tern_value *m, const char *key);
+/* The op's name, or "" when m is not an op map. */
+const char *terni_op_name(const tern_value *m);
+
+/* An error result {"error": code, "message": text}. */
+tern_value *terni_error_result(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* If r is an error result, returns its code and sets *msg; else TERN_OK. */
+int terni_result_error(const tern_value *r, const char **msg);
+
+/* Encodes v into a new nng message (one copy of the encoded bytes). */
+int terni_msg_encode(const tern_value *v, nng_msg **out);
+/* Decodes a message into a value; arrays borrow the message body, which is freed when the
+ * last of them goes (the message is consumed in every case). */
+int terni_msg_decode(nng_msg *m, tern_value **out, char *err, size_t errlen);
+
+/* Maps an nng error to a tern code. */
+int terni_nng_err(int nng_rv);
+
+/* Calls fn(key) for every key reference inside v (depth-first). */
+void terni_walk_keyrefs(const tern_value *v, void (*fn)(void *arg, const char *key), void *arg);
+
+/* A copy of v where every key reference is replaced by lookup(key) (a new reference, or NULL
+ * to fail). Unchanged subtrees are shared, not copied. NULL on failure. */
+tern_value *terni_substitute_keyrefs(const tern_value *v,
+                                     tern_value *(*lookup)(void *arg, const char *key), void *arg);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t terni_now_ns(void);
+
+#endif

@@ -1,0 +1,132 @@
+/* tern-scheduler: parses options and runs the scheduler (scheduler.c). */
+#include "scheduler.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static pid_t parent;
+
+/* --exit-with-parent: stop when the process that started us is gone (local:// clusters). */
+static void *watch_parent(void *arg)
+{
+    (void)arg;
+    while (!stop) {
+        if (getppid() != parent)
+            stop = 1;
+        usleep(200 * 1000);
+    }
+    return NULL;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: tern-scheduler [--listen URL] [--address-file PATH] [--workdir DIR]\n"
+               "                      [--preload PLUGIN.so]... [--no-preload] [--quiet]\n"
+               "                      [--exit-with-parent]\n"
+               "  --listen URL        tcp://host:port, ipc:///path (default tcp://127.0.0.1:7786;\n"
+               "                      port 0 picks a free port)\n"
+               "  --address-file P    write the bound address to P once listening\n"
+               "  --preload P         plugin to offer to every worker from the start (default:\n"
+               "                      the built-in arrays plugin)\n");
+}
+
+/* <dir of this executable>/<rel>, or NULL. */
+static char *beside_exe(const char *rel)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0';
+    size_t len = strlen(exe) + strlen(rel) + 2;
+    char *out = malloc(len);
+    if (out)
+        snprintf(out, len, "%s/%s", exe, rel);
+    return out;
+}
+
+int main(int argc, char **argv)
+{
+    terni_sched_opts o = { .listen = "tcp://127.0.0.1:7786" };
+    const char *preload[64];
+    size_t npre = 0;
+    bool no_preload = false, exit_with_parent = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has = i + 1 < argc;
+        if (!strcmp(a, "--listen") && has)
+            o.listen = argv[++i];
+        else if (!strcmp(a, "--address-file") && has)
+            o.address_file = argv[++i];
+        else if (!strcmp(a, "--workdir") && has)
+            o.workdir = argv[++i];
+        else if (!strcmp(a, "--preload") && has && npre < 63)
+            preload[npre++] = argv[++i];
+        else if (!strcmp(a, "--no-preload"))
+            no_preload = true;
+        else if (!strcmp(a, "--quiet"))
+            o.quiet = true;
+        else if (!strcmp(a, "--exit-with-parent"))
+            exit_with_parent = true;
+        else if (!strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "tern-scheduler: unknown or incomplete option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    char *builtin = NULL;
+    if (!npre && !no_preload) {
+        builtin = beside_exe("../lib/tern/plugins/arrays.so");
+        if (builtin && access(builtin, R_OK) == 0)
+            preload[npre++] = builtin;
+    }
+    preload[npre] = NULL;
+    o.preload = preload;
+    char *inspector = beside_exe("tern-plugin-info");
+    o.inspector = inspector ? inspector : "tern-plugin-info";
+    char workdir[] = "/tmp/tern-scheduler-XXXXXX";
+    if (!o.workdir) {
+        if (!mkdtemp(workdir)) {
+            perror("tern-scheduler: mkdtemp");
+            return 1;
+        }
+        o.workdir = workdir;
+    }
+
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (exit_with_parent) {
+        parent = getppid();
+        pthread_t t;
+        pthread_create(&t, NULL, watch_parent, NULL);
+        pthread_detach(t);
+    }
+    int rc = terni_sched_run(&o, &stop);
+    if (o.workdir == workdir)
+        rmdir(workdir);
+    free(builtin);
+    free(inspector);
+    return rc;
+}

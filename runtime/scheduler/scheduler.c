@@ -1,0 +1,1324 @@
+/* The scheduler: one thread, one event queue, all cluster state.
+ *
+ * Design notes
+ *  Sessions. A peer is identified by the nng pipe it talks on (server.h). "hello" turns a
+ *  pipe into a client or worker session; losing the pipe ends it. Each session has an outbox
+ *  of events and, usually, one parked "poll" request; after every event the loop answers
+ *  parked polls whose outbox is non-empty, so events batch naturally while a peer is busy.
+ *
+ *  Task states (one per key):
+ *    WAITING     some dependency is not in memory yet
+ *    NO_WORKER   ready, but no worker may run it (none connected, or restrictions)
+ *    PROCESSING  sent to a worker (queued or running there)
+ *    MEMORY      result held by >= 1 worker (who_has), size known
+ *    ERRED       failed (or a dependency failed, or was cancelled, or was lost)
+ *  A task leaves the table (is forgotten) when no client wants it and no unfinished
+ *  dependent needs it; its workers are told to free the data.
+ *
+ *  Placement: a ready task goes to the worker where it can start soonest: estimated queue
+ *  wait (tasks processing per thread x mean task time) plus the bytes of its dependencies
+ *  that worker lacks divided by an assumed bandwidth. Ties go to the least loaded worker.
+ *  Root tasks of one map (a "group") instead go in contiguous blocks: element i of n to
+ *  worker floor(i * W / n) in join order, so neighbours of a tree reduction share a worker.
+ *
+ *  Errors propagate: an erred task errs every dependent (transitively) with a message that
+ *  names the root cause's key and task. Retries re-run a failing task before it errs.
+ *
+ *  Worker loss: tasks processing there are placed again; keys whose only copy was there
+ *  err with TERN_ELOST (lineage recompute is the failure-semantics issue's work).
+ */
+#include "scheduler.h"
+
+#include "server.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <mbedtls/sha256.h>
+#include <uthash.h>
+
+/* Results up to this size travel with their completion notice to clients. */
+#define ASSUMED_BANDWIDTH 1e9 /* bytes per second between workers */
+#define INITIAL_TASK_TIME 1e-4
+
+enum { ROLE_NONE, ROLE_CLIENT, ROLE_WORKER };
+enum { T_WAITING, T_NO_WORKER, T_PROCESSING, T_MEMORY, T_ERRED };
+
+static const char *const state_names[] = { "waiting", "no-worker", "processing", "memory",
+                                           "erred" };
+
+typedef struct task task;
+typedef struct session session;
+
+typedef struct worker {
+    char *name, *address;
+    int nthreads;
+    int64_t memory;
+    session *s;
+    size_t nprocessing, nkeys;
+    int64_t nbytes;
+    size_t order; /* join order, for block placement */
+    bool gone;
+    UT_hash_handle hh;
+} worker;
+
+struct session {
+    uint32_t pipe;
+    int role;
+    terni_request *poll;
+    tern_value *outbox; /* list of events, NULL when empty */
+    worker *w;
+    UT_hash_handle hh;
+};
+
+typedef struct plugin {
+    char id[65];
+    char *name, *version, *tasks;
+    tern_value *bytes;
+    uint64_t seq;
+    UT_hash_handle hh;
+} plugin;
+
+struct task {
+    char *key;
+    int state;
+    char *fn;        /* "plugin:symbol" */
+    char *plugin_id; /* NULL for scattered data */
+    tern_value *args; /* CBOR bytes of the argument list */
+    task **deps;
+    size_t ndeps, nwaiting;
+    task **dependents;
+    size_t ndependents, capdependents;
+    size_t nneeders; /* unfinished dependents */
+    session **wanters;
+    size_t nwanters, capwanters;
+    worker **who;
+    size_t nwho;
+    worker *on; /* PROCESSING: where */
+    int64_t nbytes;
+    tern_value *inline_value; /* small result as CBOR bytes */
+    int priority, retries;
+    char **restrict_to; /* NULL-terminated names, or NULL */
+    int64_t group, gindex, gsize;
+    int err_code;
+    char *err_msg, *err_task, *err_key;
+    bool forget_queued;
+    task *next_forget;
+    UT_hash_handle hh;
+};
+
+typedef struct sched {
+    terni_server *srv;
+    const terni_sched_opts *opts;
+    session *sessions;
+    worker *workers;
+    size_t worker_seq;
+    task *tasks;
+    plugin *plugins;
+    uint64_t plugin_seq;
+    task *forget_head; /* tasks to check for forgetting after the current event */
+    double task_time;  /* mean task duration, seconds (EMA) */
+    uint64_t ntasks_done;
+} sched;
+
+static sched S;
+
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logf_(const char *fmt, ...)
+{
+    if (S.opts->quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "tern-scheduler: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+/* ---- sessions and events ---------------------------------------------------------- */
+
+static void send_event(session *s, tern_value *ev)
+{
+    if (!ev)
+        return;
+    if (!s || s->role == ROLE_NONE) {
+        tern_value_unref(ev);
+        return;
+    }
+    if (!s->outbox)
+        s->outbox = tern_list_new(8);
+    if (!s->outbox || tern_list_append(s->outbox, ev) != TERN_OK)
+        fprintf(stderr, "tern-scheduler: out of memory queueing an event\n");
+}
+
+static void flush_session(session *s)
+{
+    if (s->poll && s->outbox) {
+        terni_server_reply(s->poll, s->outbox);
+        tern_value_unref(s->outbox);
+        s->outbox = NULL;
+        s->poll = NULL;
+    }
+}
+
+static void flush_all(void)
+{
+    session *s, *tmp;
+    HASH_ITER(hh, S.sessions, s, tmp)
+    flush_session(s);
+}
+
+/* ---- small helpers ---------------------------------------------------------------- */
+
+static bool ptr_push(void ***arr, size_t *n, size_t *cap, void *p)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 4;
+        void **grown = realloc(*arr, c * sizeof(void *));
+        if (!grown)
+            return false;
+        *arr = grown;
+        *cap = c;
+    }
+    (*arr)[(*n)++] = p;
+    return true;
+}
+
+static bool ptr_remove(void **arr, size_t *n, void *p)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (arr[i] == p) {
+            arr[i] = arr[--*n];
+            return true;
+        }
+    return false;
+}
+
+static tern_value *addresses_of(const task *t)
+{
+    tern_value *l = tern_list_new(t->nwho);
+    for (size_t i = 0; l && i < t->nwho; i++)
+        if (tern_list_append(l, tern_text(t->who[i]->address)) != TERN_OK) {
+            tern_value_unref(l);
+            return NULL;
+        }
+    return l;
+}
+
+static void set_error(task *t, int code, const char *msg, const char *root_task,
+                      const char *root_key)
+{
+    free(t->err_msg);
+    free(t->err_task);
+    free(t->err_key);
+    t->err_code = code;
+    t->err_msg = strdup(msg ? msg : tern_strerror(code));
+    t->err_task = strdup(root_task ? root_task : "");
+    t->err_key = strdup(root_key ? root_key : t->key);
+}
+
+/* ---- notifications ---------------------------------------------------------------- */
+
+static tern_value *finished_event(const task *t)
+{
+    tern_value *ev = terni_op("finished");
+    if (!ev || !terni_set_text(ev, "key", t->key) || !terni_set_int(ev, "nbytes", t->nbytes) ||
+        !terni_set(ev, "who", addresses_of(t)) ||
+        (t->inline_value && !terni_set(ev, "value", tern_value_ref(t->inline_value)))) {
+        tern_value_unref(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+static tern_value *erred_event(const task *t)
+{
+    tern_value *ev = terni_op("erred");
+    if (!ev || !terni_set_text(ev, "key", t->key) || !terni_set_int(ev, "code", t->err_code) ||
+        !terni_set_text(ev, "message", t->err_msg) || !terni_set_text(ev, "task", t->err_task) ||
+        !terni_set_text(ev, "root", t->err_key)) {
+        tern_value_unref(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+static void notify_wanters(task *t)
+{
+    for (size_t i = 0; i < t->nwanters; i++)
+        send_event(t->wanters[i], t->state == T_MEMORY ? finished_event(t) : erred_event(t));
+}
+
+/* ---- forgetting ------------------------------------------------------------------- */
+
+static void free_on_workers(task *t)
+{
+    for (size_t i = 0; i < t->nwho; i++) {
+        worker *w = t->who[i];
+        w->nkeys--;
+        w->nbytes -= t->nbytes;
+        tern_value *ev = terni_op("free");
+        if (ev && terni_set(ev, "keys", tern_list_of(tern_text(t->key))))
+            send_event(w->s, ev);
+        else
+            tern_value_unref(ev);
+    }
+    t->nwho = 0;
+}
+
+static void task_free(task *t)
+{
+    free(t->key);
+    free(t->fn);
+    free(t->plugin_id);
+    tern_value_unref(t->args);
+    tern_value_unref(t->inline_value);
+    free(t->deps);
+    free(t->dependents);
+    free(t->wanters);
+    free(t->who);
+    if (t->restrict_to)
+        for (char **r = t->restrict_to; *r; r++)
+            free(*r);
+    free(t->restrict_to);
+    free(t->err_msg);
+    free(t->err_task);
+    free(t->err_key);
+    free(t);
+}
+
+static bool finished(const task *t)
+{
+    return t->state == T_MEMORY || t->state == T_ERRED;
+}
+
+static void maybe_forget(task *t);
+
+/* A dependent of each of t's deps stops needing them (t finished or was forgotten). */
+static void release_deps(task *t)
+{
+    for (size_t i = 0; i < t->ndeps; i++) {
+        task *d = t->deps[i];
+        if (d->nneeders)
+            d->nneeders--;
+    }
+    for (size_t i = 0; i < t->ndeps; i++)
+        maybe_forget(t->deps[i]);
+}
+
+/* Forgetting frees the task, which would pull it from under any loop walking a dependents
+ * list; so maybe_forget only queues, and process_forgets() runs after each event. */
+static void maybe_forget(task *t)
+{
+    if (t->nwanters || t->nneeders || t->forget_queued)
+        return;
+    t->forget_queued = true;
+    t->next_forget = S.forget_head;
+    S.forget_head = t;
+}
+
+static void forget_now(task *t)
+{
+    if (t->state == T_PROCESSING && t->on) {
+        tern_value *ev = terni_op("cancel");
+        if (ev && terni_set(ev, "keys", tern_list_of(tern_text(t->key))))
+            send_event(t->on->s, ev);
+        else
+            tern_value_unref(ev);
+        t->on->nprocessing--;
+        t->on = NULL;
+    }
+    free_on_workers(t);
+    bool was_finished = finished(t);
+    HASH_DEL(S.tasks, t);
+    for (size_t i = 0; i < t->ndependents; i++) {
+        task *dep = t->dependents[i];
+        for (size_t j = 0; j < dep->ndeps; j++)
+            if (dep->deps[j] == t)
+                dep->deps[j] = dep->deps[--dep->ndeps], j--;
+    }
+    for (size_t i = 0; i < t->ndeps; i++)
+        ptr_remove((void **)t->deps[i]->dependents, &t->deps[i]->ndependents, t);
+    if (!was_finished)
+        release_deps(t);
+    else
+        for (size_t i = 0; i < t->ndeps; i++)
+            maybe_forget(t->deps[i]);
+    task_free(t);
+}
+
+static void process_forgets(void)
+{
+    while (S.forget_head) {
+        task *t = S.forget_head;
+        S.forget_head = t->next_forget;
+        t->forget_queued = false;
+        if (!t->nwanters && !t->nneeders)
+            forget_now(t);
+    }
+}
+
+/* ---- placement -------------------------------------------------------------------- */
+
+static bool allowed(const task *t, const worker *w)
+{
+    if (w->gone)
+        return false;
+    if (!t->restrict_to)
+        return true;
+    for (char **r = t->restrict_to; *r; r++)
+        if (!strcmp(*r, w->name))
+            return true;
+    return false;
+}
+
+static worker *choose_worker(const task *t)
+{
+    size_t nworkers = HASH_COUNT(S.workers);
+    if (nworkers == 0)
+        return NULL;
+    worker *w, *tmp, *best = NULL;
+    if (t->ndeps == 0 && t->gsize > 1 && !t->restrict_to) {
+        /* Co-assignment of map siblings: contiguous blocks in join order. */
+        size_t want = (size_t)(t->gindex * (int64_t)nworkers / t->gsize), i = 0;
+        worker **order = calloc(nworkers, sizeof(*order));
+        if (order) {
+            HASH_ITER(hh, S.workers, w, tmp)
+            order[i++] = w;
+            for (size_t a = 1; a < nworkers; a++)
+                for (size_t b = a; b > 0 && order[b - 1]->order > order[b]->order; b--) {
+                    worker *x = order[b];
+                    order[b] = order[b - 1];
+                    order[b - 1] = x;
+                }
+            best = order[want < nworkers ? want : nworkers - 1];
+            free(order);
+            if (!best->gone)
+                return best;
+            best = NULL;
+        }
+    }
+    double best_cost = 0;
+    HASH_ITER(hh, S.workers, w, tmp)
+    {
+        if (!allowed(t, w))
+            continue;
+        double missing = 0;
+        for (size_t i = 0; i < t->ndeps; i++) {
+            task *d = t->deps[i];
+            bool here = false;
+            for (size_t k = 0; k < d->nwho && !here; k++)
+                here = d->who[k] == w;
+            if (!here)
+                missing += (double)d->nbytes;
+        }
+        double cost = (double)w->nprocessing / (w->nthreads > 0 ? w->nthreads : 1) * S.task_time +
+                      missing / ASSUMED_BANDWIDTH;
+        if (!best || cost < best_cost - 1e-12 ||
+            (cost <= best_cost + 1e-12 && w->nprocessing < best->nprocessing)) {
+            best = w;
+            best_cost = cost;
+        }
+    }
+    return best;
+}
+
+static tern_value *compute_event(const task *t)
+{
+    tern_value *deps = tern_map_new();
+    for (size_t i = 0; deps && i < t->ndeps; i++)
+        if (tern_map_set(deps, t->deps[i]->key, addresses_of(t->deps[i])) != TERN_OK) {
+            tern_value_unref(deps);
+            deps = NULL;
+        }
+    tern_value *ev = terni_op("compute");
+    if (!ev || !deps || !terni_set_text(ev, "key", t->key) || !terni_set_text(ev, "fn", t->fn) ||
+        !terni_set_text(ev, "plugin", t->plugin_id) ||
+        !terni_set(ev, "args", tern_value_ref(t->args)) || !terni_set(ev, "deps", deps) ||
+        !terni_set_int(ev, "priority", t->priority)) {
+        if (ev && !deps)
+            deps = NULL;
+        tern_value_unref(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+static void place(task *t)
+{
+    worker *w = choose_worker(t);
+    if (!w) {
+        t->state = T_NO_WORKER;
+        return;
+    }
+    tern_value *ev = compute_event(t);
+    if (!ev) {
+        t->state = T_NO_WORKER;
+        return;
+    }
+    t->state = T_PROCESSING;
+    t->on = w;
+    w->nprocessing++;
+    send_event(w->s, ev);
+}
+
+static void place_unassigned(void)
+{
+    task *t, *tmp;
+    HASH_ITER(hh, S.tasks, t, tmp)
+    {
+        if (t->state == T_NO_WORKER)
+            place(t);
+    }
+}
+
+/* ---- state transitions ------------------------------------------------------------ */
+
+static void task_erred(task *t, int code, const char *msg, const char *root_task,
+                       const char *root_key);
+
+static void errs_dependents(task *t)
+{
+    char msg[1024];
+    for (size_t i = 0; i < t->ndependents; i++) {
+        task *d = t->dependents[i];
+        if (finished(d))
+            continue;
+        snprintf(msg, sizeof(msg), "dependency %s (%s) failed: %s", t->err_key,
+                 t->err_task[0] ? t->err_task : "data", t->err_msg);
+        task_erred(d, t->err_code, msg, t->err_task, t->err_key);
+    }
+}
+
+static void task_erred(task *t, int code, const char *msg, const char *root_task,
+                       const char *root_key)
+{
+    if (t->state == T_PROCESSING && t->on) {
+        t->on->nprocessing--;
+        t->on = NULL;
+    }
+    bool was_finished = finished(t);
+    t->state = T_ERRED;
+    set_error(t, code, msg, root_task, root_key);
+    notify_wanters(t);
+    errs_dependents(t);
+    if (!was_finished)
+        release_deps(t);
+    maybe_forget(t);
+}
+
+static void task_ready_check(task *t)
+{
+    if (t->state == T_WAITING && t->nwaiting == 0)
+        place(t);
+}
+
+static void task_in_memory(task *t, worker *w, int64_t nbytes, tern_value *inline_value)
+{
+    bool was_finished = finished(t);
+    if (t->state == T_PROCESSING && t->on) {
+        t->on->nprocessing--;
+        t->on = NULL;
+    }
+    t->state = T_MEMORY;
+    t->nbytes = nbytes;
+    if (inline_value) {
+        tern_value_unref(t->inline_value);
+        t->inline_value = tern_value_ref(inline_value);
+    }
+    bool have = false;
+    for (size_t i = 0; i < t->nwho; i++)
+        have |= t->who[i] == w;
+    if (!have) {
+        worker **grown = realloc(t->who, (t->nwho + 1) * sizeof(*grown));
+        if (grown) {
+            t->who = grown;
+            t->who[t->nwho++] = w;
+            w->nkeys++;
+            w->nbytes += nbytes;
+        }
+    }
+    if (was_finished)
+        return;
+    notify_wanters(t);
+    for (size_t i = 0; i < t->ndependents; i++) {
+        task *d = t->dependents[i];
+        if (d->state == T_WAITING && d->nwaiting) {
+            d->nwaiting--;
+            task_ready_check(d);
+        }
+    }
+    release_deps(t);
+    maybe_forget(t);
+}
+
+/* ---- ops from clients ------------------------------------------------------------- */
+
+static bool add_wanter(task *t, session *s)
+{
+    for (size_t i = 0; i < t->nwanters; i++)
+        if (t->wanters[i] == s)
+            return true;
+    return ptr_push((void ***)&t->wanters, &t->nwanters, &t->capwanters, s);
+}
+
+static plugin *plugin_by_name(const char *name)
+{
+    plugin *p, *tmp, *best = NULL;
+    HASH_ITER(hh, S.plugins, p, tmp)
+    {
+        if (!strcmp(p->name, name) && (!best || p->seq > best->seq))
+            best = p;
+    }
+    return best;
+}
+
+/* One task of a submit op. Errors become an erred task (so the future errs), never a failed
+ * request: other tasks of the batch are unaffected. */
+static void submit_one(session *s, const tern_value *spec)
+{
+    const char *key = terni_get_text(spec, "key");
+    const char *fn = terni_get_text(spec, "fn");
+    const char *pid = terni_get_text(spec, "plugin");
+    const tern_value *args = terni_get(spec, "args");
+    const tern_value *deps = terni_get(spec, "deps");
+    if (!key || !*key)
+        return; /* nothing to answer to */
+    task *t;
+    HASH_FIND_STR(S.tasks, key, t);
+    if (t) { /* the same key again: one task, one more interested client */
+        add_wanter(t, s);
+        if (finished(t))
+            send_event(s, t->state == T_MEMORY ? finished_event(t) : erred_event(t));
+        return;
+    }
+    t = calloc(1, sizeof(*t));
+    if (!t || !(t->key = strdup(key))) {
+        free(t);
+        return;
+    }
+    t->state = T_WAITING;
+    t->fn = strdup(fn ? fn : "");
+    t->plugin_id = pid ? strdup(pid) : NULL;
+    t->args = args ? tern_value_ref((tern_value *)args) : NULL;
+    int64_t v;
+    if (terni_get_int(spec, "priority", &v))
+        t->priority = (int)v;
+    if (terni_get_int(spec, "retries", &v) && v > 0)
+        t->retries = (int)(v > 1000 ? 1000 : v);
+    if (terni_get_int(spec, "group", &v))
+        t->group = v;
+    if (terni_get_int(spec, "gindex", &v))
+        t->gindex = v;
+    if (terni_get_int(spec, "gsize", &v))
+        t->gsize = v;
+    const tern_value *rw = terni_get(spec, "workers");
+    if (tern_list_len(rw)) {
+        size_t n = tern_list_len(rw);
+        t->restrict_to = calloc(n + 1, sizeof(char *));
+        for (size_t i = 0, k = 0; t->restrict_to && i < n; i++) {
+            const tern_value *item;
+            const char *name;
+            if (tern_list_get(rw, i, &item) == TERN_OK &&
+                tern_value_get_text(item, &name, NULL) == TERN_OK)
+                t->restrict_to[k++] = strdup(name);
+        }
+    }
+    HASH_ADD_KEYPTR(hh, S.tasks, t->key, strlen(t->key), t);
+    add_wanter(t, s);
+
+    char msg[512] = "";
+    int code = TERN_OK;
+    if (!fn || !pid || !args || tern_value_type(args) != TERN_T_BYTES) {
+        code = TERN_EPROTO;
+        snprintf(msg, sizeof(msg), "malformed submission for %s", key);
+    } else {
+        plugin *p;
+        HASH_FIND_STR(S.plugins, pid, p);
+        if (!p) {
+            code = TERN_ENOTFOUND;
+            snprintf(msg, sizeof(msg), "plugin %.16s... for %s is not uploaded", pid, fn);
+        }
+    }
+    size_t ndeps = tern_list_len(deps);
+    t->deps = ndeps ? calloc(ndeps, sizeof(task *)) : NULL;
+    for (size_t i = 0; code == TERN_OK && i < ndeps; i++) {
+        const tern_value *item;
+        const char *dk;
+        task *d = NULL;
+        if (tern_list_get(deps, i, &item) == TERN_OK &&
+            tern_value_get_text(item, &dk, NULL) == TERN_OK)
+            HASH_FIND_STR(S.tasks, dk, d);
+        if (!d || d == t) {
+            code = TERN_ENOTFOUND;
+            snprintf(msg, sizeof(msg), "argument %s refers to a key the cluster does not have "
+                                       "(released, or never submitted)",
+                     d == t ? "itself" : "future");
+            break;
+        }
+        bool dup = false;
+        for (size_t k = 0; k < t->ndeps; k++)
+            dup |= t->deps[k] == d;
+        if (dup)
+            continue;
+        t->deps[t->ndeps++] = d;
+        ptr_push((void ***)&d->dependents, &d->ndependents, &d->capdependents, t);
+        d->nneeders++;
+        if (d->state != T_MEMORY)
+            t->nwaiting++;
+    }
+    if (code != TERN_OK) {
+        task_erred(t, code, msg, fn, key);
+        return;
+    }
+    for (size_t i = 0; i < t->ndeps; i++)
+        if (t->deps[i]->state == T_ERRED) {
+            char m[1024];
+            task *d = t->deps[i];
+            snprintf(m, sizeof(m), "dependency %s (%s) failed: %s", d->err_key,
+                     d->err_task[0] ? d->err_task : "data", d->err_msg);
+            task_erred(t, d->err_code, m, d->err_task, d->err_key);
+            return;
+        }
+    task_ready_check(t);
+}
+
+static tern_value *op_submit(session *s, const tern_value *op)
+{
+    const tern_value *tasks = terni_get(op, "tasks");
+    const tern_value *spec;
+    for (size_t i = 0; tern_list_get(tasks, i, &spec) == TERN_OK; i++)
+        submit_one(s, spec);
+    return tern_null();
+}
+
+static void unwant(task *t, session *s)
+{
+    if (ptr_remove((void **)t->wanters, &t->nwanters, s))
+        maybe_forget(t);
+}
+
+static tern_value *op_release(session *s, const tern_value *op)
+{
+    const tern_value *keys = terni_get(op, "keys"), *item;
+    const char *k;
+    for (size_t i = 0; tern_list_get(keys, i, &item) == TERN_OK; i++) {
+        task *t;
+        if (tern_value_get_text(item, &k, NULL) == TERN_OK) {
+            HASH_FIND_STR(S.tasks, k, t);
+            if (t)
+                unwant(t, s);
+        }
+    }
+    return tern_null();
+}
+
+static tern_value *op_cancel(session *s, const tern_value *op)
+{
+    const tern_value *keys = terni_get(op, "keys"), *item;
+    const char *k;
+    for (size_t i = 0; tern_list_get(keys, i, &item) == TERN_OK; i++) {
+        task *t;
+        if (tern_value_get_text(item, &k, NULL) != TERN_OK)
+            continue;
+        HASH_FIND_STR(S.tasks, k, t);
+        if (!t || finished(t))
+            continue;
+        if (t->state == T_PROCESSING && t->on) {
+            tern_value *ev = terni_op("cancel");
+            if (ev && terni_set(ev, "keys", tern_list_of(tern_text(t->key))))
+                send_event(t->on->s, ev);
+            else
+                tern_value_unref(ev);
+        }
+        task_erred(t, TERN_ECANCELED, "cancelled", t->fn, t->key);
+    }
+    return tern_null();
+}
+
+static tern_value *op_who_has(const tern_value *op)
+{
+    tern_value *out = tern_map_new();
+    const tern_value *keys = terni_get(op, "keys"), *item;
+    const char *k;
+    for (size_t i = 0; out && tern_list_get(keys, i, &item) == TERN_OK; i++) {
+        if (tern_value_get_text(item, &k, NULL) != TERN_OK)
+            continue;
+        task *t;
+        HASH_FIND_STR(S.tasks, k, t);
+        tern_value *names = tern_list_new(0);
+        for (size_t j = 0; t && names && j < t->nwho; j++)
+            tern_list_append(names, tern_text(t->who[j]->name));
+        tern_map_set(out, k, names);
+    }
+    return out;
+}
+
+static tern_value *op_status(void)
+{
+    tern_value *out = tern_map_new(), *workers = tern_list_new(0), *states = tern_map_new();
+    size_t counts[5] = { 0 }, in_memory = 0;
+    task *t, *ttmp;
+    HASH_ITER(hh, S.tasks, t, ttmp)
+    {
+        counts[t->state]++;
+        in_memory += t->state == T_MEMORY;
+    }
+    for (int i = 0; states && i < 5; i++)
+        tern_map_set(states, state_names[i], tern_int((int64_t)counts[i]));
+    worker *w, *wtmp;
+    HASH_ITER(hh, S.workers, w, wtmp)
+    {
+        tern_value *m = tern_map_new();
+        if (m && terni_set_text(m, "name", w->name) && terni_set_text(m, "address", w->address) &&
+            terni_set_int(m, "nthreads", w->nthreads) && terni_set_int(m, "memory", w->memory) &&
+            terni_set_int(m, "keys", (int64_t)w->nkeys) && terni_set_int(m, "bytes", w->nbytes) &&
+            terni_set_int(m, "processing", (int64_t)w->nprocessing))
+            tern_list_append(workers, m);
+        else
+            tern_value_unref(m);
+    }
+    size_t nclients = 0;
+    session *s, *stmp;
+    HASH_ITER(hh, S.sessions, s, stmp)
+    nclients += s->role == ROLE_CLIENT;
+    if (!out || !terni_set(out, "workers", workers) || !terni_set(out, "tasks", states) ||
+        !terni_set_int(out, "keys_in_memory", (int64_t)in_memory) ||
+        !terni_set_int(out, "clients", (int64_t)nclients) ||
+        !terni_set_int(out, "plugins", (int64_t)HASH_COUNT(S.plugins)) ||
+        !terni_set_int(out, "tasks_done", (int64_t)S.ntasks_done)) {
+        tern_value_unref(out);
+        return NULL;
+    }
+    return out;
+}
+
+static tern_value *plugin_info(const plugin *p)
+{
+    tern_value *m = tern_map_new();
+    if (m && terni_set_text(m, "id", p->id) && terni_set_text(m, "name", p->name) &&
+        terni_set_text(m, "version", p->version) && terni_set_text(m, "tasks", p->tasks))
+        return m;
+    tern_value_unref(m);
+    return NULL;
+}
+
+static tern_value *plugin_event(const plugin *p)
+{
+    tern_value *ev = terni_op("plugin");
+    if (ev && terni_set_text(ev, "id", p->id) && terni_set(ev, "bytes", tern_value_ref(p->bytes)))
+        return ev;
+    tern_value_unref(ev);
+    return NULL;
+}
+
+/* Checks and registers plugin bytes; *out gets the plugin (also when already known). */
+static int add_plugin(const void *data, size_t len, plugin **out, char *msg, size_t msglen)
+{
+    unsigned char digest[32];
+    char id[65];
+    mbedtls_sha256_ret(data, len, digest, 0);
+    for (int i = 0; i < 32; i++)
+        snprintf(id + 2 * i, 3, "%02x", digest[i]);
+    plugin *p;
+    HASH_FIND_STR(S.plugins, id, p);
+    if (p) {
+        *out = p;
+        return TERN_OK;
+    }
+    char *name = NULL, *version = NULL, *tasks = NULL;
+    int rc = terni_inspect_plugin(S.opts->inspector, S.opts->workdir, data, len, id, &name,
+                                  &version, &tasks, msg, msglen);
+    if (rc != TERN_OK)
+        return rc;
+    p = calloc(1, sizeof(*p));
+    if (!p || !(p->bytes = tern_bytes(data, len))) {
+        free(p);
+        free(name), free(version), free(tasks);
+        snprintf(msg, msglen, "out of memory");
+        return TERN_ENOMEM;
+    }
+    memcpy(p->id, id, sizeof(id));
+    p->name = name;
+    p->version = version;
+    p->tasks = tasks;
+    p->seq = ++S.plugin_seq;
+    HASH_ADD_STR(S.plugins, id, p);
+    logf_("plugin %s %s (%.12s) with tasks: %s", name, version, id, tasks);
+    worker *w, *tmp;
+    HASH_ITER(hh, S.workers, w, tmp)
+    send_event(w->s, plugin_event(p));
+    *out = p;
+    return TERN_OK;
+}
+
+static tern_value *op_upload(const tern_value *op)
+{
+    const void *data;
+    size_t len;
+    if (tern_value_get_bytes(terni_get(op, "bytes"), &data, &len) != TERN_OK)
+        return terni_error_result(TERN_EINVAL, "upload needs the plugin file as bytes");
+    char msg[1024];
+    plugin *p;
+    int rc = add_plugin(data, len, &p, msg, sizeof(msg));
+    if (rc != TERN_OK)
+        return terni_error_result(rc, "%s", msg);
+    return plugin_info(p);
+}
+
+static tern_value *op_plugins(void)
+{
+    tern_value *l = tern_list_new(0);
+    plugin *p, *tmp;
+    HASH_ITER(hh, S.plugins, p, tmp)
+    {
+        if (plugin_by_name(p->name) == p)
+            tern_list_append(l, plugin_info(p));
+    }
+    return l;
+}
+
+/* scatter {key}: choose a worker for data the client will put there itself. */
+static tern_value *op_scatter(session *s, const tern_value *op)
+{
+    const char *key = terni_get_text(op, "key");
+    if (!key || !*key)
+        return terni_error_result(TERN_EINVAL, "scatter needs a key");
+    task *t;
+    HASH_FIND_STR(S.tasks, key, t);
+    if (t) {
+        add_wanter(t, s);
+        if (finished(t))
+            send_event(s, t->state == T_MEMORY ? finished_event(t) : erred_event(t));
+    }
+    worker *w, *tmp, *best = NULL;
+    HASH_ITER(hh, S.workers, w, tmp)
+    {
+        if (!best || w->nbytes < best->nbytes)
+            best = w;
+    }
+    if (!best)
+        return terni_error_result(TERN_ENOWORKERS, "no worker is connected to hold the data");
+    if (!t) {
+        t = calloc(1, sizeof(*t));
+        if (!t || !(t->key = strdup(key)) || !(t->fn = strdup(""))) {
+            if (t)
+                free(t->key);
+            free(t);
+            return terni_error_result(TERN_ENOMEM, "out of memory");
+        }
+        t->state = T_WAITING; /* until the worker reports it holds the data */
+        t->nwaiting = 1;
+        HASH_ADD_KEYPTR(hh, S.tasks, t->key, strlen(t->key), t);
+        add_wanter(t, s);
+    }
+    tern_value *r = tern_map_new();
+    if (r && terni_set_text(r, "worker", best->name) && terni_set_text(r, "address", best->address))
+        return r;
+    tern_value_unref(r);
+    return NULL;
+}
+
+/* ---- ops from workers ------------------------------------------------------------- */
+
+static tern_value *op_done(session *s, const tern_value *op)
+{
+    const char *key = terni_get_text(op, "key");
+    int64_t nbytes = 0, duration_us = 0;
+    terni_get_int(op, "nbytes", &nbytes);
+    task *t = NULL;
+    if (key)
+        HASH_FIND_STR(S.tasks, key, t);
+    if (!t) { /* forgotten meanwhile: the worker should drop it */
+        tern_value *ev = terni_op("free");
+        if (key && ev && terni_set(ev, "keys", tern_list_of(tern_text(key))))
+            send_event(s, ev);
+        else
+            tern_value_unref(ev);
+        return tern_null();
+    }
+    if (terni_get_int(op, "duration_us", &duration_us) && duration_us >= 0) {
+        S.task_time = 0.9 * S.task_time + 0.1 * ((double)duration_us * 1e-6);
+        S.ntasks_done++;
+    }
+    const tern_value *value = terni_get(op, "value");
+    task_in_memory(t, s->w, nbytes, (tern_value *)value);
+    return tern_null();
+}
+
+static tern_value *op_erred(session *s, const tern_value *op)
+{
+    const char *key = terni_get_text(op, "key");
+    const char *msg = terni_get_text(op, "message");
+    int64_t code = TERN_ETASK;
+    terni_get_int(op, "code", &code);
+    task *t = NULL;
+    if (key)
+        HASH_FIND_STR(S.tasks, key, t);
+    if (!t || t->state != T_PROCESSING || t->on != s->w)
+        return tern_null();
+    if (t->retries > 0) {
+        t->retries--;
+        t->on->nprocessing--;
+        t->on = NULL;
+        logf_("retrying %s after: %s", t->key, msg ? msg : "");
+        place(t);
+        return tern_null();
+    }
+    char full[1024];
+    snprintf(full, sizeof(full), "%s (task %s, key %s, on worker %s)", msg ? msg : "task failed",
+             t->fn, t->key, s->w->name);
+    task_erred(t, code > 0 && code < TERN_ERR_COUNT ? (int)code : TERN_ETASK, full, t->fn, t->key);
+    return tern_null();
+}
+
+static tern_value *op_added(session *s, const tern_value *op)
+{
+    const char *key = terni_get_text(op, "key");
+    int64_t nbytes = 0;
+    terni_get_int(op, "nbytes", &nbytes);
+    task *t = NULL;
+    if (key)
+        HASH_FIND_STR(S.tasks, key, t);
+    if (!t) {
+        tern_value *ev = terni_op("free");
+        if (key && ev && terni_set(ev, "keys", tern_list_of(tern_text(key))))
+            send_event(s, ev);
+        else
+            tern_value_unref(ev);
+        return tern_null();
+    }
+    if (t->state == T_MEMORY || (t->state == T_WAITING && !t->plugin_id))
+        task_in_memory(t, s->w, nbytes, (tern_value *)terni_get(op, "value"));
+    return tern_null();
+}
+
+/* ---- sessions --------------------------------------------------------------------- */
+
+static tern_value *op_hello(session *s, const tern_value *op)
+{
+    int64_t wire = 0;
+    terni_get_int(op, "wire", &wire);
+    if (wire != TERNI_WIRE_VERSION)
+        return terni_error_result(TERN_EPROTO,
+                                  "wire protocol version %lld is not supported: this scheduler "
+                                  "speaks version %d; use matching tern versions",
+                                  (long long)wire, TERNI_WIRE_VERSION);
+    if (s->role != ROLE_NONE)
+        return terni_error_result(TERN_EPROTO, "this connection already said hello");
+    const char *role = terni_get_text(op, "role");
+    if (role && !strcmp(role, "worker")) {
+        const char *name = terni_get_text(op, "name"), *address = terni_get_text(op, "address");
+        int64_t nthreads = 1, memory = 0;
+        terni_get_int(op, "nthreads", &nthreads);
+        terni_get_int(op, "memory", &memory);
+        if (!name || !*name || !address || !*address)
+            return terni_error_result(TERN_EINVAL, "a worker must give a name and an address");
+        worker *w;
+        HASH_FIND_STR(S.workers, name, w);
+        if (w)
+            return terni_error_result(TERN_EINVAL,
+                                      "a worker named %s is already connected; names must be "
+                                      "unique (--name)",
+                                      name);
+        w = calloc(1, sizeof(*w));
+        if (!w || !(w->name = strdup(name)) || !(w->address = strdup(address))) {
+            if (w)
+                free(w->name);
+            free(w);
+            return terni_error_result(TERN_ENOMEM, "out of memory");
+        }
+        w->nthreads = nthreads > 0 ? (int)nthreads : 1;
+        w->memory = memory;
+        w->s = s;
+        w->order = ++S.worker_seq;
+        HASH_ADD_KEYPTR(hh, S.workers, w->name, strlen(w->name), w);
+        s->role = ROLE_WORKER;
+        s->w = w;
+        logf_("worker %s joined (%d threads, data at %s)", w->name, w->nthreads, w->address);
+        plugin *p, *tmp;
+        HASH_ITER(hh, S.plugins, p, tmp)
+        send_event(s, plugin_event(p));
+        place_unassigned();
+    } else {
+        s->role = ROLE_CLIENT;
+    }
+    tern_value *r = terni_op("welcome");
+    if (r && terni_set_int(r, "wire", TERNI_WIRE_VERSION) &&
+        terni_set_int(r, "workers", (int64_t)HASH_COUNT(S.workers)) &&
+        terni_set(r, "plugins", op_plugins()))
+        return r;
+    tern_value_unref(r);
+    return NULL;
+}
+
+static void worker_lost(worker *w)
+{
+    logf_("worker %s left", w->name);
+    w->gone = true;
+    HASH_DEL(S.workers, w);
+    task *t, *tmp;
+    /* First drop the worker from every who_has, then settle each affected task. */
+    HASH_ITER(hh, S.tasks, t, tmp)
+    {
+        for (size_t i = 0; i < t->nwho; i++)
+            if (t->who[i] == w)
+                t->who[i--] = t->who[--t->nwho];
+    }
+    HASH_ITER(hh, S.tasks, t, tmp)
+    {
+        if (t->state == T_PROCESSING && t->on == w) {
+            t->on = NULL;
+            t->state = T_WAITING;
+            place(t);
+        }
+    }
+    HASH_ITER(hh, S.tasks, t, tmp)
+    {
+        if (t->state == T_MEMORY && t->nwho == 0) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "the only copy of %s was on worker %s, which left",
+                     t->key, w->name);
+            task_erred(t, TERN_ELOST, msg, t->fn, t->key);
+        }
+    }
+    free(w->name);
+    free(w->address);
+    free(w);
+}
+
+static void session_lost(uint32_t pipe)
+{
+    session *s;
+    HASH_FIND(hh, S.sessions, &pipe, sizeof(pipe), s);
+    if (!s)
+        return;
+    HASH_DEL(S.sessions, s);
+    if (s->poll)
+        terni_server_drop(s->poll);
+    tern_value_unref(s->outbox);
+    if (s->role == ROLE_WORKER && s->w)
+        worker_lost(s->w);
+    if (s->role == ROLE_CLIENT) {
+        task *t, *tmp;
+        HASH_ITER(hh, S.tasks, t, tmp)
+        {
+            if (ptr_remove((void **)t->wanters, &t->nwanters, s))
+                maybe_forget(t);
+        }
+    }
+    free(s);
+}
+
+static session *session_get(uint32_t pipe)
+{
+    session *s;
+    HASH_FIND(hh, S.sessions, &pipe, sizeof(pipe), s);
+    if (s)
+        return s;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->pipe = pipe;
+    HASH_ADD(hh, S.sessions, pipe, sizeof(pipe), s);
+    return s;
+}
+
+static tern_value *dispatch(session *s, const tern_value *op)
+{
+    const char *name = terni_op_name(op);
+    if (!strcmp(name, "hello"))
+        return op_hello(s, op);
+    if (s->role == ROLE_NONE)
+        return terni_error_result(TERN_EPROTO, "say hello first (op %s before hello)", name);
+    if (s->role == ROLE_CLIENT) {
+        if (!strcmp(name, "submit"))
+            return op_submit(s, op);
+        if (!strcmp(name, "release"))
+            return op_release(s, op);
+        if (!strcmp(name, "cancel"))
+            return op_cancel(s, op);
+        if (!strcmp(name, "upload"))
+            return op_upload(op);
+        if (!strcmp(name, "plugins"))
+            return op_plugins();
+        if (!strcmp(name, "scatter"))
+            return op_scatter(s, op);
+    } else {
+        if (!strcmp(name, "done"))
+            return op_done(s, op);
+        if (!strcmp(name, "erred"))
+            return op_erred(s, op);
+        if (!strcmp(name, "added"))
+            return op_added(s, op);
+        if (!strcmp(name, "plugin_failed")) {
+            logf_("worker %s could not load plugin %.12s: %s", s->w->name,
+                  terni_get_text(op, "id") ? terni_get_text(op, "id") : "?",
+                  terni_get_text(op, "message") ? terni_get_text(op, "message") : "");
+            return tern_null();
+        }
+    }
+    if (!strcmp(name, "who_has"))
+        return op_who_has(op);
+    if (!strcmp(name, "status"))
+        return op_status();
+    return terni_error_result(TERN_EPROTO, "unknown op \"%s\" for a %s", name,
+                              s->role == ROLE_CLIENT ? "client" : "worker");
+}
+
+static void handle_request(terni_event *ev)
+{
+    session *s = session_get(ev->pipe);
+    if (!s) {
+        terni_server_drop(ev->req);
+        tern_value_unref(ev->body);
+        return;
+    }
+    tern_value *reply = NULL;
+    const tern_value *first = NULL;
+    if (!ev->body || tern_value_type(ev->body) != TERN_T_LIST) {
+        reply = tern_list_of(terni_error_result(TERN_EPROTO, "malformed request: %s",
+                                                ev->body ? "not a list of ops" : ev->error));
+    } else if (tern_list_get(ev->body, 0, &first) == TERN_OK &&
+               !strcmp(terni_op_name(first), "poll") && s->role != ROLE_NONE) {
+        if (s->poll) { /* one poll per peer: answer the older one empty */
+            tern_value *empty = tern_list_new(0);
+            if (!empty || terni_server_reply(s->poll, empty) != TERN_OK)
+                terni_server_drop(s->poll);
+            tern_value_unref(empty);
+        }
+        s->poll = ev->req;
+        tern_value_unref(ev->body);
+        flush_session(s);
+        return;
+    } else {
+        size_t n = tern_list_len(ev->body);
+        reply = tern_list_new(n);
+        for (size_t i = 0; reply && i < n; i++) {
+            const tern_value *op;
+            tern_list_get(ev->body, i, &op);
+            tern_value *r = dispatch(s, op);
+            if (tern_list_append(reply, r ? r : terni_error_result(TERN_ENOMEM, "out of memory")) !=
+                TERN_OK) {
+                tern_value_unref(reply);
+                reply = NULL;
+            }
+        }
+    }
+    if (reply)
+        terni_server_reply(ev->req, reply);
+    else
+        terni_server_drop(ev->req);
+    tern_value_unref(reply);
+    tern_value_unref(ev->body);
+}
+
+static int preload(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "tern-scheduler: cannot open plugin %s: %s\n", path, strerror(errno));
+        return TERN_ENOTFOUND;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *buf = n > 0 ? malloc((size_t)n) : NULL;
+    int rc = TERN_EIO;
+    if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        char msg[1024];
+        plugin *p;
+        rc = add_plugin(buf, (size_t)n, &p, msg, sizeof(msg));
+        if (rc != TERN_OK)
+            fprintf(stderr, "tern-scheduler: plugin %s refused: %s\n", path, msg);
+    }
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
+{
+    memset(&S, 0, sizeof(S));
+    S.opts = opts;
+    S.task_time = INITIAL_TASK_TIME;
+    char bound[512], err[512];
+    int rc = terni_server_open(opts->listen, &S.srv, bound, sizeof(bound), err, sizeof(err));
+    if (rc != TERN_OK) {
+        fprintf(stderr, "tern-scheduler: %s\n", err);
+        return 1;
+    }
+    for (const char **p = opts->preload; p && *p; p++)
+        preload(*p);
+    if (opts->address_file) {
+        char tmp[4096];
+        snprintf(tmp, sizeof(tmp), "%s.tmp", opts->address_file);
+        FILE *f = fopen(tmp, "w");
+        if (!f || fprintf(f, "%s\n", bound) < 0 || fclose(f) != 0 ||
+            rename(tmp, opts->address_file) != 0) {
+            fprintf(stderr, "tern-scheduler: cannot write %s: %s\n", opts->address_file,
+                    strerror(errno));
+            terni_server_close(S.srv);
+            return 1;
+        }
+    }
+    logf_("listening on %s", bound);
+    while (!*stop) {
+        terni_event ev;
+        if (terni_server_next(S.srv, 200, &ev) != TERN_OK)
+            continue;
+        switch (ev.kind) {
+        case TERNI_EV_REQUEST:
+            handle_request(&ev);
+            break;
+        case TERNI_EV_PEER_LOST:
+            session_lost(ev.pipe);
+            break;
+        default:
+            break;
+        }
+        process_forgets();
+        flush_all();
+    }
+    logf_("shutting down");
+    session *s, *stmp;
+    HASH_ITER(hh, S.sessions, s, stmp)
+    {
+        HASH_DEL(S.sessions, s);
+        tern_value_unref(s->outbox);
+        free(s);
+    }
+    terni_server_close(S.srv);
+    task *t, *ttmp;
+    HASH_ITER(hh, S.tasks, t, ttmp)
+    {
+        HASH_DEL(S.tasks, t);
+        task_free(t);
+    }
+    worker *w, *wtmp;
+    HASH_ITER(hh, S.workers, w, wtmp)
+    {
+        HASH_DEL(S.workers, w);
+        free(w->name);
+        free(w->address);
+        free(w);
+    }
+    plugin *p, *ptmp;
+    HASH_ITER(hh, S.plugins, p, ptmp)
+    {
+        HASH_DEL(S.plugins, p);
+        free(p->name);
+        free(p->version);
+        free(p->tasks);
+        tern_value_unref(p->bytes);
+        free(p);
+    }
+    return 0;
+}

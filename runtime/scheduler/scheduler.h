@@ -1,0 +1,30 @@
+/* The scheduler: sessions, workers, plugins and the task graph, driven by one thread.
+ * main.c parses options and calls terni_sched_run(). */
+#ifndef TERNI_SCHEDULER_H
+#define TERNI_SCHEDULER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct terni_sched_opts {
+    const char *listen;       /* URL; tcp://127.0.0.1:0 picks a port */
+    const char *address_file; /* where to write the bound address, or NULL */
+    const char *workdir;      /* scratch space for uploads */
+    const char *inspector;    /* path of tern-plugin-info */
+    const char **preload;     /* NULL-terminated plugin files loaded at start */
+    bool quiet;
+} terni_sched_opts;
+
+/* Runs until *stop becomes non-zero (checked after every event and at least every 200 ms, so
+ * a signal handler only sets it). Returns a process exit status. */
+int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop);
+
+/* Checks plugin bytes in a child process (tern-plugin-info --describe). On success fills
+ * name, version and a space-separated task list (malloc'd, caller frees). Returns a tern code;
+ * msg gets the reason on failure. Blocks for the child's run (tens of milliseconds). */
+int terni_inspect_plugin(const char *inspector, const char *workdir, const void *bytes,
+                         size_t len, const char *id, char **name, char **version, char **tasks,
+                         char *msg, size_t msglen);
+
+#endif

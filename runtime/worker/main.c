@@ -1,0 +1,120 @@
+/* tern-worker: parses options and runs a worker (worker.c). */
+#include "worker.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop;
+static pid_t parent;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static void *watch_parent(void *arg)
+{
+    (void)arg;
+    while (!stop) {
+        if (getppid() != parent)
+            stop = 1;
+        usleep(200 * 1000);
+    }
+    return NULL;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: tern-worker --scheduler URL [--nthreads N] [--name NAME] [--workdir DIR]\n"
+               "                   [--listen URL] [--quiet] [--exit-with-parent]\n"
+               "  --listen URL   where peers fetch this worker's data (default\n"
+               "                 tcp://127.0.0.1:0, a free port)\n");
+}
+
+static bool rm_rf(const char *dir)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0;
+}
+
+int main(int argc, char **argv)
+{
+    terni_worker_opts o = { .listen = "tcp://127.0.0.1:0", .nthreads = 1,
+                            .connect_timeout_ms = 10000 };
+    bool exit_with_parent = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has = i + 1 < argc;
+        if (!strcmp(a, "--scheduler") && has)
+            o.scheduler = argv[++i];
+        else if (!strcmp(a, "--nthreads") && has) {
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || n < 1 || n > 1024) {
+                fprintf(stderr, "tern-worker: --nthreads must be 1..1024, not %s\n", argv[i]);
+                return 2;
+            }
+            o.nthreads = (int)n;
+        } else if (!strcmp(a, "--name") && has)
+            o.name = argv[++i];
+        else if (!strcmp(a, "--workdir") && has)
+            o.workdir = argv[++i];
+        else if (!strcmp(a, "--listen") && has)
+            o.listen = argv[++i];
+        else if (!strcmp(a, "--quiet"))
+            o.quiet = true;
+        else if (!strcmp(a, "--exit-with-parent"))
+            exit_with_parent = true;
+        else if (!strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "tern-worker: unknown or incomplete option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!o.scheduler) {
+        fprintf(stderr, "tern-worker: --scheduler URL is required\n");
+        usage(stderr);
+        return 2;
+    }
+    char name[300];
+    if (!o.name) {
+        char host[256] = "worker";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(name, sizeof(name), "%s-%d", host, (int)getpid());
+        o.name = name;
+    }
+    char workdir[] = "/tmp/tern-worker-XXXXXX";
+    bool own_workdir = false;
+    if (!o.workdir) {
+        if (!mkdtemp(workdir)) {
+            perror("tern-worker: mkdtemp");
+            return 1;
+        }
+        o.workdir = workdir;
+        own_workdir = true;
+    }
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (exit_with_parent) {
+        parent = getppid();
+        pthread_t t;
+        pthread_create(&t, NULL, watch_parent, NULL);
+        pthread_detach(t);
+    }
+    int rc = terni_worker_run(&o, &stop);
+    if (own_workdir && !rm_rf(workdir))
+        fprintf(stderr, "tern-worker: could not remove %s\n", workdir);
+    return rc;
+}

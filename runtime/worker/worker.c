@@ -1,0 +1,662 @@
+/* The worker: runs tasks on N threads, holds results, serves them to peers and clients.
+ *
+ * Design notes
+ *  Threads:
+ *   - the link's poll thread receives scheduler events (compute, free, cancel, plugin) and
+ *     only queues or applies them; loading a plugin happens here too (rare, short);
+ *   - N executor threads pop the highest-priority ready task, gather its dependencies (from
+ *     the local store, or fetched directly from the peer workers listed in the compute event,
+ *     never through the scheduler), substitute them into the arguments, call the task, store
+ *     the result and report "done" (with the value inline when small) or "erred";
+ *   - the data server's nng callbacks answer get/put from peers and clients.
+ *  Locking: one mutex guards the store and the queue; values are immutable once stored
+ *  (shared values are frozen), so readers take a reference and drop the lock at once.
+ *  Cancellation: "free"/"cancel" for a key that is queued removes it; for a running task it
+ *  marks the key so its result is dropped when the task returns.
+ */
+#include "worker.h"
+
+#include "link.h"
+#include "loader.h"
+#include "peers.h"
+#include "task_ctx.h"
+#include "wire.h"
+
+#include <nng/protocol/reqrep0/rep.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uthash.h>
+
+#define INLINE_MAX  (64 * 1024) /* results up to this many encoded bytes ride with "done" */
+#define FETCH_TIMEOUT_MS 60000
+#define DATA_RECEIVERS 4
+
+typedef struct stored {
+    char *key;
+    tern_value *value;
+    int64_t nbytes;
+    UT_hash_handle hh;
+} stored;
+
+typedef struct job {
+    char *key, *fn, *plugin;
+    tern_value *args; /* CBOR bytes */
+    tern_value *deps; /* map key -> [addresses] */
+    int priority;
+    uint64_t seq;
+    bool cancelled;
+    UT_hash_handle hh; /* in `running` while executing */
+} job;
+
+typedef struct data_ctx {
+    struct worker *w;
+    nng_ctx ctx;
+    nng_aio *aio;
+    bool sending;
+} data_ctx;
+
+typedef struct worker {
+    const terni_worker_opts *opts;
+    terni_loader *loader;
+    terni_peers *peers;
+    terni_link *link;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    stored *store;
+    job **heap; /* max-heap on (priority, -seq) */
+    size_t nheap, capheap;
+    job *running; /* by key */
+    uint64_t seq;
+    bool stopping;
+    volatile sig_atomic_t *stop;
+    pthread_t *threads;
+    nng_socket data_sock;
+    data_ctx data[DATA_RECEIVERS];
+    char address[256];
+} worker;
+
+static void wlog(const worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void wlog(const worker *w, const char *fmt, ...)
+{
+    if (w->opts->quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "tern-worker %s: ", w->opts->name);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+/* ---- store ------------------------------------------------------------------------ */
+
+static tern_value *store_get(worker *w, const char *key)
+{
+    pthread_mutex_lock(&w->lock);
+    stored *s;
+    HASH_FIND_STR(w->store, key, s);
+    tern_value *v = s ? tern_value_ref(s->value) : NULL;
+    pthread_mutex_unlock(&w->lock);
+    return v;
+}
+
+/* Stores v (reference taken) unless the key is there already. */
+static void store_put(worker *w, const char *key, tern_value *v, int64_t nbytes)
+{
+    pthread_mutex_lock(&w->lock);
+    stored *s;
+    HASH_FIND_STR(w->store, key, s);
+    if (!s && (s = calloc(1, sizeof(*s))) && (s->key = strdup(key))) {
+        s->value = tern_value_ref(v);
+        s->nbytes = nbytes;
+        HASH_ADD_KEYPTR(hh, w->store, s->key, strlen(s->key), s);
+    } else if (s && !s->key) {
+        free(s);
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void store_drop_locked(worker *w, const char *key)
+{
+    stored *s;
+    HASH_FIND_STR(w->store, key, s);
+    if (s) {
+        HASH_DEL(w->store, s);
+        tern_value_unref(s->value);
+        free(s->key);
+        free(s);
+    }
+}
+
+/* ---- queue ------------------------------------------------------------------------ */
+
+static bool job_before(const job *a, const job *b)
+{
+    return a->priority != b->priority ? a->priority > b->priority : a->seq < b->seq;
+}
+
+static void heap_push(worker *w, job *j)
+{
+    if (w->nheap == w->capheap) {
+        size_t cap = w->capheap ? w->capheap * 2 : 64;
+        job **grown = realloc(w->heap, cap * sizeof(*grown));
+        if (!grown)
+            return; /* out of memory: the task is lost; the scheduler sees no answer */
+        w->heap = grown;
+        w->capheap = cap;
+    }
+    size_t i = w->nheap++;
+    w->heap[i] = j;
+    while (i && job_before(w->heap[i], w->heap[(i - 1) / 2])) {
+        job *t = w->heap[i];
+        w->heap[i] = w->heap[(i - 1) / 2];
+        w->heap[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+static job *heap_pop(worker *w)
+{
+    if (!w->nheap)
+        return NULL;
+    job *top = w->heap[0];
+    w->heap[0] = w->heap[--w->nheap];
+    for (size_t i = 0;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < w->nheap && job_before(w->heap[l], w->heap[m]))
+            m = l;
+        if (r < w->nheap && job_before(w->heap[r], w->heap[m]))
+            m = r;
+        if (m == i)
+            break;
+        job *t = w->heap[i];
+        w->heap[i] = w->heap[m];
+        w->heap[m] = t;
+        i = m;
+    }
+    return top;
+}
+
+static void job_free(job *j)
+{
+    free(j->key);
+    free(j->fn);
+    free(j->plugin);
+    tern_value_unref(j->args);
+    tern_value_unref(j->deps);
+    free(j);
+}
+
+/* ---- reporting -------------------------------------------------------------------- */
+
+static void report_erred(worker *w, const job *j, int code, const char *msg)
+{
+    tern_value *op = terni_op("erred");
+    if (op && terni_set_text(op, "key", j->key) && terni_set_int(op, "code", code) &&
+        terni_set_text(op, "message", msg))
+        terni_link_post(w->link, op);
+    else
+        tern_value_unref(op);
+}
+
+static void report_done(worker *w, const job *j, tern_value *result, int64_t duration_us)
+{
+    size_t nbytes = tern_encoded_size(result);
+    tern_value *op = terni_op("done");
+    bool ok = op && terni_set_text(op, "key", j->key) && terni_set_int(op, "nbytes", (int64_t)nbytes) &&
+              terni_set_int(op, "duration_us", duration_us);
+    if (ok && nbytes && nbytes <= INLINE_MAX) {
+        uint8_t *buf;
+        size_t len;
+        if (tern_encode(result, &buf, &len) == TERN_OK) {
+            ok = terni_set(op, "value", tern_bytes(buf, len));
+            free(buf);
+        }
+    }
+    if (ok)
+        terni_link_post(w->link, op);
+    else
+        tern_value_unref(op);
+}
+
+/* ---- running a task --------------------------------------------------------------- */
+
+typedef struct depvals {
+    tern_value *map; /* key -> value */
+} depvals;
+
+static tern_value *lookup_dep(void *arg, const char *key)
+{
+    const tern_value *v;
+    if (tern_map_get(((depvals *)arg)->map, key, &v) != TERN_OK)
+        return NULL;
+    return tern_value_ref((tern_value *)v);
+}
+
+/* Gets every dependency into dv->map: local store first, else a peer that has it. */
+static int gather(worker *w, const job *j, depvals *dv, char *msg, size_t msglen)
+{
+    const char *key;
+    const tern_value *addrs;
+    for (size_t i = 0; tern_map_entry(j->deps, i, &key, &addrs) == TERN_OK; i++) {
+        tern_value *v = store_get(w, key);
+        const tern_value *a;
+        const char *addr;
+        char err[512] = "no worker holds it";
+        for (size_t k = 0; !v && tern_list_get(addrs, k, &a) == TERN_OK; k++) {
+            if (tern_value_get_text(a, &addr, NULL) != TERN_OK || !strcmp(addr, w->address))
+                continue;
+            tern_value *keys = tern_list_of(tern_text(key)), *values = NULL;
+            if (keys && terni_peers_get(w->peers, addr, keys, FETCH_TIMEOUT_MS, &values, err,
+                                        sizeof(err)) == TERN_OK) {
+                const tern_value *got;
+                if (tern_map_get(values, key, &got) == TERN_OK) {
+                    v = tern_value_ref((tern_value *)got);
+                    int64_t nbytes = (int64_t)tern_encoded_size(v);
+                    store_put(w, key, v, nbytes);
+                    tern_value *op = terni_op("added");
+                    if (op && terni_set_text(op, "key", key) && terni_set_int(op, "nbytes", nbytes))
+                        terni_link_post(w->link, op);
+                    else
+                        tern_value_unref(op);
+                } else {
+                    snprintf(err, sizeof(err), "worker at %s no longer holds it", addr);
+                }
+            }
+            tern_value_unref(keys);
+            tern_value_unref(values);
+        }
+        if (!v) {
+            snprintf(msg, msglen, "cannot get dependency %s: %s", key, err);
+            return TERN_ELOST;
+        }
+        if (tern_map_set(dv->map, key, v) != TERN_OK) {
+            snprintf(msg, msglen, "out of memory");
+            return TERN_ENOMEM;
+        }
+    }
+    return TERN_OK;
+}
+
+static void run_job(worker *w, job *j)
+{
+    char msg[TERNI_TASK_MSG_MAX] = "";
+    depvals dv = { tern_map_new() };
+    tern_value *args = NULL, *call_args = NULL, *result = NULL;
+    const void *bytes;
+    size_t len;
+    int rc = dv.map ? TERN_OK : TERN_ENOMEM;
+    const terni_plugin *p = NULL;
+    tern_task_fn fn = NULL;
+    const char *colon = strchr(j->fn, ':');
+    if (rc == TERN_OK) {
+        p = terni_loader_get(w->loader, j->plugin);
+        if (!p) {
+            rc = TERN_ENOTFOUND;
+            snprintf(msg, sizeof(msg), "plugin %.16s is not loaded on worker %s", j->plugin,
+                     w->opts->name);
+        } else if (!colon) {
+            rc = TERN_EINVAL;
+            snprintf(msg, sizeof(msg), "task name %s is not plugin:symbol", j->fn);
+        } else {
+            rc = terni_plugin_resolve(p, colon + 1, &fn, msg, sizeof(msg));
+        }
+    }
+    if (rc == TERN_OK && tern_value_get_bytes(j->args, &bytes, &len) == TERN_OK)
+        rc = tern_decode(bytes, len, NULL, &args, msg, sizeof(msg));
+    if (rc == TERN_OK && tern_value_type(args) != TERN_T_LIST) {
+        rc = TERN_EPROTO;
+        snprintf(msg, sizeof(msg), "arguments are not a list");
+    }
+    if (rc == TERN_OK)
+        rc = gather(w, j, &dv, msg, sizeof(msg));
+    if (rc == TERN_OK) {
+        call_args = terni_substitute_keyrefs(args, lookup_dep, &dv);
+        if (!call_args) {
+            rc = TERN_ENOMEM;
+            snprintf(msg, sizeof(msg), "cannot substitute arguments");
+        }
+    }
+    uint64_t t0 = terni_now_ns();
+    if (rc == TERN_OK) {
+        size_t n = tern_list_len(call_args);
+        const tern_value **items = calloc(n ? n : 1, sizeof(*items));
+        for (size_t i = 0; items && i < n; i++)
+            tern_list_get(call_args, i, &items[i]);
+        rc = items ? terni_task_call(fn, colon + 1, j->key, items, n, &result, msg, sizeof(msg))
+                   : TERN_ENOMEM;
+        free(items);
+    }
+    int64_t duration_us = (int64_t)((terni_now_ns() - t0) / 1000);
+    pthread_mutex_lock(&w->lock);
+    bool cancelled = j->cancelled;
+    HASH_DEL(w->running, j);
+    pthread_mutex_unlock(&w->lock);
+    if (cancelled) {
+        /* nothing to report: the scheduler already forgot or cancelled it */
+    } else if (rc == TERN_OK) {
+        store_put(w, j->key, result, (int64_t)tern_encoded_size(result));
+        report_done(w, j, result, duration_us);
+    } else {
+        report_erred(w, j, rc, msg);
+    }
+    tern_value_unref(result);
+    tern_value_unref(call_args);
+    tern_value_unref(args);
+    tern_value_unref(dv.map);
+    job_free(j);
+}
+
+static void *executor_main(void *arg)
+{
+    worker *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        while (!w->nheap && !w->stopping)
+            pthread_cond_wait(&w->cond, &w->lock);
+        if (w->stopping) {
+            pthread_mutex_unlock(&w->lock);
+            return NULL;
+        }
+        job *j = heap_pop(w);
+        HASH_ADD_KEYPTR(hh, w->running, j->key, strlen(j->key), j);
+        pthread_mutex_unlock(&w->lock);
+        run_job(w, j);
+    }
+}
+
+/* ---- scheduler events (poll thread) ------------------------------------------------ */
+
+static void on_compute(worker *w, const tern_value *ev)
+{
+    const char *key = terni_get_text(ev, "key"), *fn = terni_get_text(ev, "fn"),
+               *plugin = terni_get_text(ev, "plugin");
+    const tern_value *args = terni_get(ev, "args"), *deps = terni_get(ev, "deps");
+    int64_t prio = 0;
+    terni_get_int(ev, "priority", &prio);
+    if (!key || !fn || !plugin || !args || tern_value_type(deps) != TERN_T_MAP) {
+        wlog(w, "ignoring a malformed compute event");
+        return;
+    }
+    job *j = calloc(1, sizeof(*j));
+    if (!j || !(j->key = strdup(key)) || !(j->fn = strdup(fn)) || !(j->plugin = strdup(plugin))) {
+        if (j)
+            job_free(j);
+        return;
+    }
+    j->args = tern_value_ref((tern_value *)args);
+    j->deps = tern_value_ref((tern_value *)deps);
+    j->priority = (int)prio;
+    pthread_mutex_lock(&w->lock);
+    j->seq = ++w->seq;
+    heap_push(w, j);
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* free/cancel: drop stored data, queued jobs, and results of running jobs for these keys. */
+static void on_drop(worker *w, const tern_value *ev, bool drop_data)
+{
+    const tern_value *keys = terni_get(ev, "keys"), *item;
+    const char *key;
+    pthread_mutex_lock(&w->lock);
+    for (size_t i = 0; tern_list_get(keys, i, &item) == TERN_OK; i++) {
+        if (tern_value_get_text(item, &key, NULL) != TERN_OK)
+            continue;
+        if (drop_data)
+            store_drop_locked(w, key);
+        job *r;
+        HASH_FIND_STR(w->running, key, r);
+        if (r)
+            r->cancelled = true;
+        for (size_t k = 0; k < w->nheap; k++)
+            if (!strcmp(w->heap[k]->key, key)) {
+                job *q = w->heap[k];
+                w->heap[k] = w->heap[--w->nheap];
+                job_free(q);
+                /* restore heap order */
+                job **all = w->heap;
+                size_t n = w->nheap;
+                w->nheap = 0;
+                for (size_t m = 0; m < n; m++)
+                    heap_push(w, all[m]);
+                break;
+            }
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void on_plugin(worker *w, const tern_value *ev)
+{
+    const void *bytes;
+    size_t len;
+    const char *id = terni_get_text(ev, "id");
+    if (!id || tern_value_get_bytes(terni_get(ev, "bytes"), &bytes, &len) != TERN_OK)
+        return;
+    const terni_plugin *p;
+    char msg[1024];
+    int rc = terni_loader_load(w->loader, bytes, len, &p, msg, sizeof(msg));
+    if (rc == TERN_OK) {
+        wlog(w, "loaded plugin %s %s", terni_plugin_name(p), terni_plugin_version(p));
+        return;
+    }
+    wlog(w, "cannot load plugin %.12s: %s", id, msg);
+    tern_value *op = terni_op("plugin_failed");
+    if (op && terni_set_text(op, "id", id) && terni_set_text(op, "message", msg))
+        terni_link_post(w->link, op);
+    else
+        tern_value_unref(op);
+}
+
+static void on_events(void *arg, const tern_value *events)
+{
+    worker *w = arg;
+    const tern_value *ev;
+    for (size_t i = 0; tern_list_get(events, i, &ev) == TERN_OK; i++) {
+        const char *op = terni_op_name(ev);
+        if (!strcmp(op, "compute"))
+            on_compute(w, ev);
+        else if (!strcmp(op, "free"))
+            on_drop(w, ev, true);
+        else if (!strcmp(op, "cancel"))
+            on_drop(w, ev, false);
+        else if (!strcmp(op, "plugin"))
+            on_plugin(w, ev);
+    }
+}
+
+static void on_down(void *arg, const char *why)
+{
+    worker *w = arg;
+    wlog(w, "%s; stopping", why);
+    *w->stop = 1;
+}
+
+/* ---- data server (nng callbacks) -------------------------------------------------- */
+
+static tern_value *serve(worker *w, const tern_value *req)
+{
+    const char *op = terni_op_name(req);
+    if (!strcmp(op, "get")) {
+        tern_value *values = tern_map_new(), *out = tern_map_new();
+        const tern_value *keys = terni_get(req, "keys"), *item;
+        const char *key;
+        for (size_t i = 0; values && tern_list_get(keys, i, &item) == TERN_OK; i++) {
+            if (tern_value_get_text(item, &key, NULL) != TERN_OK)
+                continue;
+            tern_value *v = store_get(w, key);
+            if (v)
+                tern_map_set(values, key, v);
+        }
+        if (out && terni_set(out, "values", values))
+            return out;
+        tern_value_unref(out);
+        return terni_error_result(TERN_ENOMEM, "out of memory");
+    }
+    if (!strcmp(op, "put")) {
+        const char *key = terni_get_text(req, "key");
+        const tern_value *v = terni_get(req, "value");
+        if (!key || !*key || !v)
+            return terni_error_result(TERN_EINVAL, "put needs a key and a value");
+        int64_t nbytes = (int64_t)tern_encoded_size(v);
+        store_put(w, key, (tern_value *)v, nbytes);
+        tern_value *added = terni_op("added");
+        if (added && terni_set_text(added, "key", key) && terni_set_int(added, "nbytes", nbytes))
+            terni_link_post(w->link, added);
+        else
+            tern_value_unref(added);
+        return tern_map_new();
+    }
+    return terni_error_result(TERN_EPROTO, "unknown data op \"%s\"", op);
+}
+
+static void data_cb(void *arg)
+{
+    data_ctx *d = arg;
+    int rv = nng_aio_result(d->aio);
+    if (d->sending) {
+        if (rv != 0)
+            nng_msg_free(nng_aio_get_msg(d->aio));
+        d->sending = false;
+        nng_ctx_recv(d->ctx, d->aio);
+        return;
+    }
+    if (rv != 0) {
+        if (rv != NNG_ECLOSED && rv != NNG_ECANCELED)
+            nng_ctx_recv(d->ctx, d->aio);
+        return;
+    }
+    tern_value *req = NULL, *reply;
+    char err[256];
+    if (terni_msg_decode(nng_aio_get_msg(d->aio), &req, err, sizeof(err)) != TERN_OK)
+        reply = terni_error_result(TERN_EPROTO, "malformed request: %s", err);
+    else
+        reply = serve(d->w, req);
+    tern_value_unref(req);
+    nng_msg *m = NULL;
+    if (!reply || terni_msg_encode(reply, &m) != TERN_OK) {
+        tern_value *e = terni_error_result(TERN_ENOMEM, "cannot encode the reply");
+        if (!e || terni_msg_encode(e, &m) != TERN_OK)
+            m = NULL;
+        tern_value_unref(e);
+    }
+    tern_value_unref(reply);
+    if (!m) {
+        nng_ctx_recv(d->ctx, d->aio);
+        return;
+    }
+    d->sending = true;
+    nng_aio_set_msg(d->aio, m);
+    nng_ctx_send(d->ctx, d->aio);
+}
+
+static int start_data_server(worker *w, char *err, size_t errlen)
+{
+    nng_listener l;
+    int rv = nng_rep0_open(&w->data_sock);
+    if (rv == 0)
+        rv = nng_socket_set_size(w->data_sock, NNG_OPT_RECVMAXSZ, TERNI_MAX_MSG);
+    if (rv == 0)
+        rv = nng_listener_create(&l, w->data_sock, w->opts->listen);
+    if (rv == 0)
+        rv = nng_listener_start(l, 0);
+    if (rv != 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", w->opts->listen, nng_strerror(rv));
+        return terni_nng_err(rv);
+    }
+    snprintf(w->address, sizeof(w->address), "%s", w->opts->listen);
+    int port;
+    if (!strncmp(w->opts->listen, "tcp://", 6) &&
+        nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) == 0) {
+        const char *colon = strrchr(w->opts->listen, ':');
+        snprintf(w->address, sizeof(w->address), "%.*s:%d", (int)(colon - w->opts->listen),
+                 w->opts->listen, port);
+    }
+    for (int i = 0; i < DATA_RECEIVERS; i++) {
+        data_ctx *d = &w->data[i];
+        d->w = w;
+        if (nng_aio_alloc(&d->aio, data_cb, d) != 0 || nng_ctx_open(&d->ctx, w->data_sock) != 0) {
+            snprintf(err, errlen, "cannot start the data server");
+            return TERN_ENOMEM;
+        }
+        nng_ctx_recv(d->ctx, d->aio);
+    }
+    return TERN_OK;
+}
+
+/* ---- lifecycle -------------------------------------------------------------------- */
+
+int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
+{
+    worker w_ = { .opts = opts, .stop = stop }, *w = &w_;
+    char err[1024];
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    int rc = terni_loader_open(opts->workdir, &w->loader, err, sizeof(err));
+    if (rc == TERN_OK)
+        rc = terni_peers_new(&w->peers);
+    if (rc == TERN_OK)
+        rc = start_data_server(w, err, sizeof(err));
+    if (rc != TERN_OK) {
+        fprintf(stderr, "tern-worker: %s\n", err);
+        return 1;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    tern_value *hello = terni_op("hello");
+    if (!hello || !terni_set_int(hello, "wire", TERNI_WIRE_VERSION) ||
+        !terni_set_text(hello, "role", "worker") || !terni_set_text(hello, "name", opts->name) ||
+        !terni_set_int(hello, "nthreads", opts->nthreads) ||
+        !terni_set_int(hello, "memory", (int64_t)pages * page) ||
+        !terni_set_text(hello, "address", w->address)) {
+        tern_value_unref(hello);
+        fprintf(stderr, "tern-worker: out of memory\n");
+        return 1;
+    }
+    /* The executors exist before the link so no compute event waits for them. */
+    w->threads = calloc((size_t)opts->nthreads, sizeof(pthread_t));
+    for (int i = 0; w->threads && i < opts->nthreads; i++)
+        pthread_create(&w->threads[i], NULL, executor_main, w);
+    rc = terni_link_open(opts->scheduler, hello, opts->connect_timeout_ms, on_events, on_down, w,
+                         &w->link, NULL, err, sizeof(err));
+    if (rc != TERN_OK)
+        fprintf(stderr, "tern-worker: %s\n", err);
+    else
+        wlog(w, "connected to %s, serving data at %s, %d thread%s", opts->scheduler, w->address,
+             opts->nthreads, opts->nthreads == 1 ? "" : "s");
+    while (rc == TERN_OK && !*stop)
+        usleep(50 * 1000);
+
+    pthread_mutex_lock(&w->lock);
+    w->stopping = true;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    for (int i = 0; w->threads && i < opts->nthreads; i++)
+        pthread_join(w->threads[i], NULL);
+    free(w->threads);
+    terni_link_close(w->link);
+    nng_close(w->data_sock);
+    for (int i = 0; i < DATA_RECEIVERS; i++)
+        if (w->data[i].aio)
+            nng_aio_free(w->data[i].aio);
+    terni_peers_free(w->peers);
+    while (w->nheap)
+        job_free(w->heap[--w->nheap]);
+    free(w->heap);
+    stored *s, *tmp;
+    HASH_ITER(hh, w->store, s, tmp)
+    {
+        HASH_DEL(w->store, s);
+        tern_value_unref(s->value);
+        free(s->key);
+        free(s);
+    }
+    terni_loader_close(w->loader);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    return rc == TERN_OK ? 0 : 1;
+}

@@ -1,0 +1,21 @@
+/* The worker process (worker.c); main.c parses options. */
+#ifndef TERNI_WORKER_H
+#define TERNI_WORKER_H
+
+#include <signal.h>
+#include <stdbool.h>
+
+typedef struct terni_worker_opts {
+    const char *scheduler; /* scheduler URL */
+    const char *name;      /* unique worker name */
+    const char *workdir;   /* plugin files go to <workdir>/plugins */
+    const char *listen;    /* data server URL; tcp://127.0.0.1:0 picks a port */
+    int nthreads;
+    int connect_timeout_ms;
+    bool quiet;
+} terni_worker_opts;
+
+/* Runs until *stop is set or the scheduler connection is lost. Returns an exit status. */
+int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop);
+
+#endif
