@@ -42,9 +42,9 @@ static int write_file(const char *path, const void *bytes, size_t len)
     return done == len ? 0 : -1;
 }
 
-int terni_inspect_plugin(const char *inspector, const char *workdir, const void *bytes,
-                         size_t len, const char *id, char **name, char **version, char **tasks,
-                         char *msg, size_t msglen)
+int terni_inspect_plugin(const char *inspector, const char *workdir, const void *bytes, size_t len,
+                         const char *id, char **name, char **version, char **tasks, char *msg,
+                         size_t msglen)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/upload-%.16s-%d.so", workdir, id, (int)getpid());
@@ -61,6 +61,8 @@ int terni_inspect_plugin(const char *inspector, const char *workdir, const void 
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+    /* The answer is on stdout; what plugin constructors print is not the scheduler's log. */
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
     char *argv[] = { (char *)inspector, "--describe", path, NULL };
     pid_t pid;
     int rv = posix_spawn(&pid, inspector, &fa, NULL, argv, environ);
@@ -112,7 +114,8 @@ int terni_inspect_plugin(const char *inspector, const char *workdir, const void 
         return TERN_EDLOPEN;
     }
     if (WIFSIGNALED(status)) {
-        snprintf(msg, msglen, "loading the plugin crashed the loader with signal %d (%s); "
+        snprintf(msg, msglen,
+                 "loading the plugin crashed the loader with signal %d (%s); "
                  "check its constructors",
                  WTERMSIG(status), strsignal(WTERMSIG(status)));
         return TERN_EDLOPEN;

@@ -88,8 +88,8 @@ typedef struct plugin {
 struct task {
     char *key;
     int state;
-    char *fn;        /* "plugin:symbol" */
-    char *plugin_id; /* NULL for scattered data */
+    char *fn;         /* "plugin:symbol" */
+    char *plugin_id;  /* NULL for scattered data */
     tern_value *args; /* CBOR bytes of the argument list */
     task **deps;
     size_t ndeps, nwaiting;
@@ -658,8 +658,9 @@ static void submit_one(session *s, const tern_value *spec)
             HASH_FIND_STR(S.tasks, dk, d);
         if (!d || d == t) {
             code = TERN_ENOTFOUND;
-            snprintf(msg, sizeof(msg), "argument %s refers to a key the cluster does not have "
-                                       "(released, or never submitted)",
+            snprintf(msg, sizeof(msg),
+                     "argument %s refers to a key the cluster does not have "
+                     "(released, or never submitted)",
                      d == t ? "itself" : "future");
             break;
         }
@@ -948,6 +949,15 @@ static tern_value *op_done(session *s, const tern_value *op)
         S.task_time = 0.9 * S.task_time + 0.1 * ((double)duration_us * 1e-6);
         S.ntasks_done++;
     }
+    if (t->state != T_PROCESSING && t->state != T_MEMORY) {
+        /* erred (cancelled) or re-queued meanwhile: the result is not wanted */
+        tern_value *ev = terni_op("free");
+        if (ev && terni_set(ev, "keys", tern_list_of(tern_text(key))))
+            send_event(s, ev);
+        else
+            tern_value_unref(ev);
+        return tern_null();
+    }
     const tern_value *value = terni_get(op, "value");
     task_in_memory(t, s->w, nbytes, (tern_value *)value);
     return tern_null();
@@ -1072,21 +1082,22 @@ static void worker_lost(worker *w)
             if (t->who[i] == w)
                 t->who[i--] = t->who[--t->nwho];
     }
+    /* Lost data first (erring its dependents), then re-place what was running there. */
+    HASH_ITER(hh, S.tasks, t, tmp)
+    {
+        if (t->state == T_MEMORY && t->nwho == 0) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "the only copy of %s was on worker %s, which left", t->key,
+                     w->name);
+            task_erred(t, TERN_ELOST, msg, t->fn, t->key);
+        }
+    }
     HASH_ITER(hh, S.tasks, t, tmp)
     {
         if (t->state == T_PROCESSING && t->on == w) {
             t->on = NULL;
             t->state = T_WAITING;
             place(t);
-        }
-    }
-    HASH_ITER(hh, S.tasks, t, tmp)
-    {
-        if (t->state == T_MEMORY && t->nwho == 0) {
-            char msg[512];
-            snprintf(msg, sizeof(msg), "the only copy of %s was on worker %s, which left",
-                     t->key, w->name);
-            task_erred(t, TERN_ELOST, msg, t->fn, t->key);
         }
     }
     free(w->name);

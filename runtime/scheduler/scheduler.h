@@ -23,8 +23,8 @@ int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop);
 /* Checks plugin bytes in a child process (tern-plugin-info --describe). On success fills
  * name, version and a space-separated task list (malloc'd, caller frees). Returns a tern code;
  * msg gets the reason on failure. Blocks for the child's run (tens of milliseconds). */
-int terni_inspect_plugin(const char *inspector, const char *workdir, const void *bytes,
-                         size_t len, const char *id, char **name, char **version, char **tasks,
-                         char *msg, size_t msglen);
+int terni_inspect_plugin(const char *inspector, const char *workdir, const void *bytes, size_t len,
+                         const char *id, char **name, char **version, char **tasks, char *msg,
+                         size_t msglen);
 
 #endif
