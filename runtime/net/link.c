@@ -14,6 +14,7 @@
  */
 #include "link.h"
 
+#include "tls.h"
 #include "wire.h"
 
 #include <nng/protocol/reqrep0/req.h>
@@ -172,8 +173,8 @@ static void *sender_main(void *arg)
             }
         tern_value *reply = NULL;
         char err[512] = "out of memory";
-        int rc = req ? roundtrip(l->op_ctx, l->op_aio, req, -1, &reply, err, sizeof(err))
-                     : TERN_ENOMEM;
+        int rc =
+            req ? roundtrip(l->op_ctx, l->op_aio, req, -1, &reply, err, sizeof(err)) : TERN_ENOMEM;
         tern_value_unref(req);
         if (rc == TERN_OK && tern_list_len(reply) != n) {
             rc = TERN_EPROTO;
@@ -226,9 +227,9 @@ static void *poller_main(void *arg)
     return NULL;
 }
 
-int terni_link_open(const char *url, tern_value *hello, int timeout_ms, terni_events_fn on_events,
-                    terni_down_fn on_down, void *arg, terni_link **out, tern_value **welcome,
-                    char *err, size_t errlen)
+int terni_link_open(const char *url, const char *tls_ca, tern_value *hello, int timeout_ms,
+                    terni_events_fn on_events, terni_down_fn on_down, void *arg, terni_link **out,
+                    tern_value **welcome, char *err, size_t errlen)
 {
     terni_link *l = calloc(1, sizeof(*l));
     tern_value *req = tern_list_of(hello);
@@ -260,14 +261,26 @@ int terni_link_open(const char *url, tern_value *hello, int timeout_ms, terni_ev
         rv = nng_aio_alloc(&l->op_aio, NULL, NULL);
     if (rv == 0)
         rv = nng_aio_alloc(&l->poll_aio, NULL, NULL);
+    int rc;
     if (rv == 0) {
-        rv = nng_dial(l->sock, url, NULL, 0);
-        if (rv != 0)
+        nng_dialer d;
+        rv = nng_dialer_create(&d, l->sock, url);
+        rc = rv == 0 ? terni_tls_dialer(d, url, tls_ca, err, errlen) : TERN_OK;
+        if (rv == 0 && rc == TERN_OK)
+            rv = nng_dialer_start(d, 0);
+        if (rv == NNG_ECRYPTO || rv == NNG_EPEERAUTH)
+            snprintf(err, errlen,
+                     "TLS handshake with %s failed (%s): check that the CA file signed the "
+                     "server's certificate and that the host name matches it",
+                     url, nng_strerror(rv));
+        else if (rv != 0)
             snprintf(err, errlen, "cannot connect to %s: %s", url, nng_strerror(rv));
+        if (rc == TERN_OK)
+            rc = terni_nng_err(rv);
     } else {
         snprintf(err, errlen, "cannot open a socket: %s", nng_strerror(rv));
+        rc = terni_nng_err(rv);
     }
-    int rc = terni_nng_err(rv);
     if (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP)
         rc = TERN_EINVAL;
     tern_value *reply = NULL;
@@ -366,8 +379,8 @@ int terni_link_post(terni_link *l, tern_value *op)
     return enqueue(l, op, NULL);
 }
 
-int terni_link_call(terni_link *l, tern_value *op, int timeout_ms, tern_value **result,
-                    char *err, size_t errlen)
+int terni_link_call(terni_link *l, tern_value *op, int timeout_ms, tern_value **result, char *err,
+                    size_t errlen)
 {
     *result = NULL;
     waiter *w = calloc(1, sizeof(*w));
@@ -378,8 +391,8 @@ int terni_link_call(terni_link *l, tern_value *op, int timeout_ms, tern_value **
     int rc = enqueue(l, op, w);
     if (rc != TERN_OK) {
         free(w);
-        snprintf(err, errlen, "%s", rc == TERN_ECLOSED ? "not connected to the scheduler"
-                                                       : "out of memory");
+        snprintf(err, errlen, "%s",
+                 rc == TERN_ECLOSED ? "not connected to the scheduler" : "out of memory");
         return rc;
     }
     struct timespec ts;

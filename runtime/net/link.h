@@ -24,9 +24,10 @@ typedef void (*terni_down_fn)(void *arg, const char *why);
  * *welcome (may be NULL) gets the scheduler's welcome map and the poll thread starts. Errors:
  * TERN_ECONNREFUSED, TERN_ETIMEDOUT, TERN_EPROTO (the scheduler refused the hello; the
  * message says why), TERN_ENOMEM. */
-int terni_link_open(const char *url, tern_value *hello, int timeout_ms, terni_events_fn on_events,
-                    terni_down_fn on_down, void *arg, terni_link **out, tern_value **welcome,
-                    char *err, size_t errlen);
+/* tls_ca: CA file for tls+tcp:// URLs (NULL: $TERN_TLS_CA). */
+int terni_link_open(const char *url, const char *tls_ca, tern_value *hello, int timeout_ms,
+                    terni_events_fn on_events, terni_down_fn on_down, void *arg, terni_link **out,
+                    tern_value **welcome, char *err, size_t errlen);
 
 /* Stops the threads, fails pending calls with TERN_ECLOSED, closes the socket. */
 void terni_link_close(terni_link *l);
@@ -36,8 +37,8 @@ int terni_link_post(terni_link *l, tern_value *op);
 
 /* Queues op (stolen) and waits up to timeout_ms (negative: forever) for its result, given
  * to the caller in *result. An error result becomes the return code, with its message. */
-int terni_link_call(terni_link *l, tern_value *op, int timeout_ms, tern_value **result,
-                    char *err, size_t errlen);
+int terni_link_call(terni_link *l, tern_value *op, int timeout_ms, tern_value **result, char *err,
+                    size_t errlen);
 
 /* False once the connection is lost or closed. */
 bool terni_link_alive(terni_link *l);

@@ -6,6 +6,7 @@
  * its own connection and reschedules, so a fetch never waits for ever. */
 #include "peers.h"
 
+#include "tls.h"
 #include "wire.h"
 
 #include <nng/protocol/reqrep0/req.h>
@@ -23,15 +24,18 @@ typedef struct peer {
 } peer;
 
 struct terni_peers {
+    char *tls_ca;
     pthread_mutex_t lock;
     peer *by_addr;
 };
 
-int terni_peers_new(terni_peers **out)
+int terni_peers_new(const char *tls_ca, terni_peers **out)
 {
     terni_peers *p = calloc(1, sizeof(*p));
-    if (!p)
+    if (!p || (tls_ca && !(p->tls_ca = strdup(tls_ca)))) {
+        free(p);
         return TERN_ENOMEM;
+    }
     pthread_mutex_init(&p->lock, NULL);
     *out = p;
     return TERN_OK;
@@ -50,6 +54,7 @@ void terni_peers_free(terni_peers *p)
         free(e);
     }
     pthread_mutex_destroy(&p->lock);
+    free(p->tls_ca);
     free(p);
 }
 
@@ -70,17 +75,25 @@ static int get_socket(terni_peers *p, const char *address, nng_socket *out, char
         rv = nng_socket_set_ms(e->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
     if (rv == 0)
         rv = nng_socket_set_size(e->sock, NNG_OPT_RECVMAXSZ, TERNI_MAX_MSG);
-    if (rv == 0)
-        rv = nng_dial(e->sock, address, NULL, 0);
+    int rc = TERN_OK;
+    if (rv == 0) {
+        nng_dialer d;
+        rv = nng_dialer_create(&d, e->sock, address);
+        if (rv == 0 && (rc = terni_tls_dialer(d, address, p->tls_ca, err, errlen)) != TERN_OK)
+            rv = NNG_EINVAL;
+        if (rv == 0)
+            rv = nng_dialer_start(d, 0);
+    }
     if (rv != 0) {
-        snprintf(err, errlen, "cannot connect to worker at %s: %s", address, nng_strerror(rv));
+        if (rc == TERN_OK)
+            snprintf(err, errlen, "cannot connect to worker at %s: %s", address, nng_strerror(rv));
         if (e && e->address)
             nng_close(e->sock);
         if (e)
             free(e->address);
         free(e);
         pthread_mutex_unlock(&p->lock);
-        return terni_nng_err(rv);
+        return rc != TERN_OK ? rc : terni_nng_err(rv);
     }
     HASH_ADD_KEYPTR(hh, p->by_addr, e->address, strlen(e->address), e);
     *out = e->sock;
@@ -88,8 +101,8 @@ static int get_socket(terni_peers *p, const char *address, nng_socket *out, char
     return TERN_OK;
 }
 
-int terni_peers_request(terni_peers *p, const char *address, const tern_value *req,
-                        int timeout_ms, tern_value **reply, char *err, size_t errlen)
+int terni_peers_request(terni_peers *p, const char *address, const tern_value *req, int timeout_ms,
+                        tern_value **reply, char *err, size_t errlen)
 {
     *reply = NULL;
     nng_socket sock;

@@ -13,6 +13,7 @@
  */
 #include "server.h"
 
+#include "tls.h"
 #include "wire.h"
 
 #include <nng/protocol/reqrep0/rep.h>
@@ -145,14 +146,13 @@ static void request_cb(void *arg)
 
 static void pipe_cb(nng_pipe p, nng_pipe_ev what, void *arg)
 {
-    terni_event ev = { .kind = what == NNG_PIPE_EV_ADD_POST ? TERNI_EV_PEER_UP
-                                                            : TERNI_EV_PEER_LOST,
+    terni_event ev = { .kind = what == NNG_PIPE_EV_ADD_POST ? TERNI_EV_PEER_UP : TERNI_EV_PEER_LOST,
                        .pipe = nng_pipe_id(p) };
     push(arg, &ev);
 }
 
-int terni_server_open(const char *url, terni_server **out, char *bound, size_t boundlen,
-                      char *err, size_t errlen)
+int terni_server_open(const char *url, const char *tls_cert, terni_server **out, char *bound,
+                      size_t boundlen, char *err, size_t errlen)
 {
     terni_server *s = calloc(1, sizeof(*s));
     if (!s)
@@ -168,20 +168,26 @@ int terni_server_open(const char *url, terni_server **out, char *bound, size_t b
         nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
         rv = nng_listener_create(&l, s->sock, url);
     }
+    int rc = TERN_OK;
+    if (rv == 0 && (rc = terni_tls_listener(l, url, tls_cert, err, errlen)) != TERN_OK)
+        rv = NNG_EINVAL;
     if (rv == 0)
         rv = nng_listener_start(l, 0);
     if (rv != 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s", url, nng_strerror(rv));
+        if (rc == TERN_OK)
+            snprintf(err, errlen, "cannot listen on %s: %s", url, nng_strerror(rv));
         nng_close(s->sock);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->cond);
         free(s);
+        if (rc != TERN_OK)
+            return rc;
         return terni_nng_err(rv) == TERN_EIO ? TERN_EINVAL : terni_nng_err(rv);
     }
     if (bound && boundlen) {
         int port = 0;
         snprintf(bound, boundlen, "%s", url);
-        if (strncmp(url, "tcp://", 6) == 0 &&
+        if ((!strncmp(url, "tcp://", 6) || !strncmp(url, "tls+tcp://", 10)) &&
             nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) == 0) {
             const char *colon = strrchr(url, ':');
             snprintf(bound, boundlen, "%.*s:%d", (int)(colon - url), url, port);

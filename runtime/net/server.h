@@ -32,9 +32,10 @@ typedef struct terni_event {
     char error[256];  /* why body is NULL */
 } terni_event;
 
-/* Listens on url (tcp://host:0 picks a port). bound receives the real address. */
-int terni_server_open(const char *url, terni_server **out, char *bound, size_t boundlen,
-                      char *err, size_t errlen);
+/* Listens on url (tcp://host:0 picks a port); tls+tcp:// presents tls_cert (a PEM with the
+ * certificate and key; NULL: $TERN_TLS_CERT). bound receives the real address. */
+int terni_server_open(const char *url, const char *tls_cert, terni_server **out, char *bound,
+                      size_t boundlen, char *err, size_t errlen);
 /* Stops listening, drops pending requests, frees everything. */
 void terni_server_close(terni_server *s);
 

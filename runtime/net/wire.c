@@ -144,6 +144,9 @@ int terni_nng_err(int rv)
         return TERN_EPROTO;
     case NNG_EMSGSIZE:
         return TERN_ETOOBIG;
+    case NNG_ECRYPTO:
+    case NNG_EPEERAUTH:
+        return TERN_EAUTH;
     default:
         return TERN_EIO;
     }

@@ -31,7 +31,8 @@ bool terni_get_bool(const tern_value *m, const char *key);
 const char *terni_op_name(const tern_value *m);
 
 /* An error result {"error": code, "message": text}. */
-tern_value *terni_error_result(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+tern_value *terni_error_result(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* If r is an error result, returns its code and sets *msg; else TERN_OK. */
 int terni_result_error(const tern_value *r, const char **msg);
 

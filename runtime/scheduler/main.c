@@ -33,12 +33,14 @@ static void *watch_parent(void *arg)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: tern-scheduler [--listen URL] [--address-file PATH] [--workdir DIR]\n"
+    fprintf(f, "usage: tern-scheduler [--listen URL] [--address-file PATH] [--tls-cert PEM] "
+               "[--workdir DIR]\n"
                "                      [--preload PLUGIN.so]... [--no-preload] [--quiet]\n"
                "                      [--exit-with-parent]\n"
                "  --listen URL        tcp://host:port, ipc:///path (default tcp://127.0.0.1:7786;\n"
                "                      port 0 picks a free port)\n"
                "  --address-file P    write the bound address to P once listening\n"
+               "  --tls-cert PEM      certificate and private key for a tls+tcp:// listen URL\n"
                "  --preload P         plugin to offer to every worker from the start (default:\n"
                "                      the built-in arrays plugin)\n");
 }
@@ -75,6 +77,8 @@ int main(int argc, char **argv)
             o.listen = argv[++i];
         else if (!strcmp(a, "--address-file") && has)
             o.address_file = argv[++i];
+        else if (!strcmp(a, "--tls-cert") && has)
+            o.tls_cert = argv[++i];
         else if (!strcmp(a, "--workdir") && has)
             o.workdir = argv[++i];
         else if (!strcmp(a, "--preload") && has && npre < 63)

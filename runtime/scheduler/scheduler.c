@@ -1261,7 +1261,8 @@ int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
     S.opts = opts;
     S.task_time = INITIAL_TASK_TIME;
     char bound[512], err[512];
-    int rc = terni_server_open(opts->listen, &S.srv, bound, sizeof(bound), err, sizeof(err));
+    int rc = terni_server_open(opts->listen, opts->tls_cert, &S.srv, bound, sizeof(bound), err,
+                               sizeof(err));
     if (rc != TERN_OK) {
         fprintf(stderr, "tern-scheduler: %s\n", err);
         return 1;

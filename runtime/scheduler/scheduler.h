@@ -10,6 +10,7 @@
 typedef struct terni_sched_opts {
     const char *listen;       /* URL; tcp://127.0.0.1:0 picks a port */
     const char *address_file; /* where to write the bound address, or NULL */
+    const char *tls_cert;     /* tls+tcp:// listen: certificate + key PEM */
     const char *workdir;      /* scratch space for uploads */
     const char *inspector;    /* path of tern-plugin-info */
     const char **preload;     /* NULL-terminated plugin files loaded at start */

@@ -31,10 +31,14 @@ static void *watch_parent(void *arg)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: tern-worker --scheduler URL [--nthreads N] [--name NAME] [--workdir DIR]\n"
-               "                   [--listen URL] [--quiet] [--exit-with-parent]\n"
-               "  --listen URL   where peers fetch this worker's data (default\n"
-               "                 tcp://127.0.0.1:0, a free port)\n");
+    fprintf(f,
+            "usage: tern-worker --scheduler URL [--nthreads N] [--name NAME] [--workdir DIR]\n"
+            "                   [--listen URL] [--tls-ca PEM] [--tls-cert PEM] [--quiet]\n"
+            "                   [--exit-with-parent]\n"
+            "  --tls-ca PEM   CA that signed the scheduler's and peers' tls+tcp:// certificates\n"
+            "  --tls-cert PEM certificate and key when --listen is tls+tcp://\n"
+            "  --listen URL   where peers fetch this worker's data (default\n"
+            "                 tcp://127.0.0.1:0, a free port)\n");
 }
 
 static bool rm_rf(const char *dir)
@@ -46,7 +50,8 @@ static bool rm_rf(const char *dir)
 
 int main(int argc, char **argv)
 {
-    terni_worker_opts o = { .listen = "tcp://127.0.0.1:0", .nthreads = 1,
+    terni_worker_opts o = { .listen = "tcp://127.0.0.1:0",
+                            .nthreads = 1,
                             .connect_timeout_ms = 10000 };
     bool exit_with_parent = false;
     for (int i = 1; i < argc; i++) {
@@ -68,6 +73,10 @@ int main(int argc, char **argv)
             o.workdir = argv[++i];
         else if (!strcmp(a, "--listen") && has)
             o.listen = argv[++i];
+        else if (!strcmp(a, "--tls-ca") && has)
+            o.tls_ca = argv[++i];
+        else if (!strcmp(a, "--tls-cert") && has)
+            o.tls_cert = argv[++i];
         else if (!strcmp(a, "--quiet"))
             o.quiet = true;
         else if (!strcmp(a, "--exit-with-parent"))

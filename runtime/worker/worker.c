@@ -20,6 +20,7 @@
 #include "loader.h"
 #include "peers.h"
 #include "task_ctx.h"
+#include "tls.h"
 #include "wire.h"
 
 #include <nng/protocol/reqrep0/rep.h>
@@ -32,9 +33,9 @@
 
 #include <uthash.h>
 
-#define INLINE_MAX  (64 * 1024) /* results up to this many encoded bytes ride with "done" */
+#define INLINE_MAX       (64 * 1024) /* results up to this many encoded bytes ride with "done" */
 #define FETCH_TIMEOUT_MS 60000
-#define DATA_RECEIVERS 4
+#define DATA_RECEIVERS   4
 
 typedef struct stored {
     char *key;
@@ -208,7 +209,8 @@ static void report_done(worker *w, const job *j, tern_value *result, int64_t dur
 {
     size_t nbytes = tern_encoded_size(result);
     tern_value *op = terni_op("done");
-    bool ok = op && terni_set_text(op, "key", j->key) && terni_set_int(op, "nbytes", (int64_t)nbytes) &&
+    bool ok = op && terni_set_text(op, "key", j->key) &&
+              terni_set_int(op, "nbytes", (int64_t)nbytes) &&
               terni_set_int(op, "duration_us", duration_us);
     if (ok && nbytes && nbytes <= INLINE_MAX) {
         uint8_t *buf;
@@ -563,6 +565,10 @@ static int start_data_server(worker *w, char *err, size_t errlen)
         rv = nng_socket_set_size(w->data_sock, NNG_OPT_RECVMAXSZ, TERNI_MAX_MSG);
     if (rv == 0)
         rv = nng_listener_create(&l, w->data_sock, w->opts->listen);
+    int rc = TERN_OK;
+    if (rv == 0 &&
+        (rc = terni_tls_listener(l, w->opts->listen, w->opts->tls_cert, err, errlen)) != TERN_OK)
+        return rc;
     if (rv == 0)
         rv = nng_listener_start(l, 0);
     if (rv != 0) {
@@ -571,7 +577,7 @@ static int start_data_server(worker *w, char *err, size_t errlen)
     }
     snprintf(w->address, sizeof(w->address), "%s", w->opts->listen);
     int port;
-    if (!strncmp(w->opts->listen, "tcp://", 6) &&
+    if ((!strncmp(w->opts->listen, "tcp://", 6) || !strncmp(w->opts->listen, "tls+tcp://", 10)) &&
         nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) == 0) {
         const char *colon = strrchr(w->opts->listen, ':');
         snprintf(w->address, sizeof(w->address), "%.*s:%d", (int)(colon - w->opts->listen),
@@ -599,7 +605,7 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
     pthread_cond_init(&w->cond, NULL);
     int rc = terni_loader_open(opts->workdir, &w->loader, err, sizeof(err));
     if (rc == TERN_OK)
-        rc = terni_peers_new(&w->peers);
+        rc = terni_peers_new(opts->tls_ca, &w->peers);
     if (rc == TERN_OK)
         rc = start_data_server(w, err, sizeof(err));
     if (rc != TERN_OK) {
@@ -621,8 +627,8 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
     w->threads = calloc((size_t)opts->nthreads, sizeof(pthread_t));
     for (int i = 0; w->threads && i < opts->nthreads; i++)
         pthread_create(&w->threads[i], NULL, executor_main, w);
-    rc = terni_link_open(opts->scheduler, hello, opts->connect_timeout_ms, on_events, on_down, w,
-                         &w->link, NULL, err, sizeof(err));
+    rc = terni_link_open(opts->scheduler, opts->tls_ca, hello, opts->connect_timeout_ms, on_events,
+                         on_down, w, &w->link, NULL, err, sizeof(err));
     if (rc != TERN_OK)
         fprintf(stderr, "tern-worker: %s\n", err);
     else

@@ -10,6 +10,8 @@ typedef struct terni_worker_opts {
     const char *name;      /* unique worker name */
     const char *workdir;   /* plugin files go to <workdir>/plugins */
     const char *listen;    /* data server URL; tcp://127.0.0.1:0 picks a port */
+    const char *tls_ca;    /* CA for tls+tcp:// scheduler and peers (NULL: $TERN_TLS_CA) */
+    const char *tls_cert;  /* certificate + key PEM for a tls+tcp:// --listen */
     int nthreads;
     int connect_timeout_ms;
     bool quiet;

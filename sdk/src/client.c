@@ -302,9 +302,9 @@ int tern_connect(const char *address, const tern_connect_opts *opts, tern_client
                         address + 8);
         }
         nlocal = (int)n;
-        rc = terni_local_start(nlocal, opts ? opts->local_threads : 1, opts ? opts->bin_dir : NULL,
-                               timeout, &c->local, c->address, sizeof(c->address), err,
-                               sizeof(err));
+        rc =
+            terni_local_start(nlocal, opts ? opts->local_threads : 1, opts ? opts->bin_dir : NULL,
+                              timeout, &c->local, c->address, sizeof(c->address), err, sizeof(err));
     } else if (strncmp(address, "tcp://", 6) && strncmp(address, "ipc://", 6) &&
                strncmp(address, "tls+tcp://", 10) && strncmp(address, "abstract://", 11)) {
         client_free(c);
@@ -315,15 +315,15 @@ int tern_connect(const char *address, const tern_connect_opts *opts, tern_client
         snprintf(c->address, sizeof(c->address), "%s", address);
     }
     if (rc == TERN_OK)
-        rc = terni_peers_new(&c->peers);
+        rc = terni_peers_new(opts ? opts->tls_ca_file : NULL, &c->peers);
     tern_value *hello = terni_op("hello");
     if (rc == TERN_OK && (!hello || !terni_set_int(hello, "wire", TERNI_WIRE_VERSION) ||
                           !terni_set_text(hello, "role", "client")))
         rc = TERN_ENOMEM;
     tern_value *welcome = NULL;
     if (rc == TERN_OK) {
-        rc = terni_link_open(c->address, hello, timeout, on_events, on_down, c, &c->link, &welcome,
-                             err, sizeof(err));
+        rc = terni_link_open(c->address, opts ? opts->tls_ca_file : NULL, hello, timeout, on_events,
+                             on_down, c, &c->link, &welcome, err, sizeof(err));
         hello = NULL;
     }
     tern_value_unref(hello);
@@ -479,8 +479,9 @@ static int plugin_id_for(tern_client *c, const char *name, char *id, size_t idle
         pthread_mutex_unlock(&c->lock);
         tern_value_unref(r);
     }
-    return fail(TERN_ENOTFOUND, "no plugin named \"%s\" has been uploaded to the cluster; "
-                                "call tern_upload_plugin first",
+    return fail(TERN_ENOTFOUND,
+                "no plugin named \"%s\" has been uploaded to the cluster; "
+                "call tern_upload_plugin first",
                 name);
 }
 
@@ -668,8 +669,8 @@ static int make_spec(const char *fn, const char *symbol, const char *plugin_id, 
         terni_walk_keyrefs(args, add_dep, deps);
     tern_value *s = tern_map_new();
     bool ok = s && deps && terni_set_text(s, "key", key) && terni_set_text(s, "fn", fn) &&
-              terni_set_text(s, "plugin", plugin_id) && terni_set(s, "args", tern_bytes(buf, len)) &&
-              terni_set(s, "deps", deps);
+              terni_set_text(s, "plugin", plugin_id) &&
+              terni_set(s, "args", tern_bytes(buf, len)) && terni_set(s, "deps", deps);
     deps = NULL;
     free(buf);
     if (ok && opts && opts->priority)
@@ -895,10 +896,12 @@ int tern_result(tern_future *f, int timeout_ms, tern_value **out)
     const tern_value *a;
     const char *addr;
     tern_value *keys = key ? tern_list_of(tern_text(key)) : NULL;
-    for (size_t i = 0; peers && keys && rc != TERN_OK && tern_list_get(who, i, &a) == TERN_OK; i++) {
+    for (size_t i = 0; peers && keys && rc != TERN_OK && tern_list_get(who, i, &a) == TERN_OK;
+         i++) {
         tern_value *values = NULL;
         if (tern_value_get_text(a, &addr, NULL) != TERN_OK ||
-            terni_peers_get(peers, addr, keys, FETCH_TIMEOUT_MS, &values, err, sizeof(err)) != TERN_OK)
+            terni_peers_get(peers, addr, keys, FETCH_TIMEOUT_MS, &values, err, sizeof(err)) !=
+                TERN_OK)
             continue;
         const tern_value *v;
         if (tern_map_get(values, key, &v) == TERN_OK) {
@@ -976,8 +979,7 @@ int tern_wait(tern_future **fs, size_t n, int timeout_ms, tern_wait_mode mode)
             pthread_mutex_unlock(&c->lock);
             if ((mode == TERN_WAIT_ANY && done > 0) || done == n)
                 return TERN_OK;
-            return fail(TERN_ETIMEDOUT, "%zu of %zu futures done after %d ms", done, n,
-                        timeout_ms);
+            return fail(TERN_ETIMEDOUT, "%zu of %zu futures done after %d ms", done, n, timeout_ms);
         }
     }
 }
@@ -1135,7 +1137,8 @@ int tern_scatter(tern_client *c, tern_value *value, tern_future **out)
         rc = TERN_EPROTO, snprintf(err, sizeof(err), "the scheduler named no worker");
     if (rc == TERN_OK) {
         tern_value *put = terni_op("put"), *ack = NULL;
-        if (put && terni_set_text(put, "key", key) && terni_set(put, "value", tern_value_ref(value)))
+        if (put && terni_set_text(put, "key", key) &&
+            terni_set(put, "value", tern_value_ref(value)))
             rc = terni_peers_request(c->peers, addr, put, FETCH_TIMEOUT_MS, &ack, err, sizeof(err));
         else
             rc = TERN_ENOMEM;

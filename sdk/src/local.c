@@ -43,16 +43,16 @@ static bool find_bin_dir(const char *hint, char *out, size_t outlen, char *tried
 {
     char cand[PATH_MAX + 16];
     size_t used = 0;
-#define TRY(path)                                                                             \
-    do {                                                                                      \
-        if (executable_pair(path)) {                                                          \
-            snprintf(out, outlen, "%s", path);                                                \
-            return true;                                                                      \
-        }                                                                                     \
-        int w_ = snprintf(tried + used, triedlen > used ? triedlen - used : 0, "%s%s",        \
-                          used ? ", " : "", path);                                            \
-        if (w_ > 0)                                                                           \
-            used += (size_t)w_;                                                               \
+#define TRY(path)                                                                                  \
+    do {                                                                                           \
+        if (executable_pair(path)) {                                                               \
+            snprintf(out, outlen, "%s", path);                                                     \
+            return true;                                                                           \
+        }                                                                                          \
+        int w_ = snprintf(tried + used, triedlen > used ? triedlen - used : 0, "%s%s",             \
+                          used ? ", " : "", path);                                                 \
+        if (w_ > 0)                                                                                \
+            used += (size_t)w_;                                                                    \
     } while (0)
     if (hint)
         TRY(hint);
@@ -110,8 +110,7 @@ int terni_local_check(terni_local *l, char *err, size_t errlen)
                          i ? "a worker" : "the scheduler", (int)l->pids[i], WTERMSIG(status));
             else
                 snprintf(err, errlen, "%s (pid %d) exited with status %d",
-                         i ? "a worker" : "the scheduler", (int)l->pids[i],
-                         WEXITSTATUS(status));
+                         i ? "a worker" : "the scheduler", (int)l->pids[i], WEXITSTATUS(status));
             return TERN_ECLOSED;
         }
         if (l->reaped[i]) {
@@ -122,9 +121,8 @@ int terni_local_check(terni_local *l, char *err, size_t errlen)
     return TERN_OK;
 }
 
-int terni_local_start(int n, int threads, const char *bin_dir, int timeout_ms,
-                      terni_local **out, char *address, size_t addrlen, char *err,
-                      size_t errlen)
+int terni_local_start(int n, int threads, const char *bin_dir, int timeout_ms, terni_local **out,
+                      char *address, size_t addrlen, char *err, size_t errlen)
 {
     char bin[PATH_MAX], tried[2048] = "";
     if (!find_bin_dir(bin_dir, bin, sizeof(bin), tried, sizeof(tried))) {
@@ -154,8 +152,8 @@ int terni_local_start(int n, int threads, const char *bin_dir, int timeout_ms,
     snprintf(sched, sizeof(sched), "%s/tern-scheduler", bin);
     snprintf(worker, sizeof(worker), "%s/tern-worker", bin);
     snprintf(addrfile, sizeof(addrfile), "%s/address", l->dir);
-    char *sargv[] = { sched, "--listen", "tcp://127.0.0.1:0", "--address-file", addrfile,
-                      "--exit-with-parent", "--quiet", NULL };
+    char *sargv[] = { sched,    "--listen",           "tcp://127.0.0.1:0", "--address-file",
+                      addrfile, "--exit-with-parent", "--quiet",           NULL };
     int rc = spawn(l, sargv, err, errlen);
     /* Wait for the address file. */
     struct timespec start, now, nap = { 0, 2 * 1000 * 1000 };
@@ -188,8 +186,8 @@ int terni_local_start(int n, int threads, const char *bin_dir, int timeout_ms,
         char name[32], wdir[128];
         snprintf(name, sizeof(name), "local-%d", i);
         snprintf(wdir, sizeof(wdir), "%s/%s", l->dir, name);
-        char *wargv[] = { worker, "--scheduler", address, "--nthreads", nthreads, "--name", name,
-                          "--workdir", wdir, "--exit-with-parent", "--quiet", NULL };
+        char *wargv[] = { worker, "--scheduler", address, "--nthreads",         nthreads,  "--name",
+                          name,   "--workdir",   wdir,    "--exit-with-parent", "--quiet", NULL };
         rc = spawn(l, wargv, err, errlen);
     }
     if (rc != TERN_OK) {

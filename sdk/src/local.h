@@ -12,9 +12,8 @@ typedef struct terni_local terni_local;
  * address. Does not wait for workers to register (the caller checks with the scheduler).
  * Errors: TERN_ENOTFOUND (binaries missing; the message lists where it looked), TERN_EIO,
  * TERN_ETIMEDOUT (the scheduler did not start), TERN_ENOMEM. */
-int terni_local_start(int n, int threads, const char *bin_dir, int timeout_ms,
-                      terni_local **out, char *address, size_t addrlen, char *err,
-                      size_t errlen);
+int terni_local_start(int n, int threads, const char *bin_dir, int timeout_ms, terni_local **out,
+                      char *address, size_t addrlen, char *err, size_t errlen);
 
 /* True while every child is running; otherwise err says which exited and how. */
 int terni_local_check(terni_local *l, char *err, size_t errlen);

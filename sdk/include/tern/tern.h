@@ -13,8 +13,8 @@
  *
  * Threads: every function here may be called from several threads at once, on the same
  * client and the same futures — except tern_close, which must not race with other calls on
- * its client (futures stay usable afterwards and report TERN_ECLOSED). Blocking calls say so and take a timeout in milliseconds
- * (negative = wait forever, 0 = do not wait).
+ * its client (futures stay usable afterwards and report TERN_ECLOSED). Blocking calls say so and
+ * take a timeout in milliseconds (negative = wait forever, 0 = do not wait).
  *
  * Ownership: futures are reference counted handles. Every call that returns a future gives
  * the caller one reference, to be dropped with tern_future_release(). A key stays on the
@@ -47,9 +47,11 @@ typedef struct tern_future tern_future;
 
 /* Connection options; zero-initialise and set what you need. NULL means all defaults. */
 typedef struct tern_connect_opts {
-    int timeout_ms;      /* connect and handshake timeout; 0 = 10000 */
-    int local_threads;   /* local://N: threads per worker; 0 = 1 */
-    const char *bin_dir; /* local://N: where tern-scheduler and tern-worker are; NULL = find */
+    int timeout_ms;          /* connect and handshake timeout; 0 = 10000 */
+    int local_threads;       /* local://N: threads per worker; 0 = 1 */
+    const char *bin_dir;     /* local://N: where tern-scheduler and tern-worker are; NULL = find */
+    const char *tls_ca_file; /* tls+tcp://: CA certificate(s) that signed the scheduler's and
+                                workers' certificates (PEM); NULL = $TERN_TLS_CA */
 } tern_connect_opts;
 
 /* Connects to a scheduler. `address` is tcp://host:port, ipc:///path, or local://N, which
@@ -146,8 +148,8 @@ TERN_API const char *tern_future_key(tern_future *f);
 /* The failure of an erred future: code, message, and the task ("plugin:symbol") and key
  * where it started (a dependent's error names its root cause). Strings are owned by the
  * future. Returns TERN_OK with *code set, or TERN_EINVAL if the future has not erred. */
-TERN_API int tern_future_error(tern_future *f, int *code, const char **message,
-                               const char **task, const char **key);
+TERN_API int tern_future_error(tern_future *f, int *code, const char **message, const char **task,
+                               const char **key);
 
 /* Waits up to timeout_ms for the result and gives the caller a reference to it in *out.
  * Small results arrive with the completion notice; large ones are fetched from a worker
