@@ -303,7 +303,7 @@ int terni_link_open(const char *url, const char *tls_ca, tern_value *hello, int 
     tern_value_unref(reply);
     if (rc != TERN_OK) {
         l->closing = true;
-        nng_close(l->sock);
+        terni_close_bounded(l->sock, 1000);
         if (l->op_aio)
             nng_aio_free(l->op_aio);
         if (l->poll_aio)
@@ -336,7 +336,7 @@ void terni_link_close(terni_link *l)
     nng_aio_cancel(l->op_aio);
     nng_aio_cancel(l->poll_aio);
     pthread_join(l->sender, NULL);
-    nng_close(l->sock);
+    terni_close_bounded(l->sock, 1000); /* aborts the parked poll */
     pthread_join(l->poller, NULL);
     nng_aio_free(l->op_aio);
     nng_aio_free(l->poll_aio);

@@ -49,7 +49,7 @@ void terni_peers_free(terni_peers *p)
     HASH_ITER(hh, p->by_addr, e, tmp)
     {
         HASH_DEL(p->by_addr, e);
-        nng_close(e->sock);
+        terni_close_bounded(e->sock, 1000);
         free(e->address);
         free(e);
     }

@@ -206,8 +206,9 @@ void terni_server_close(terni_server *s)
     pthread_mutex_lock(&s->lock);
     s->closing = true;
     pthread_mutex_unlock(&s->lock);
-    nng_close(s->sock); /* aborts every pending aio; callbacks see NNG_ECLOSED */
-    terni_request *r = s->all;
+    /* Aborts every pending aio (callbacks see NNG_ECLOSED). If nng's close deadlocks (see
+     * terni_close_bounded), nng may still hold our contexts: leave them, we are exiting. */
+    terni_request *r = terni_close_bounded(s->sock, 1000) ? s->all : NULL;
     while (r) {
         terni_request *next = r->next_all;
         nng_aio_free(r->aio);

@@ -1,7 +1,9 @@
 /* Wire format helpers (see wire.h). */
 #include "wire.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -117,6 +119,76 @@ int terni_msg_decode(nng_msg *m, tern_value **out, char *err, size_t errlen)
     tern_decode_opts opts = { .max_len = TERNI_MAX_MSG };
     return tern_decode_borrow(nng_msg_body(m), nng_msg_len(m), &opts, free_msg, m, out, err,
                               errlen);
+}
+
+typedef struct closer {
+    nng_socket sock;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done, abandoned;
+} closer;
+
+static void *close_thread(void *arg)
+{
+    closer *c = arg;
+    nng_close(c->sock);
+    pthread_mutex_lock(&c->lock);
+    c->done = true;
+    bool abandoned = c->abandoned;
+    pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    if (abandoned) {
+        pthread_mutex_destroy(&c->lock);
+        pthread_cond_destroy(&c->cond);
+        free(c);
+    }
+    return NULL;
+}
+
+bool terni_close_bounded(nng_socket s, int timeout_ms)
+{
+    closer *c = calloc(1, sizeof(*c));
+    pthread_t t;
+    if (!c) {
+        nng_close(s);
+        return true;
+    }
+    c->sock = s;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    if (pthread_create(&t, NULL, close_thread, c) != 0) {
+        nng_close(s);
+        pthread_mutex_destroy(&c->lock);
+        pthread_cond_destroy(&c->cond);
+        free(c);
+        return true;
+    }
+    pthread_detach(t);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->lock);
+    while (!c->done && pthread_cond_timedwait(&c->cond, &c->lock, &ts) == 0)
+        ;
+    bool done = c->done;
+    c->abandoned = !done;
+    pthread_mutex_unlock(&c->lock);
+    if (done) {
+        pthread_mutex_destroy(&c->lock);
+        pthread_cond_destroy(&c->cond);
+        free(c);
+    } else {
+        fprintf(stderr,
+                "tern: nng_close did not finish within %d ms (nng 1.5.2 close deadlock, "
+                "upstream #1813); continuing without it\n",
+                timeout_ms);
+    }
+    return done;
 }
 
 int terni_nng_err(int rv)

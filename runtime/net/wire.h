@@ -42,6 +42,11 @@ int terni_msg_encode(const tern_value *v, nng_msg **out);
  * last of them goes (the message is consumed in every case). */
 int terni_msg_decode(nng_msg *m, tern_value **out, char *err, size_t errlen);
 
+/* nng_close(s), but gives up waiting after timeout_ms and returns false. nng 1.5.2 (Debian 12)
+ * can deadlock in nng_close while it reaps a pipe (upstream issues #1543/#1813, fixed by PR
+ * #1824 in 1.8); the close then goes on in a detached thread and the caller continues. */
+bool terni_close_bounded(nng_socket s, int timeout_ms);
+
 /* Maps an nng error to a tern code. */
 int terni_nng_err(int nng_rv);
 

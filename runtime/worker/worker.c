@@ -645,7 +645,7 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
         pthread_join(w->threads[i], NULL);
     free(w->threads);
     terni_link_close(w->link);
-    nng_close(w->data_sock);
+    terni_close_bounded(w->data_sock, 1000);
     for (int i = 0; i < DATA_RECEIVERS; i++)
         if (w->data[i].aio)
             nng_aio_free(w->data[i].aio);

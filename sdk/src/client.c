@@ -1185,3 +1185,29 @@ int tern_status_info(tern_client *c, tern_value **out)
     int rc = terni_link_call(link, terni_op("status"), CALL_TIMEOUT_MS, out, err, sizeof(err));
     return rc == TERN_OK ? TERN_OK : fail(rc, "status: %s", err);
 }
+
+int tern_who_has_keys(tern_client *c, const char *const *keys, size_t n, tern_value **out)
+{
+    if (!c || !out || (n && !keys))
+        return fail(TERN_EINVAL, "tern_who_has_keys: NULL argument");
+    *out = NULL;
+    terni_link *link = link_of(c);
+    if (!link)
+        return fail(TERN_ECLOSED, "the client is closed");
+    tern_value *list = tern_list_new(n), *op = terni_op("who_has");
+    for (size_t i = 0; list && i < n; i++) {
+        if (!keys[i] || tern_list_append(list, tern_text(keys[i])) != TERN_OK) {
+            tern_value_unref(list);
+            tern_value_unref(op);
+            return fail(TERN_EINVAL, "tern_who_has_keys: key %zu is %s", i,
+                        keys[i] ? "not UTF-8 text" : "NULL");
+        }
+    }
+    if (!op || !terni_set(op, "keys", list)) {
+        tern_value_unref(op);
+        return fail(TERN_ENOMEM, "out of memory");
+    }
+    char err[512];
+    int rc = terni_link_call(link, op, CALL_TIMEOUT_MS, out, err, sizeof(err));
+    return rc == TERN_OK ? TERN_OK : fail(rc, "who_has: %s", err);
+}

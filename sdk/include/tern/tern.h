@@ -65,8 +65,10 @@ typedef struct tern_connect_opts {
 TERN_API int tern_connect(const char *address, const tern_connect_opts *opts, tern_client **out);
 
 /* Releases every future's cluster reference, disconnects, and for local:// stops the
- * processes. Futures still held by the caller become TERN_ECLOSED (their memory stays valid
- * until tern_future_release). Blocks briefly (at most ~2 s for local://). NULL is ignored. */
+ * processes. Futures the caller still holds stay valid until tern_future_release: pending
+ * ones become TERN_CANCELLED (tern_result gives TERN_ECLOSED); finished ones keep a result
+ * that already arrived inline, while fetching a large one gives TERN_ECLOSED. Blocks briefly
+ * (a few seconds at most: children get 2 s to exit before SIGKILL). NULL is ignored. */
 TERN_API void tern_close(tern_client *c);
 
 /* The last error message of this thread for calls on `c` (a static empty string if none).
@@ -192,6 +194,14 @@ TERN_API void tern_as_completed_free(tern_as_completed *it);
 
 /* Which workers hold each key: *out is a map {key: [worker name, ...]} (caller unrefs). */
 TERN_API int tern_who_has(tern_client *c, tern_future **fs, size_t n, tern_value **out);
+
+/* tern_who_has for keys given as text, such as keys another client holds (a key is known
+ * to the cluster while some client or pending task wants it): *out is a map
+ * {key: [worker name, ...]} (caller unrefs); a key the cluster does not have maps to an empty
+ * list. Blocks for one round trip to the scheduler (at most 60 s). keys and the strings stay
+ * the caller's. Errors: TERN_EINVAL (NULL argument, a key that is NULL or not UTF-8),
+ * TERN_ECLOSED, TERN_ETIMEDOUT, TERN_ENOMEM. */
+TERN_API int tern_who_has_keys(tern_client *c, const char *const *keys, size_t n, tern_value **out);
 
 /* The scheduler's status as a map: {"workers": [{"name", "address", "nthreads", "keys",
  * "bytes", "processing"}...], "tasks": {state: count}, "keys_in_memory": n, ...}. */
