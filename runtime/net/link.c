@@ -35,7 +35,8 @@ typedef struct waiter {
 
 typedef struct item {
     tern_value *op;
-    waiter *w; /* NULL for a post */
+    size_t size; /* encoded size of op */
+    waiter *w;   /* NULL for a post */
     struct item *next;
 } item;
 
@@ -154,9 +155,10 @@ static void *sender_main(void *arg)
             return NULL;
         }
         item *batch = l->head, *last = batch;
-        size_t n = 1;
-        while (last->next && n < MAX_BATCH) {
+        size_t n = 1, bytes = batch->size;
+        while (last->next && n < MAX_BATCH && bytes + last->next->size <= TERNI_MAX_BATCH_BYTES) {
             last = last->next;
+            bytes += last->size;
             n++;
         }
         l->head = last->next;
@@ -231,6 +233,8 @@ int terni_link_open(const char *url, const char *tls_ca, tern_value *hello, int 
                     terni_events_fn on_events, terni_down_fn on_down, void *arg, terni_link **out,
                     tern_value **welcome, char *err, size_t errlen)
 {
+    if (welcome)
+        *welcome = NULL;
     terni_link *l = calloc(1, sizeof(*l));
     tern_value *req = tern_list_of(hello);
     if (!l || !req) {
@@ -301,7 +305,16 @@ int terni_link_open(const char *url, const char *tls_ca, tern_value *hello, int 
         }
     }
     tern_value_unref(reply);
+    pthread_mutex_lock(&l->lock);
+    if (rc == TERN_OK && l->down) { /* nng may have resent the hello on a new connection */
+        rc = TERN_ECLOSED;
+        snprintf(err, errlen, "the connection to %s was lost during the handshake", url);
+    }
+    pthread_mutex_unlock(&l->lock);
     if (rc != TERN_OK) {
+        tern_value_unref(welcome ? *welcome : NULL);
+        if (welcome)
+            *welcome = NULL;
         l->closing = true;
         terni_close_bounded(l->sock, 1000);
         if (l->op_aio)
@@ -323,6 +336,19 @@ int terni_link_open(const char *url, const char *tls_ca, tern_value *hello, int 
     return TERN_OK;
 }
 
+/* Stops aio (if given), then waits up to ms for thread t to end. */
+static bool joined_within(pthread_t t, nng_aio *aio, int ms)
+{
+    if (aio)
+        nng_aio_stop(aio);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    return pthread_timedjoin_np(t, NULL, &ts) == 0;
+}
+
 void terni_link_close(terni_link *l)
 {
     if (!l)
@@ -333,11 +359,16 @@ void terni_link_close(terni_link *l)
     l->head = l->tail = NULL;
     pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->lock);
-    nng_aio_cancel(l->op_aio);
-    nng_aio_cancel(l->poll_aio);
-    pthread_join(l->sender, NULL);
-    terni_close_bounded(l->sock, 1000); /* aborts the parked poll */
-    pthread_join(l->poller, NULL);
+    /* Order matters with nng 1.5.2: no operation may start on the socket once nng_close runs
+     * (that aborts inside nng), and a reply arriving during nng_close can hang it. So: stop
+     * the poll and join its thread (stopping again if it re-armed in between), let the
+     * sender finish its request in flight (bounded), and only then close. */
+    while (!joined_within(l->poller, l->poll_aio, 50))
+        ;
+    if (!joined_within(l->sender, NULL, 2000))
+        while (!joined_within(l->sender, l->op_aio, 50))
+            ;
+    terni_close_bounded(l->sock, 1000);
     nng_aio_free(l->op_aio);
     nng_aio_free(l->poll_aio);
     pthread_mutex_destroy(&l->lock);
@@ -355,6 +386,7 @@ static int enqueue(terni_link *l, tern_value *op, waiter *w)
         return TERN_ENOMEM;
     }
     it->op = op;
+    it->size = tern_encoded_size(op);
     it->w = w;
     it->next = NULL;
     pthread_mutex_lock(&l->lock);

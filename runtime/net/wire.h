@@ -12,8 +12,13 @@
 
 /* Wire protocol version, checked in the hello handshake. */
 #define TERNI_WIRE_VERSION 1
-/* Largest message accepted on any tern socket (NNG_OPT_RECVMAXSZ). */
+/* Largest message accepted on any tern socket (NNG_OPT_RECVMAXSZ). A larger one would make
+ * nng drop the connection, so senders stay below it: */
 #define TERNI_MAX_MSG ((size_t)1 << 30)
+/* ... one op stream request carries at most this many bytes of ops (unless one op is bigger) */
+#define TERNI_MAX_BATCH_BYTES ((size_t)64 << 20)
+/* ... and one task's encoded arguments are at most this large. */
+#define TERNI_MAX_ARGS ((size_t)256 << 20)
 
 /* A new op map {"op": name}, or NULL if out of memory. */
 tern_value *terni_op(const char *name);

@@ -43,7 +43,7 @@
 #include <mbedtls/sha256.h>
 #include <uthash.h>
 
-/* Results up to this size travel with their completion notice to clients. */
+/* Placement's transfer estimate; small results travel inline (the limit is in worker.c). */
 #define ASSUMED_BANDWIDTH 1e9 /* bytes per second between workers */
 #define INITIAL_TASK_TIME 1e-4
 
@@ -113,8 +113,14 @@ struct task {
     UT_hash_handle hh;
 };
 
+typedef struct dead_pipe {
+    uint32_t pipe;
+    UT_hash_handle hh;
+} dead_pipe;
+
 typedef struct sched {
     terni_server *srv;
+    dead_pipe *dead; /* pipes already lost: their late requests must not revive a session */
     const terni_sched_opts *opts;
     session *sessions;
     worker *workers;
@@ -438,13 +444,16 @@ static tern_value *compute_event(const task *t)
             tern_value_unref(deps);
             deps = NULL;
         }
-    tern_value *ev = terni_op("compute");
-    if (!ev || !deps || !terni_set_text(ev, "key", t->key) || !terni_set_text(ev, "fn", t->fn) ||
-        !terni_set_text(ev, "plugin", t->plugin_id) ||
-        !terni_set(ev, "args", tern_value_ref(t->args)) || !terni_set(ev, "deps", deps) ||
+    tern_value *ev = deps ? terni_op("compute") : NULL;
+    if (!ev) {
+        tern_value_unref(deps);
+        return NULL;
+    }
+    /* terni_set steals deps whether or not it succeeds */
+    if (!terni_set(ev, "deps", deps) || !terni_set_text(ev, "key", t->key) ||
+        !terni_set_text(ev, "fn", t->fn) || !terni_set_text(ev, "plugin", t->plugin_id) ||
+        !terni_set(ev, "args", tern_value_ref(t->args)) ||
         !terni_set_int(ev, "priority", t->priority)) {
-        if (ev && !deps)
-            deps = NULL;
         tern_value_unref(ev);
         return NULL;
     }
@@ -856,6 +865,16 @@ static int add_plugin(const void *data, size_t len, plugin **out, char *msg, siz
     worker *w, *tmp;
     HASH_ITER(hh, S.workers, w, tmp)
     send_event(w->s, plugin_event(p));
+    /* Clients learn the new version too, so their next submissions by name use it. */
+    session *s, *stmp;
+    HASH_ITER(hh, S.sessions, s, stmp)
+    {
+        tern_value *info = s->role == ROLE_CLIENT ? plugin_info(p) : NULL;
+        if (info && terni_set_text(info, "op", "plugin"))
+            send_event(s, info);
+        else
+            tern_value_unref(info);
+    }
     *out = p;
     return TERN_OK;
 }
@@ -1006,7 +1025,7 @@ static tern_value *op_added(session *s, const tern_value *op)
         return tern_null();
     }
     if (t->state == T_MEMORY || (t->state == T_WAITING && !t->plugin_id))
-        task_in_memory(t, s->w, nbytes, (tern_value *)terni_get(op, "value"));
+        task_in_memory(t, s->w, nbytes, NULL);
     return tern_null();
 }
 
@@ -1107,6 +1126,11 @@ static void worker_lost(worker *w)
 
 static void session_lost(uint32_t pipe)
 {
+    dead_pipe *d = calloc(1, sizeof(*d));
+    if (d) {
+        d->pipe = pipe;
+        HASH_ADD(hh, S.dead, pipe, sizeof(pipe), d);
+    }
     session *s;
     HASH_FIND(hh, S.sessions, &pipe, sizeof(pipe), s);
     if (!s)
@@ -1134,6 +1158,10 @@ static session *session_get(uint32_t pipe)
     HASH_FIND(hh, S.sessions, &pipe, sizeof(pipe), s);
     if (s)
         return s;
+    dead_pipe *d;
+    HASH_FIND(hh, S.dead, &pipe, sizeof(pipe), d);
+    if (d) /* a request that was queued before its connection's loss was seen */
+        return NULL;
     s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
@@ -1198,7 +1226,10 @@ static void handle_request(terni_event *ev)
         reply = tern_list_of(terni_error_result(TERN_EPROTO, "malformed request: %s",
                                                 ev->body ? "not a list of ops" : ev->error));
     } else if (tern_list_get(ev->body, 0, &first) == TERN_OK &&
-               !strcmp(terni_op_name(first), "poll") && s->role != ROLE_NONE) {
+               !strcmp(terni_op_name(first), "poll") && tern_list_len(ev->body) > 1) {
+        reply = tern_list_of(terni_error_result(TERN_EPROTO, "a poll request must hold only the "
+                                                             "poll op"));
+    } else if (first && !strcmp(terni_op_name(first), "poll") && s->role != ROLE_NONE) {
         if (s->poll) { /* one poll per peer: answer the older one empty */
             tern_value *empty = tern_list_new(0);
             if (!empty || terni_server_reply(s->poll, empty) != TERN_OK)
@@ -1321,6 +1352,12 @@ int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
         free(w->name);
         free(w->address);
         free(w);
+    }
+    dead_pipe *d, *dtmp;
+    HASH_ITER(hh, S.dead, d, dtmp)
+    {
+        HASH_DEL(S.dead, d);
+        free(d);
     }
     plugin *p, *ptmp;
     HASH_ITER(hh, S.plugins, p, ptmp)

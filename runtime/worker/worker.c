@@ -229,14 +229,18 @@ static void report_done(worker *w, const job *j, tern_value *result, int64_t dur
 /* ---- running a task --------------------------------------------------------------- */
 
 typedef struct depvals {
-    tern_value *map; /* key -> value */
+    tern_value *map;   /* key -> value */
+    char missing[256]; /* a key reference with no dependency entry */
 } depvals;
 
 static tern_value *lookup_dep(void *arg, const char *key)
 {
+    depvals *dv = arg;
     const tern_value *v;
-    if (tern_map_get(((depvals *)arg)->map, key, &v) != TERN_OK)
+    if (tern_map_get(dv->map, key, &v) != TERN_OK) {
+        snprintf(dv->missing, sizeof(dv->missing), "%s", key);
         return NULL;
+    }
     return tern_value_ref((tern_value *)v);
 }
 
@@ -288,7 +292,7 @@ static int gather(worker *w, const job *j, depvals *dv, char *msg, size_t msglen
 static void run_job(worker *w, job *j)
 {
     char msg[TERNI_TASK_MSG_MAX] = "";
-    depvals dv = { tern_map_new() };
+    depvals dv = { .map = tern_map_new() };
     tern_value *args = NULL, *call_args = NULL, *result = NULL;
     const void *bytes;
     size_t len;
@@ -319,9 +323,14 @@ static void run_job(worker *w, job *j)
         rc = gather(w, j, &dv, msg, sizeof(msg));
     if (rc == TERN_OK) {
         call_args = terni_substitute_keyrefs(args, lookup_dep, &dv);
-        if (!call_args) {
+        if (!call_args && dv.missing[0]) {
+            rc = TERN_EPROTO;
+            snprintf(msg, sizeof(msg),
+                     "argument refers to key %s, which is not among the task's dependencies",
+                     dv.missing);
+        } else if (!call_args) {
             rc = TERN_ENOMEM;
-            snprintf(msg, sizeof(msg), "cannot substitute arguments");
+            snprintf(msg, sizeof(msg), "out of memory substituting arguments");
         }
     }
     uint64_t t0 = terni_now_ns();

@@ -176,6 +176,8 @@ static void on_erred(tern_client *c, const tern_value *ev)
     f->done_seq = ++c->done_seq;
 }
 
+static void remember_plugin(tern_client *c, const tern_value *info);
+
 static void on_events(void *arg, const tern_value *events)
 {
     tern_client *c = arg;
@@ -187,6 +189,8 @@ static void on_events(void *arg, const tern_value *events)
             on_finished(c, ev);
         else if (!strcmp(op, "erred"))
             on_erred(c, ev);
+        else if (!strcmp(op, "plugin")) /* someone uploaded a (new version of a) plugin */
+            remember_plugin(c, ev);
     }
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
@@ -634,6 +638,12 @@ static int make_spec(const char *fn, const char *symbol, const char *plugin_id, 
                      const tern_submit_opts *opts, const char *explicit_key, int64_t group,
                      size_t gindex, size_t gsize, tern_value **spec, char *key, size_t keylen)
 {
+    size_t need = tern_encoded_size(args);
+    if (need > TERNI_MAX_ARGS)
+        return fail(TERN_ETOOBIG,
+                    "the arguments of %s encode to %zu bytes, over the %zu-byte limit of one "
+                    "task; put large data on the cluster with tern_scatter and pass the future",
+                    fn, need, (size_t)TERNI_MAX_ARGS);
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = tern_encode(args, &buf, &len);

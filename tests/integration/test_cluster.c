@@ -823,6 +823,43 @@ LTest(cluster, two_clients_share_a_pure_key, .init = up2, .fini = cleanup)
     down();
 }
 
+/* A new version of a plugin, uploaded by one client, is what another client's later
+ * submissions by name run (the scheduler tells every client about uploads). */
+LTest(cluster, new_plugin_version_reaches_other_clients, .init = up2, .fini = cleanup)
+{
+    tern_client *b = NULL;
+    tern_connect_opts o = { .timeout_ms = T };
+    upload(C, PLUGIN("testplug"));
+    OK(tern_connect(tern_client_address(C), &o, &b));
+    tern_submit_opts impure = { .impure = true };
+    const char *got = "";
+    tern_value *v = NULL;
+    tern_future *f = NULL;
+    OK(tern_submit(b, "testplug:version", NULL, &impure, &f));
+    OK(tern_result(f, T, &v));
+    OK(tern_value_get_text(v, &got, NULL));
+    cr_assert_str_eq(got, "1.0.0");
+    tern_value_unref(v);
+    tern_future_release(f);
+
+    upload(C, PLUGIN("testplug_v2"));
+    double t0 = now_ms();
+    bool seen = false;
+    while (!seen && now_ms() - t0 < 5000) { /* the notice reaches b asynchronously */
+        OK(tern_submit(b, "testplug:version", NULL, &impure, &f));
+        OK(tern_result(f, T, &v));
+        OK(tern_value_get_text(v, &got, NULL));
+        seen = !strcmp(got, "2.0.0");
+        tern_value_unref(v);
+        tern_future_release(f);
+        if (!seen)
+            nap_ms(10);
+    }
+    cr_assert(seen, "client b still runs version %s after another client uploaded 2.0.0", got);
+    cr_assert(close_bounded(b), "closing the second client hung");
+    down();
+}
+
 /* ---- 11. many tasks, long chains ----------------------------------------------------- */
 
 LTest(cluster, map_of_10000_tasks, .init = up2, .fini = cleanup)

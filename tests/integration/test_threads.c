@@ -41,7 +41,8 @@ static void *submitter(void *p)
     for (int i = 0; i < PER_THREAD; i++) {
         /* Half the keys are shared by every thread (same pure call), half are this thread's. */
         int64_t n = i % 2 ? i : 100000 * (a->id + 1) + i;
-        if (tern_submit(client, "testplug:inc", tern_list_of(tern_int(n)), NULL, &fs[i]) != TERN_OK) {
+        if (tern_submit(client, "testplug:inc", tern_list_of(tern_int(n)), NULL, &fs[i]) !=
+            TERN_OK) {
             snprintf(a->why, sizeof(a->why), "submit: %s", tern_client_errmsg(client));
             a->errors++;
             fs[i] = NULL;
