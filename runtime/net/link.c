@@ -342,10 +342,7 @@ static bool joined_within(pthread_t t, nng_aio *aio, int ms)
     if (aio)
         nng_aio_stop(aio);
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
+    terni_deadline(&ts, ms);
     return pthread_timedjoin_np(t, NULL, &ts) == 0;
 }
 
@@ -428,15 +425,7 @@ int terni_link_call(terni_link *l, tern_value *op, int timeout_ms, tern_value **
         return rc;
     }
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (timeout_ms >= 0) {
-        ts.tv_sec += timeout_ms / 1000;
-        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-    }
+    terni_deadline(&ts, timeout_ms);
     pthread_mutex_lock(&l->lock);
     while (!w->done) {
         if (timeout_ms < 0)

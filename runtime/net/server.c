@@ -236,13 +236,7 @@ int terni_server_next(terni_server *s, int timeout_ms, terni_event *ev)
                 pthread_cond_wait(&s->cond, &s->lock);
         } else {
             struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += timeout_ms / 1000;
-            ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            terni_deadline(&ts, timeout_ms);
             while (!s->head && pthread_cond_timedwait(&s->cond, &s->lock, &ts) == 0)
                 ;
         }

@@ -165,13 +165,7 @@ bool terni_close_bounded(nng_socket s, int timeout_ms)
     }
     pthread_detach(t);
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    terni_deadline(&ts, timeout_ms);
     pthread_mutex_lock(&c->lock);
     while (!c->done && pthread_cond_timedwait(&c->cond, &c->lock, &ts) == 0)
         ;
@@ -298,6 +292,19 @@ tern_value *terni_substitute_keyrefs(const tern_value *v,
     }
     default:
         return tern_value_ref((tern_value *)v);
+    }
+}
+
+void terni_deadline(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    if (ms <= 0)
+        return;
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
     }
 }
 

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <tern/codec.h>
@@ -62,6 +63,9 @@ void terni_walk_keyrefs(const tern_value *v, void (*fn)(void *arg, const char *k
  * to fail). Unchanged subtrees are shared, not copied. NULL on failure. */
 tern_value *terni_substitute_keyrefs(const tern_value *v,
                                      tern_value *(*lookup)(void *arg, const char *key), void *arg);
+
+/* *ts = now (CLOCK_REALTIME, for pthread timed waits) + ms; ms <= 0 gives now. */
+void terni_deadline(struct timespec *ts, int ms);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t terni_now_ns(void);

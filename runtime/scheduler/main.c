@@ -2,34 +2,13 @@
 #include "scheduler.h"
 
 #include <limits.h>
-#include <pthread.h>
+#include "daemon.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
-
-static pid_t parent;
-
-/* --exit-with-parent: stop when the process that started us is gone (local:// clusters). */
-static void *watch_parent(void *arg)
-{
-    (void)arg;
-    while (!stop) {
-        if (getppid() != parent)
-            stop = 1;
-        usleep(200 * 1000);
-    }
-    return NULL;
-}
 
 static void usage(FILE *f)
 {
@@ -117,17 +96,8 @@ int main(int argc, char **argv)
         o.workdir = workdir;
     }
 
-    struct sigaction sa = { .sa_handler = on_signal };
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    if (exit_with_parent) {
-        parent = getppid();
-        pthread_t t;
-        pthread_create(&t, NULL, watch_parent, NULL);
-        pthread_detach(t);
-    }
-    int rc = terni_sched_run(&o, &stop);
+    terni_daemon_init(exit_with_parent);
+    int rc = terni_sched_run(&o, &terni_stop);
     if (o.workdir == workdir)
         rmdir(workdir);
     free(builtin);

@@ -164,6 +164,16 @@ static void send_event(session *s, tern_value *ev)
         fprintf(stderr, "tern-scheduler: out of memory queueing an event\n");
 }
 
+/* Queues {"op": op, "keys": [key]} for a worker session (free, cancel). */
+static void send_key_event(session *s, const char *op, const char *key)
+{
+    tern_value *ev = terni_op(op);
+    if (ev && terni_set(ev, "keys", tern_list_of(tern_text(key))))
+        send_event(s, ev);
+    else
+        tern_value_unref(ev);
+}
+
 static void flush_session(session *s)
 {
     if (s->poll && s->outbox) {
@@ -270,11 +280,7 @@ static void free_on_workers(task *t)
         worker *w = t->who[i];
         w->nkeys--;
         w->nbytes -= t->nbytes;
-        tern_value *ev = terni_op("free");
-        if (ev && terni_set(ev, "keys", tern_list_of(tern_text(t->key))))
-            send_event(w->s, ev);
-        else
-            tern_value_unref(ev);
+        send_key_event(w->s, "free", t->key);
     }
     t->nwho = 0;
 }
@@ -333,11 +339,7 @@ static void maybe_forget(task *t)
 static void forget_now(task *t)
 {
     if (t->state == T_PROCESSING && t->on) {
-        tern_value *ev = terni_op("cancel");
-        if (ev && terni_set(ev, "keys", tern_list_of(tern_text(t->key))))
-            send_event(t->on->s, ev);
-        else
-            tern_value_unref(ev);
+        send_key_event(t->on->s, "cancel", t->key);
         t->on->nprocessing--;
         t->on = NULL;
     }
@@ -742,11 +744,7 @@ static tern_value *op_cancel(session *s, const tern_value *op)
         if (!t || finished(t))
             continue;
         if (t->state == T_PROCESSING && t->on) {
-            tern_value *ev = terni_op("cancel");
-            if (ev && terni_set(ev, "keys", tern_list_of(tern_text(t->key))))
-                send_event(t->on->s, ev);
-            else
-                tern_value_unref(ev);
+            send_key_event(t->on->s, "cancel", t->key);
         }
         task_erred(t, TERN_ECANCELED, "cancelled", t->fn, t->key);
     }
@@ -957,11 +955,8 @@ static tern_value *op_done(session *s, const tern_value *op)
     if (key)
         HASH_FIND_STR(S.tasks, key, t);
     if (!t) { /* forgotten meanwhile: the worker should drop it */
-        tern_value *ev = terni_op("free");
-        if (key && ev && terni_set(ev, "keys", tern_list_of(tern_text(key))))
-            send_event(s, ev);
-        else
-            tern_value_unref(ev);
+        if (key)
+            send_key_event(s, "free", key);
         return tern_null();
     }
     if (terni_get_int(op, "duration_us", &duration_us) && duration_us >= 0) {
@@ -970,11 +965,7 @@ static tern_value *op_done(session *s, const tern_value *op)
     }
     if (t->state != T_PROCESSING && t->state != T_MEMORY) {
         /* erred (cancelled) or re-queued meanwhile: the result is not wanted */
-        tern_value *ev = terni_op("free");
-        if (ev && terni_set(ev, "keys", tern_list_of(tern_text(key))))
-            send_event(s, ev);
-        else
-            tern_value_unref(ev);
+        send_key_event(s, "free", key);
         return tern_null();
     }
     const tern_value *value = terni_get(op, "value");
@@ -1017,11 +1008,8 @@ static tern_value *op_added(session *s, const tern_value *op)
     if (key)
         HASH_FIND_STR(S.tasks, key, t);
     if (!t) {
-        tern_value *ev = terni_op("free");
-        if (key && ev && terni_set(ev, "keys", tern_list_of(tern_text(key))))
-            send_event(s, ev);
-        else
-            tern_value_unref(ev);
+        if (key)
+            send_key_event(s, "free", key);
         return tern_null();
     }
     if (t->state == T_MEMORY || (t->state == T_WAITING && !t->plugin_id))

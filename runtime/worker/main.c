@@ -1,33 +1,14 @@
 /* tern-worker: parses options and runs a worker (worker.c). */
 #include "worker.h"
 
-#include <pthread.h>
+#include "daemon.h"
+
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t stop;
-static pid_t parent;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
-
-static void *watch_parent(void *arg)
-{
-    (void)arg;
-    while (!stop) {
-        if (getppid() != parent)
-            stop = 1;
-        usleep(200 * 1000);
-    }
-    return NULL;
-}
 
 static void usage(FILE *f)
 {
@@ -112,17 +93,8 @@ int main(int argc, char **argv)
         o.workdir = workdir;
         own_workdir = true;
     }
-    struct sigaction sa = { .sa_handler = on_signal };
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    if (exit_with_parent) {
-        parent = getppid();
-        pthread_t t;
-        pthread_create(&t, NULL, watch_parent, NULL);
-        pthread_detach(t);
-    }
-    int rc = terni_worker_run(&o, &stop);
+    terni_daemon_init(exit_with_parent);
+    int rc = terni_worker_run(&o, &terni_stop);
     if (own_workdir && !rm_rf(workdir))
         fprintf(stderr, "tern-worker: could not remove %s\n", workdir);
     return rc;

@@ -821,7 +821,7 @@ int tern_submit(tern_client *c, const char *task, tern_value *args, const tern_s
 
 /* ---- results ---------------------------------------------------------------------- */
 
-/* Absolute deadline for a relative timeout (negative: none). */
+/* Waits on cond until the deadline (timeout_ms < 0: without one). False on timeout. */
 static bool wait_deadline(pthread_cond_t *cond, pthread_mutex_t *lock, int timeout_ms,
                           const struct timespec *deadline)
 {
@@ -830,19 +830,6 @@ static bool wait_deadline(pthread_cond_t *cond, pthread_mutex_t *lock, int timeo
         return true;
     }
     return pthread_cond_timedwait(cond, lock, deadline) == 0;
-}
-
-static void deadline_in(int timeout_ms, struct timespec *ts)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    if (timeout_ms > 0) {
-        ts->tv_sec += timeout_ms / 1000;
-        ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (ts->tv_nsec >= 1000000000L) {
-            ts->tv_sec++;
-            ts->tv_nsec -= 1000000000L;
-        }
-    }
 }
 
 static int error_of_locked(tern_future *f)
@@ -867,7 +854,7 @@ int tern_result(tern_future *f, int timeout_ms, tern_value **out)
     *out = NULL;
     tern_client *c = f->c;
     struct timespec deadline;
-    deadline_in(timeout_ms, &deadline);
+    terni_deadline(&deadline, timeout_ms);
     pthread_mutex_lock(&c->lock);
     while (f->status == TERN_PENDING) {
         if (timeout_ms == 0 || !wait_deadline(&c->cond, &c->lock, timeout_ms, &deadline)) {
@@ -972,7 +959,7 @@ int tern_wait(tern_future **fs, size_t n, int timeout_ms, tern_wait_mode mode)
         if (!fs[i] || fs[i]->c != c)
             return fail(TERN_EINVAL, "tern_wait: futures must all come from one client");
     struct timespec deadline;
-    deadline_in(timeout_ms, &deadline);
+    terni_deadline(&deadline, timeout_ms);
     pthread_mutex_lock(&c->lock);
     for (;;) {
         size_t done = 0;
@@ -1056,7 +1043,7 @@ int tern_as_completed_next(tern_as_completed *it, int timeout_ms, tern_future **
         return TERN_ENOTFOUND;
     tern_client *c = it->fs[0]->c;
     struct timespec deadline;
-    deadline_in(timeout_ms, &deadline);
+    terni_deadline(&deadline, timeout_ms);
     pthread_mutex_lock(&c->lock);
     for (;;) {
         size_t best = it->n;

@@ -1,0 +1,16 @@
+/* What tern-scheduler and tern-worker share as processes: stopping on SIGINT/SIGTERM, and
+ * --exit-with-parent (stop when the process that started us is gone, as local:// needs). */
+#ifndef TERNI_DAEMON_H
+#define TERNI_DAEMON_H
+
+#include <signal.h>
+#include <stdbool.h>
+
+/* The flag the daemon's loop watches; set by signals and by the parent watcher. */
+extern volatile sig_atomic_t terni_stop;
+
+/* Installs the SIGINT/SIGTERM handlers, ignores SIGPIPE, and with exit_with_parent starts a
+ * thread that sets terni_stop once our parent process has exited. */
+void terni_daemon_init(bool exit_with_parent);
+
+#endif
