@@ -1,8 +1,8 @@
 # tern — a thin layer over CMake. The two commands of the Quick start:
 #   make demo   install missing Debian packages, build, run the tree reduction
 #   make test   install missing Debian packages, build, run every test
-# Also: make build | asan (address+undefined suite) | tsan | fuzz [FUZZ_SECONDS=60] | format
-#       | clean
+# Also: make build | bench (tern vs Dask vs floors) | asan (address+undefined suite) | tsan
+#       | fuzz [FUZZ_SECONDS=60] | format | clean
 BUILD        ?= build
 ASAN_BUILD   ?= build-asan
 TSAN_BUILD   ?= build-tsan
@@ -10,7 +10,8 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS  ?=
 
-.PHONY: all deps deps-clang build demo test asan tsan fuzz format format-check clean
+.PHONY: all deps deps-clang deps-bench build demo test bench asan tsan fuzz format format-check \
+        clean
 
 all: build
 
@@ -19,6 +20,9 @@ deps:
 
 deps-clang:
 	@scripts/deps.sh clang libclang-rt-14-dev
+
+deps-bench:
+	@scripts/deps.sh python3-distributed python3-numpy python3-psutil
 
 $(BUILD)/build.ninja:
 	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS)
@@ -31,6 +35,11 @@ demo: build
 
 test: build
 	@scripts/run-tests.sh $(BUILD)
+
+# tern, Dask (Debian's python3-distributed) and the C/nng floors in one run; writes
+# bench/results/latest.json and prints the comparison table.
+bench: build deps-bench
+	@scripts/bench.sh $(BUILD)
 
 asan: deps deps-clang
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_C_COMPILER=clang \
