@@ -769,6 +769,19 @@ static tern_value *op_who_has(const tern_value *op)
     return out;
 }
 
+/* Resident set size of this process in bytes (0 if /proc is unreadable). */
+static int64_t rss_bytes(void)
+{
+    long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%*d %ld", &pages) != 1)
+            pages = 0;
+        fclose(f);
+    }
+    return (int64_t)pages * sysconf(_SC_PAGESIZE);
+}
+
 static tern_value *op_status(void)
 {
     tern_value *out = tern_map_new(), *workers = tern_list_new(0), *states = tern_map_new();
@@ -801,7 +814,8 @@ static tern_value *op_status(void)
         !terni_set_int(out, "keys_in_memory", (int64_t)in_memory) ||
         !terni_set_int(out, "clients", (int64_t)nclients) ||
         !terni_set_int(out, "plugins", (int64_t)HASH_COUNT(S.plugins)) ||
-        !terni_set_int(out, "tasks_done", (int64_t)S.ntasks_done)) {
+        !terni_set_int(out, "tasks_done", (int64_t)S.ntasks_done) ||
+        !terni_set_int(out, "rss_bytes", rss_bytes())) {
         tern_value_unref(out);
         return NULL;
     }
