@@ -198,8 +198,13 @@ static void *sender_main(void *arg)
                 fprintf(stderr, "tern: %s failed: %s\n", terni_op_name(it->op), msg);
             it->w = NULL;
         }
-        fail_queue(l, batch, err); /* frees the items (waiters already finished) */
         pthread_mutex_unlock(&l->lock);
+        /* Free the sent items outside the lock (waiters are finished and detached). */
+        for (item *it = batch, *next; it; it = next) {
+            next = it->next;
+            tern_value_unref(it->op);
+            free(it);
+        }
         tern_value_unref(reply);
     }
 }

@@ -1,6 +1,8 @@
 /* Wire format helpers (see wire.h). */
 #include "wire.h"
 
+#include "value_internal.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -99,8 +101,7 @@ int terni_msg_encode(const tern_value *v, nng_msg **out)
     nng_msg *m;
     if (nng_msg_alloc(&m, need) != 0)
         return TERN_ENOMEM;
-    size_t written;
-    int rc = tern_encode_into(v, nng_msg_body(m), need, &written);
+    int rc = terni_encode_sized(v, need, nng_msg_body(m));
     if (rc != TERN_OK) {
         nng_msg_free(m);
         return rc;

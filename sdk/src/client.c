@@ -618,8 +618,12 @@ int tern_future_error(tern_future *f, int *code, const char **message, const cha
 
 static void hex(const unsigned char *b, size_t n, char *out)
 {
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
 }
 
 static void add_dep(void *arg, const char *key)
@@ -960,17 +964,25 @@ int tern_wait(tern_future **fs, size_t n, int timeout_ms, tern_wait_mode mode)
             return fail(TERN_EINVAL, "tern_wait: futures must all come from one client");
     struct timespec deadline;
     terni_deadline(&deadline, timeout_ms);
+    /* ALL: futures stay done once done, so skip the prefix already seen done (each wake-up
+     * then costs only the newly finished ones, not a rescan of all n). */
+    size_t first_pending = 0;
     pthread_mutex_lock(&c->lock);
     for (;;) {
-        size_t done = 0;
-        for (size_t i = 0; i < n; i++)
-            done += is_done(fs[i]);
-        if ((mode == TERN_WAIT_ANY && done > 0) || done == n) {
+        bool any = false;
+        if (mode == TERN_WAIT_ANY) {
+            for (size_t i = 0; i < n && !any; i++)
+                any = is_done(fs[i]);
+        } else {
+            while (first_pending < n && is_done(fs[first_pending]))
+                first_pending++;
+        }
+        if (mode == TERN_WAIT_ANY ? any : first_pending == n) {
             pthread_mutex_unlock(&c->lock);
             return TERN_OK;
         }
         if (timeout_ms == 0 || !wait_deadline(&c->cond, &c->lock, timeout_ms, &deadline)) {
-            done = 0;
+            size_t done = 0;
             for (size_t i = 0; i < n; i++)
                 done += is_done(fs[i]);
             pthread_mutex_unlock(&c->lock);

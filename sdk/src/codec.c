@@ -275,6 +275,12 @@ static bool encode(writer *w, const tern_value *v)
     return false;
 }
 
+int terni_encode_sized(const tern_value *v, size_t need, uint8_t *buf)
+{
+    writer w = { buf, buf + need };
+    return encode(&w, v) && w.p == buf + need ? TERN_OK : TERN_ETOOBIG;
+}
+
 int tern_encode_into(const tern_value *v, uint8_t *buf, size_t cap, size_t *written)
 {
     if (!v || !buf || !written)

@@ -7,7 +7,7 @@
 typedef struct terni_local terni_local;
 
 /* Finds tern-scheduler and tern-worker (bin_dir, $TERN_BIN_DIR, libtern's ../bin, PATH),
- * starts the scheduler on tcp://127.0.0.1:<free port> and n workers with `threads` threads
+ * starts the scheduler and n workers (on ipc:// sockets in a scratch directory) with `threads` threads
  * each. The children exit by themselves if this process dies. address gets the scheduler's
  * address. Does not wait for workers to register (the caller checks with the scheduler).
  * Errors: TERN_ENOTFOUND (binaries missing; the message lists where it looked), TERN_EIO,

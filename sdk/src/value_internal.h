@@ -73,4 +73,10 @@ int terni_map_add_unique(tern_value *map, const char *key, size_t key_len, tern_
 
 void terni_borrow_unref(terni_borrow *b);
 
+/* Encodes v into buf, whose size `need` the caller got from tern_encoded_size(v): saves the
+ * second sizing walk of tern_encode_into on hot paths (message framing). Exported for the
+ * runtime's own programs; not part of the SDK. */
+__attribute__((visibility("default"))) int terni_encode_sized(const tern_value *v, size_t need,
+                                                              uint8_t *buf);
+
 #endif

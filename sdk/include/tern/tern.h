@@ -55,7 +55,7 @@ typedef struct tern_connect_opts {
 } tern_connect_opts;
 
 /* Connects to a scheduler. `address` is tcp://host:port, ipc:///path, or local://N, which
- * starts a tern-scheduler and N tern-worker processes on loopback for the lifetime of the
+ * starts a tern-scheduler and N tern-worker processes (on ipc:// sockets) for the lifetime of the
  * client (found in opts->bin_dir, $TERN_BIN_DIR, next to libtern's ../bin, or on PATH) and
  * stops them in tern_close. NULL means $TERN_SCHEDULER, else local://<number of cores>.
  * Blocks until the handshake completes (local://N: until N workers have registered).
