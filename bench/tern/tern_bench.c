@@ -271,7 +271,9 @@ static tern_client *cluster(void)
     /* warm up: a few tasks of each kind, spread over the workers */
     enum { W = 8 };
     tern_future *fs[W];
-    check(tern_map(c, "bench:noop", noop_args(W), W, &impure, fs), "warm-up");
+    tern_value **noops = noop_args(W);
+    check(tern_map(c, "bench:noop", noops, W, &impure, fs), "warm-up");
+    free(noops);
     wait_all(fs, W, "warm-up");
     release_all(fs, W);
     tern_value **args = xcalloc(W, sizeof(*args));
