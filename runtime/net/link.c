@@ -14,6 +14,7 @@
  */
 #include "link.h"
 
+#include "auth.h"
 #include "tls.h"
 #include "wire.h"
 
@@ -234,7 +235,30 @@ static void *poller_main(void *arg)
     return NULL;
 }
 
-int terni_link_open(const char *url, const char *tls_ca, tern_value *hello, int timeout_ms,
+/* One auth op on the op-stream context (terni_auth_rt): [op] -> [answer]. */
+typedef struct auth_rt_arg {
+    terni_link *l;
+    int timeout_ms;
+} auth_rt_arg;
+
+static int auth_rt(void *arg, const tern_value *op, tern_value **answer, char *err, size_t errlen)
+{
+    auth_rt_arg *a = arg;
+    tern_value *req = tern_list_of(tern_value_ref((tern_value *)op)), *reply = NULL;
+    const tern_value *first = NULL;
+    int rc = req ? roundtrip(a->l->op_ctx, a->l->op_aio, req, a->timeout_ms, &reply, err, errlen)
+                 : TERN_ENOMEM;
+    tern_value_unref(req);
+    if (rc == TERN_OK && tern_list_get(reply, 0, &first) != TERN_OK) {
+        snprintf(err, errlen, "the scheduler's answer to %s is empty", terni_op_name(op));
+        rc = TERN_EPROTO;
+    }
+    *answer = rc == TERN_OK ? tern_value_ref((tern_value *)first) : NULL;
+    tern_value_unref(reply);
+    return rc;
+}
+
+int terni_link_open(const char *url, const terni_sec *sec, tern_value *hello, int timeout_ms,
                     terni_events_fn on_events, terni_down_fn on_down, void *arg, terni_link **out,
                     tern_value **welcome, char *err, size_t errlen)
 {
@@ -274,7 +298,7 @@ int terni_link_open(const char *url, const char *tls_ca, tern_value *hello, int 
     if (rv == 0) {
         nng_dialer d;
         rv = nng_dialer_create(&d, l->sock, url);
-        rc = rv == 0 ? terni_tls_dialer(d, url, tls_ca, err, errlen) : TERN_OK;
+        rc = rv == 0 ? terni_tls_dialer(d, url, sec, err, errlen) : TERN_OK;
         if (rv == 0 && rc == TERN_OK)
             rv = nng_dialer_start(d, 0);
         if (rv == NNG_ECRYPTO || rv == NNG_EPEERAUTH)
@@ -293,6 +317,14 @@ int terni_link_open(const char *url, const char *tls_ca, tern_value *hello, int 
     if (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP)
         rc = TERN_EINVAL;
     tern_value *reply = NULL;
+    if (rc == TERN_OK && sec && sec->token.len) { /* prove the cluster token before hello */
+        auth_rt_arg a = { l, timeout_ms };
+        const char *role = terni_get_text(hello, "role");
+        char why[512];
+        rc = terni_auth_client(&sec->token, role ? role : "client", auth_rt, &a, why, sizeof(why));
+        if (rc != TERN_OK)
+            snprintf(err, errlen, "authentication with %s failed: %s", url, why);
+    }
     if (rc == TERN_OK)
         rc = roundtrip(l->op_ctx, l->op_aio, req, timeout_ms, &reply, err, errlen);
     tern_value_unref(req);

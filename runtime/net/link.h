@@ -13,6 +13,8 @@
 
 #include <tern/value.h>
 
+#include "auth.h"
+
 typedef struct terni_link terni_link;
 
 /* Called on the poll thread with the list of events of one poll reply (borrowed). */
@@ -24,8 +26,9 @@ typedef void (*terni_down_fn)(void *arg, const char *why);
  * *welcome (may be NULL) gets the scheduler's welcome map and the poll thread starts. Errors:
  * TERN_ECONNREFUSED, TERN_ETIMEDOUT, TERN_EPROTO (the scheduler refused the hello; the
  * message says why), TERN_ENOMEM. */
-/* tls_ca: CA file for tls+tcp:// URLs (NULL: $TERN_TLS_CA). */
-int terni_link_open(const char *url, const char *tls_ca, tern_value *hello, int timeout_ms,
+/* sec (may be NULL): TLS files for tls+tcp:// URLs (tls.h) and the cluster token, proven
+ * before the hello when set (auth.h; TERN_EAUTH when either side cannot prove it). */
+int terni_link_open(const char *url, const terni_sec *sec, tern_value *hello, int timeout_ms,
                     terni_events_fn on_events, terni_down_fn on_down, void *arg, terni_link **out,
                     tern_value **welcome, char *err, size_t errlen);
 

@@ -3,14 +3,21 @@
  * Design notes: one req socket per peer address, created on first use and kept; each
  * request opens its own context so threads never wait for each other's round trips. A peer
  * that disappears makes requests time out (timeout_ms); the scheduler learns of the death on
- * its own connection and reschedules, so a fetch never waits for ever. */
+ * its own connection and reschedules, so a fetch never waits for ever.
+ *
+ * With a cluster token, each connection (nng pipe) to a data server is authenticated once
+ * (auth.h) before its first request: a pipe callback records the current pipe, and a request
+ * finding it newer than the authenticated one runs the challenge-response first, under the
+ * peer's own lock (other peers are not held up). */
 #include "peers.h"
 
+#include "auth.h"
 #include "tls.h"
 #include "wire.h"
 
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,19 +27,44 @@
 typedef struct peer {
     char *address;
     nng_socket sock;
+    pthread_mutex_t auth_lock;
+    _Atomic uint32_t pipe; /* current pipe (set by a pipe callback, which may run while
+                              get_socket holds the peers' lock in nng_dialer_start) */
+    uint32_t authed_pipe;  /* the pipe authenticated last (under auth_lock) */
     UT_hash_handle hh;
 } peer;
 
 struct terni_peers {
-    char *tls_ca;
+    char *tls_ca, *tls_cert, *tls_key;
+    terni_sec sec; /* strings point to the copies above */
     pthread_mutex_t lock;
     peer *by_addr;
 };
 
-int terni_peers_new(const char *tls_ca, terni_peers **out)
+static char *dup_or_null(const char *s, bool *ok)
+{
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d)
+        *ok = false;
+    return d;
+}
+
+int terni_peers_new(const terni_sec *sec, terni_peers **out)
 {
     terni_peers *p = calloc(1, sizeof(*p));
-    if (!p || (tls_ca && !(p->tls_ca = strdup(tls_ca)))) {
+    if (!p)
+        return TERN_ENOMEM;
+    bool ok = true;
+    if (sec) {
+        p->sec = *sec;
+        p->sec.tls_ca = p->tls_ca = dup_or_null(sec->tls_ca, &ok);
+        p->sec.tls_cert = p->tls_cert = dup_or_null(sec->tls_cert, &ok);
+        p->sec.tls_key = p->tls_key = dup_or_null(sec->tls_key, &ok);
+    }
+    if (!ok) {
+        free(p->tls_ca);
+        free(p->tls_cert);
+        free(p->tls_key);
         free(p);
         return TERN_ENOMEM;
     }
@@ -50,22 +82,31 @@ void terni_peers_free(terni_peers *p)
     {
         HASH_DEL(p->by_addr, e);
         terni_close_bounded(e->sock, 1000);
+        pthread_mutex_destroy(&e->auth_lock);
         free(e->address);
         free(e);
     }
     pthread_mutex_destroy(&p->lock);
     free(p->tls_ca);
+    free(p->tls_cert);
+    free(p->tls_key);
+    memset(&p->sec.token, 0, sizeof(p->sec.token));
     free(p);
 }
 
-static int get_socket(terni_peers *p, const char *address, nng_socket *out, char *err,
-                      size_t errlen)
+static void peer_pipe_cb(nng_pipe pp, nng_pipe_ev ev, void *arg)
+{
+    peer *e = arg;
+    atomic_store(&e->pipe, (uint32_t)nng_pipe_id(pp));
+}
+
+static int get_socket(terni_peers *p, const char *address, peer **out, char *err, size_t errlen)
 {
     pthread_mutex_lock(&p->lock);
     peer *e;
     HASH_FIND_STR(p->by_addr, address, e);
     if (e) {
-        *out = e->sock;
+        *out = e;
         pthread_mutex_unlock(&p->lock);
         return TERN_OK;
     }
@@ -75,11 +116,14 @@ static int get_socket(terni_peers *p, const char *address, nng_socket *out, char
         rv = nng_socket_set_ms(e->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
     if (rv == 0)
         rv = nng_socket_set_size(e->sock, NNG_OPT_RECVMAXSZ, TERNI_MAX_MSG);
+    if (rv == 0) {
+        rv = nng_pipe_notify(e->sock, NNG_PIPE_EV_ADD_POST, peer_pipe_cb, e);
+    }
     int rc = TERN_OK;
     if (rv == 0) {
         nng_dialer d;
         rv = nng_dialer_create(&d, e->sock, address);
-        if (rv == 0 && (rc = terni_tls_dialer(d, address, p->tls_ca, err, errlen)) != TERN_OK)
+        if (rv == 0 && (rc = terni_tls_dialer(d, address, &p->sec, err, errlen)) != TERN_OK)
             rv = NNG_EINVAL;
         if (rv == 0)
             rv = nng_dialer_start(d, 0);
@@ -95,20 +139,88 @@ static int get_socket(terni_peers *p, const char *address, nng_socket *out, char
         pthread_mutex_unlock(&p->lock);
         return rc != TERN_OK ? rc : terni_nng_err(rv);
     }
+    pthread_mutex_init(&e->auth_lock, NULL);
     HASH_ADD_KEYPTR(hh, p->by_addr, e->address, strlen(e->address), e);
-    *out = e->sock;
+    *out = e;
     pthread_mutex_unlock(&p->lock);
     return TERN_OK;
+}
+
+static int raw_request(nng_socket sock, const char *address, const tern_value *req, int timeout_ms,
+                       tern_value **reply, char *err, size_t errlen);
+
+typedef struct auth_arg {
+    peer *e;
+    int timeout_ms;
+} auth_arg;
+
+static int auth_rt(void *arg, const tern_value *op, tern_value **answer, char *err, size_t errlen)
+{
+    auth_arg *a = arg;
+    return raw_request(a->e->sock, a->e->address, op, a->timeout_ms, answer, err, errlen);
+}
+
+/* Authenticates e's current connection unless that is done already. */
+static int ensure_auth(terni_peers *p, peer *e, int timeout_ms, char *err, size_t errlen)
+{
+    if (!p->sec.token.len)
+        return TERN_OK;
+    pthread_mutex_lock(&e->auth_lock);
+    uint32_t pipe = atomic_load(&e->pipe);
+    bool done = pipe && pipe == e->authed_pipe;
+    int rc = TERN_OK;
+    if (!done) {
+        auth_arg a = { e, timeout_ms };
+        char why[512];
+        rc = terni_auth_client(&p->sec.token, "peer", auth_rt, &a, why, sizeof(why));
+        if (rc == TERN_OK)
+            e->authed_pipe = pipe;
+        else
+            snprintf(err, errlen, "authentication with worker at %s failed: %s", e->address, why);
+    }
+    pthread_mutex_unlock(&e->auth_lock);
+    return rc;
 }
 
 int terni_peers_request(terni_peers *p, const char *address, const tern_value *req, int timeout_ms,
                         tern_value **reply, char *err, size_t errlen)
 {
     *reply = NULL;
-    nng_socket sock;
-    int rc = get_socket(p, address, &sock, err, errlen);
+    peer *e = NULL;
+    int rc = get_socket(p, address, &e, err, errlen);
+    if (rc == TERN_OK)
+        rc = ensure_auth(p, e, timeout_ms, err, errlen);
     if (rc != TERN_OK)
         return rc;
+    tern_value *raw = NULL;
+    rc = raw_request(e->sock, address, req, timeout_ms, &raw, err, errlen);
+    const char *msg = NULL;
+    if (rc == TERN_OK && p->sec.token.len && terni_result_error(raw, &msg) == TERN_EAUTH) {
+        /* nng reconnected between our proof and this request: prove again, once */
+        tern_value_unref(raw);
+        raw = NULL;
+        rc = ensure_auth(p, e, timeout_ms, err, errlen);
+        if (rc == TERN_OK)
+            rc = raw_request(e->sock, address, req, timeout_ms, &raw, err, errlen);
+    }
+    if (rc != TERN_OK)
+        return rc;
+    int code = terni_result_error(raw, &msg);
+    if (code != TERN_OK) {
+        snprintf(err, errlen, "%s", msg);
+        tern_value_unref(raw);
+        return code;
+    }
+    *reply = raw;
+    return TERN_OK;
+}
+
+/* One request on a fresh context; *reply gets the answer as sent (error results included). */
+static int raw_request(nng_socket sock, const char *address, const tern_value *req, int timeout_ms,
+                       tern_value **reply, char *err, size_t errlen)
+{
+    *reply = NULL;
+    int rc;
     nng_msg *m;
     if ((rc = terni_msg_encode(req, &m)) != TERN_OK) {
         snprintf(err, errlen, "cannot encode request: %s", tern_strerror(rc));
@@ -141,14 +253,6 @@ int terni_peers_request(terni_peers *p, const char *address, const tern_value *r
         rc = terni_nng_err(rv);
     } else {
         rc = terni_msg_decode(nng_aio_get_msg(aio), reply, err, errlen);
-        const char *msg = NULL;
-        int code = rc == TERN_OK ? terni_result_error(*reply, &msg) : TERN_OK;
-        if (code != TERN_OK) {
-            snprintf(err, errlen, "%s", msg);
-            tern_value_unref(*reply);
-            *reply = NULL;
-            rc = code;
-        }
     }
     nng_aio_free(aio);
     nng_ctx_close(ctx);

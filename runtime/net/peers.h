@@ -6,15 +6,19 @@
 
 #include <tern/value.h>
 
+#include "auth.h"
+
 typedef struct terni_peers terni_peers;
 
-/* tls_ca: CA file for tls+tcp:// peers (copied; NULL: $TERN_TLS_CA). */
-int terni_peers_new(const char *tls_ca, terni_peers **out);
+/* sec (copied; may be NULL): TLS files for tls+tcp:// peers (tls.h) and the cluster token,
+ * proven on each connection before its first request (auth.h). */
+int terni_peers_new(const terni_sec *sec, terni_peers **out);
 void terni_peers_free(terni_peers *p);
 
 /* Sends `req` (not stolen) to the data server at address and waits up to timeout_ms for the
  * reply, given to the caller in *reply. An error reply becomes the return code and message.
- * Errors: TERN_ECONNREFUSED, TERN_ETIMEDOUT, TERN_EPROTO, TERN_ENOMEM, or the server's code. */
+ * Errors: TERN_ECONNREFUSED, TERN_ETIMEDOUT, TERN_EPROTO, TERN_EAUTH, TERN_ENOMEM, or the
+ * server's code. */
 int terni_peers_request(terni_peers *p, const char *address, const tern_value *req, int timeout_ms,
                         tern_value **reply, char *err, size_t errlen);
 

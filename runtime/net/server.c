@@ -10,9 +10,14 @@
  *    single consumer thread.
  *  - An aio may not be freed from its own callback, so request structs are only freed at
  *    close; they are recycled through the free list.
+ *  - Authentication (auth.h) happens here, in the callbacks, before the scheduler sees
+ *    anything: with a cluster token, a pipe that has not proven it may only send the small
+ *    auth ops, which the gate answers directly; anything else is refused (TERN_EAUTH) and the
+ *    pipe closed. The scheduler therefore only ever handles authenticated peers.
  */
 #include "server.h"
 
+#include "auth.h"
 #include "tls.h"
 #include "wire.h"
 
@@ -48,6 +53,7 @@ struct terni_server {
     pthread_cond_t cond;
     qnode *head, *tail;
     terni_request *free_list, *all;
+    terni_gate *gate;
     bool closing;
 };
 
@@ -116,6 +122,28 @@ static void recycle(terni_request *r)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* The gate's part (see the design notes): true when the request was answered here. */
+static bool screen(terni_server *s, terni_request *r, terni_event *ev, bool authed)
+{
+    const tern_value *op = NULL;
+    if (ev->body && tern_list_len(ev->body) == 1)
+        tern_list_get(ev->body, 0, &op);
+    if (authed && strncmp(terni_op_name(op), "auth", 4) != 0)
+        return false;
+    tern_value *reply = NULL;
+    terni_gate_verdict v = terni_gate_check(s->gate, ev->pipe, op, &reply);
+    if (v == TERNI_GATE_PASS)
+        return false;
+    tern_value *list = reply ? tern_list_of(reply) : NULL;
+    if (!list || terni_server_reply(r, list) != TERN_OK)
+        terni_server_drop(r);
+    if (v == TERNI_GATE_REPLY_CLOSE)
+        terni_gate_close_later(s->gate, ev->pipe);
+    tern_value_unref(list);
+    tern_value_unref(ev->body);
+    return true;
+}
+
 static void request_cb(void *arg)
 {
     terni_request *r = arg;
@@ -139,24 +167,37 @@ static void request_cb(void *arg)
     ev.pipe = r->pipe = nng_pipe_id(nng_msg_get_pipe(m));
     r->state = R_HELD;
     arm_receiver(s);
-    if (terni_msg_decode(m, &ev.body, ev.error, sizeof(ev.error)) != TERN_OK)
+    bool authed = terni_gate_authed(s->gate, ev.pipe);
+    if (!authed && nng_msg_len(m) > TERNI_AUTH_MAX_MSG) { /* not worth decoding */
+        nng_msg_free(m);
+        snprintf(ev.error, sizeof(ev.error), "too large for an unauthenticated connection");
+    } else if (terni_msg_decode(m, &ev.body, ev.error, sizeof(ev.error)) != TERN_OK) {
         ev.body = NULL;
+    }
+    if (screen(s, r, &ev, authed))
+        return;
     push(s, &ev);
 }
 
 static void pipe_cb(nng_pipe p, nng_pipe_ev what, void *arg)
 {
+    terni_server *s = arg;
+    if (what == NNG_PIPE_EV_REM_POST)
+        terni_gate_pipe_gone(s->gate, nng_pipe_id(p));
     terni_event ev = { .kind = what == NNG_PIPE_EV_ADD_POST ? TERNI_EV_PEER_UP : TERNI_EV_PEER_LOST,
                        .pipe = nng_pipe_id(p) };
     push(arg, &ev);
 }
 
-int terni_server_open(const char *url, const char *tls_cert, terni_server **out, char *bound,
+int terni_server_open(const char *url, const terni_sec *sec, terni_server **out, char *bound,
                       size_t boundlen, char *err, size_t errlen)
 {
     terni_server *s = calloc(1, sizeof(*s));
-    if (!s)
+    if (!s || terni_gate_new(sec ? &sec->token : NULL, &s->gate) != TERN_OK) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
         return TERN_ENOMEM;
+    }
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     int rv = nng_rep0_open(&s->sock);
@@ -169,7 +210,7 @@ int terni_server_open(const char *url, const char *tls_cert, terni_server **out,
         rv = nng_listener_create(&l, s->sock, url);
     }
     int rc = TERN_OK;
-    if (rv == 0 && (rc = terni_tls_listener(l, url, tls_cert, err, errlen)) != TERN_OK)
+    if (rv == 0 && (rc = terni_tls_listener(l, url, sec, err, errlen)) != TERN_OK)
         rv = NNG_EINVAL;
     if (rv == 0)
         rv = nng_listener_start(l, 0);
@@ -179,6 +220,7 @@ int terni_server_open(const char *url, const char *tls_cert, terni_server **out,
         nng_close(s->sock);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->cond);
+        terni_gate_free(s->gate);
         free(s);
         if (rc != TERN_OK)
             return rc;
@@ -224,6 +266,7 @@ void terni_server_close(terni_server *s)
     }
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
+    terni_gate_free(s->gate);
     free(s);
 }
 

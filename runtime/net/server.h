@@ -14,6 +14,8 @@
 
 #include <tern/value.h>
 
+#include "auth.h"
+
 typedef struct terni_server terni_server;
 typedef struct terni_request terni_request;
 
@@ -32,9 +34,11 @@ typedef struct terni_event {
     char error[256];  /* why body is NULL */
 } terni_event;
 
-/* Listens on url (tcp://host:0 picks a port); tls+tcp:// presents tls_cert (a PEM with the
- * certificate and key; NULL: $TERN_TLS_CERT). bound receives the real address. */
-int terni_server_open(const char *url, const char *tls_cert, terni_server **out, char *bound,
+/* Listens on url (tcp://host:0 picks a port); tls+tcp:// uses sec's certificate (tls.h).
+ * With sec->token set, only peers that prove the token (auth.h) get through: the others'
+ * requests are answered here and never become events. sec may be NULL. bound receives the
+ * real address. */
+int terni_server_open(const char *url, const terni_sec *sec, terni_server **out, char *bound,
                       size_t boundlen, char *err, size_t errlen);
 /* Stops listening, drops pending requests, frees everything. */
 void terni_server_close(terni_server *s);

@@ -12,16 +12,30 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: tern-scheduler [--listen URL] [--address-file PATH] [--tls-cert PEM] "
-               "[--workdir DIR]\n"
-               "                      [--preload PLUGIN.so]... [--no-preload] [--quiet]\n"
-               "                      [--exit-with-parent]\n"
-               "  --listen URL        tcp://host:port, ipc:///path (default tcp://127.0.0.1:7786;\n"
-               "                      port 0 picks a free port)\n"
-               "  --address-file P    write the bound address to P once listening\n"
-               "  --tls-cert PEM      certificate and private key for a tls+tcp:// listen URL\n"
-               "  --preload P         plugin to offer to every worker from the start (default:\n"
-               "                      the built-in arrays plugin)\n");
+    fprintf(f,
+            "usage: tern-scheduler [--listen URL] [--address-file PATH] [--tls-cert PEM] "
+            "[--workdir DIR]\n"
+            "                      [--tls-key PEM] [--tls-ca PEM] [--tls-verify-clients]\n"
+            "                      [--token-file FILE] [--insecure] [--allow-upload yes|no|local]\n"
+            "                      [--max-pending-tasks N]\n"
+            "                      [--preload PLUGIN.so]... [--no-preload] [--quiet]\n"
+            "                      [--exit-with-parent]\n"
+            "  --listen URL        tcp://host:port, ipc:///path (default tcp://127.0.0.1:7786;\n"
+            "                      port 0 picks a free port)\n"
+            "  --address-file P    write the bound address to P once listening\n"
+            "  --tls-cert PEM      certificate (and key, unless --tls-key) for a tls+tcp:// URL\n"
+            "  --tls-key PEM       private key of --tls-cert\n"
+            "  --tls-ca PEM        with --tls-verify-clients: CA that signed client certificates\n"
+            "  --tls-verify-clients  require every peer to present a certificate (mutual TLS)\n"
+            "  --token-file FILE   cluster token (default $TERN_TOKEN_FILE); every client and\n"
+            "                      worker must prove it (HMAC challenge; never sent)\n"
+            "  --insecure          allow a non-loopback --listen without a token or client TLS\n"
+            "  --allow-upload M    who may upload plugins: yes (default: any authenticated\n"
+            "                      client), local (clients on this machine), no (--preload only)\n"
+            "  --max-pending-tasks N  unfinished tasks one client may have before its further\n"
+            "                      submissions wait (back-pressure; default 1000000)\n"
+            "  --preload P         plugin to offer to every worker from the start (default:\n"
+            "                      the built-in arrays plugin)\n");
 }
 
 /* <dir of this executable>/<rel>, or NULL. */
@@ -48,7 +62,8 @@ int main(int argc, char **argv)
     terni_sched_opts o = { .listen = "tcp://127.0.0.1:7786" };
     const char *preload[64];
     size_t npre = 0;
-    bool no_preload = false, exit_with_parent = false;
+    bool no_preload = false, exit_with_parent = false, insecure = false;
+    const char *token_file = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -58,7 +73,39 @@ int main(int argc, char **argv)
             o.address_file = argv[++i];
         else if (!strcmp(a, "--tls-cert") && has)
             o.tls_cert = argv[++i];
-        else if (!strcmp(a, "--workdir") && has)
+        else if (!strcmp(a, "--tls-key") && has)
+            o.tls_key = argv[++i];
+        else if (!strcmp(a, "--tls-ca") && has)
+            o.tls_ca = argv[++i];
+        else if (!strcmp(a, "--tls-verify-clients"))
+            o.tls_verify_clients = true;
+        else if (!strcmp(a, "--token-file") && has)
+            token_file = argv[++i];
+        else if (!strcmp(a, "--insecure"))
+            insecure = true;
+        else if (!strcmp(a, "--allow-upload") && has) {
+            const char *m = argv[++i];
+            if (!strcmp(m, "yes"))
+                o.allow_upload = TERNI_UPLOAD_YES;
+            else if (!strcmp(m, "local"))
+                o.allow_upload = TERNI_UPLOAD_LOCAL;
+            else if (!strcmp(m, "no"))
+                o.allow_upload = TERNI_UPLOAD_NO;
+            else {
+                fprintf(stderr, "tern-scheduler: --allow-upload takes yes, no or local, not %s\n",
+                        m);
+                return 2;
+            }
+        } else if (!strcmp(a, "--max-pending-tasks") && has) {
+            char *end;
+            long long n = strtoll(argv[++i], &end, 10);
+            if (*end || n < 1) {
+                fprintf(stderr, "tern-scheduler: --max-pending-tasks must be >= 1, not %s\n",
+                        argv[i]);
+                return 2;
+            }
+            o.max_pending = (size_t)n;
+        } else if (!strcmp(a, "--workdir") && has)
             o.workdir = argv[++i];
         else if (!strcmp(a, "--preload") && has && npre < 63)
             preload[npre++] = argv[++i];
@@ -76,6 +123,17 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    char err[1024];
+    if (terni_token_load(token_file, &o.token, err, sizeof(err)) != TERN_OK) {
+        fprintf(stderr, "tern-scheduler: %s\n", err);
+        return 2;
+    }
+    terni_sec sec = { .token = o.token, .tls_verify_clients = o.tls_verify_clients };
+    if (terni_listen_policy("tern-scheduler", o.listen, &sec, insecure, err, sizeof(err)) !=
+        TERN_OK) {
+        fprintf(stderr, "tern-scheduler: %s\n", err);
+        return 2;
     }
     char *builtin = NULL;
     if (!npre && !no_preload) {

@@ -26,6 +26,13 @@
  *
  *  Worker loss: tasks processing there are placed again; keys whose only copy was there
  *  err with TERN_ELOST (lineage recompute is the failure-semantics issue's work).
+ *
+ *  Security (docs/security.md): the server authenticates peers before any request reaches
+ *  this file. Back-pressure: each client session counts the tasks it created that have not
+ *  finished (task.submitter); a request holding a submit from a client at or over
+ *  max_pending is held (not answered) until the count drops, so the client's single
+ *  op-stream request in flight stalls its sender and its further ops wait in its own memory.
+ *  Requests without submits (release, cancel, polls) are never held.
  */
 #include "scheduler.h"
 
@@ -74,6 +81,8 @@ struct session {
     terni_request *poll;
     tern_value *outbox; /* list of events, NULL when empty */
     worker *w;
+    size_t npending;  /* tasks this client created that have not finished */
+    terni_event held; /* a request held back by the pending-task limit (held.req != NULL) */
     UT_hash_handle hh;
 };
 
@@ -108,6 +117,7 @@ struct task {
     int64_t group, gindex, gsize;
     int err_code;
     char *err_msg, *err_task, *err_key;
+    session *submitter; /* the client that created it, until it finishes */
     bool forget_queued;
     task *next_forget;
     UT_hash_handle hh;
@@ -129,6 +139,7 @@ typedef struct sched {
     plugin *plugins;
     uint64_t plugin_seq;
     task *forget_head; /* tasks to check for forgetting after the current event */
+    size_t nheld;      /* sessions with a held request */
     double task_time;  /* mean task duration, seconds (EMA) */
     uint64_t ntasks_done;
 } sched;
@@ -311,6 +322,14 @@ static bool finished(const task *t)
     return t->state == T_MEMORY || t->state == T_ERRED;
 }
 
+/* The task finished or is forgotten: it no longer counts against its client's limit. */
+static void unpend(task *t)
+{
+    if (t->submitter && t->submitter->npending)
+        t->submitter->npending--;
+    t->submitter = NULL;
+}
+
 static void maybe_forget(task *t);
 
 /* A dependent of each of t's deps stops needing them (t finished or was forgotten). */
@@ -344,6 +363,7 @@ static void forget_now(task *t)
         t->on = NULL;
     }
     free_on_workers(t);
+    unpend(t);
     bool was_finished = finished(t);
     HASH_DEL(S.tasks, t);
     for (size_t i = 0; i < t->ndependents; i++) {
@@ -517,6 +537,7 @@ static void task_erred(task *t, int code, const char *msg, const char *root_task
     }
     bool was_finished = finished(t);
     t->state = T_ERRED;
+    unpend(t);
     set_error(t, code, msg, root_task, root_key);
     notify_wanters(t);
     errs_dependents(t);
@@ -539,6 +560,7 @@ static void task_in_memory(task *t, worker *w, int64_t nbytes, tern_value *inlin
         t->on = NULL;
     }
     t->state = T_MEMORY;
+    unpend(t);
     t->nbytes = nbytes;
     if (inline_value) {
         tern_value_unref(t->inline_value);
@@ -644,6 +666,8 @@ static void submit_one(session *s, const tern_value *spec)
     }
     HASH_ADD_KEYPTR(hh, S.tasks, t->key, strlen(t->key), t);
     add_wanter(t, s);
+    t->submitter = s;
+    s->npending++;
 
     char msg[512] = "";
     int code = TERN_OK;
@@ -1147,9 +1171,16 @@ static void session_lost(uint32_t pipe)
         task *t, *tmp;
         HASH_ITER(hh, S.tasks, t, tmp)
         {
+            if (t->submitter == s)
+                t->submitter = NULL;
             if (ptr_remove((void **)t->wanters, &t->nwanters, s))
                 maybe_forget(t);
         }
+    }
+    if (s->held.req) {
+        terni_server_drop(s->held.req);
+        tern_value_unref(s->held.body);
+        S.nheld--;
     }
     free(s);
 }
@@ -1172,6 +1203,19 @@ static session *session_get(uint32_t pipe)
     return s;
 }
 
+/* --allow-upload: an error result when this session may not upload, else NULL. */
+static tern_value *upload_refusal(const session *s)
+{
+    if (S.opts->allow_upload == TERNI_UPLOAD_NO)
+        return terni_error_result(TERN_EAUTH, "plugin upload is disabled on this scheduler "
+                                              "(--allow-upload no); ask its operator to "
+                                              "--preload the plugin");
+    if (S.opts->allow_upload == TERNI_UPLOAD_LOCAL && !terni_pipe_is_local(s->pipe))
+        return terni_error_result(TERN_EAUTH, "this scheduler accepts plugin uploads only from "
+                                              "clients on its own machine (--allow-upload local)");
+    return NULL;
+}
+
 static tern_value *dispatch(session *s, const tern_value *op)
 {
     const char *name = terni_op_name(op);
@@ -1186,8 +1230,10 @@ static tern_value *dispatch(session *s, const tern_value *op)
             return op_release(s, op);
         if (!strcmp(name, "cancel"))
             return op_cancel(s, op);
-        if (!strcmp(name, "upload"))
-            return op_upload(op);
+        if (!strcmp(name, "upload")) {
+            tern_value *no = upload_refusal(s);
+            return no ? no : op_upload(op);
+        }
         if (!strcmp(name, "plugins"))
             return op_plugins();
         if (!strcmp(name, "scatter"))
@@ -1214,12 +1260,39 @@ static tern_value *dispatch(session *s, const tern_value *op)
                               s->role == ROLE_CLIENT ? "client" : "worker");
 }
 
+/* A request holding a submit op, from a client over its pending-task limit. */
+static bool must_hold(const session *s, const terni_event *ev)
+{
+    size_t cap = S.opts->max_pending ? S.opts->max_pending : TERNI_MAX_PENDING_DEFAULT;
+    if (s->role != ROLE_CLIENT || s->npending < cap || tern_value_type(ev->body) != TERN_T_LIST)
+        return false;
+    const tern_value *op;
+    for (size_t i = 0; tern_list_get(ev->body, i, &op) == TERN_OK; i++)
+        if (!strcmp(terni_op_name(op), "submit"))
+            return true;
+    return false;
+}
+
 static void handle_request(terni_event *ev)
 {
     session *s = session_get(ev->pipe);
     if (!s) {
         terni_server_drop(ev->req);
         tern_value_unref(ev->body);
+        return;
+    }
+    if (must_hold(s, ev)) {
+        if (s->held.req) { /* our link never sends two; a hand-made client gets refused */
+            tern_value *r = tern_list_of(terni_error_result(
+                TERN_EBUSY, "too many unfinished tasks; a submission is already waiting"));
+            if (!r || terni_server_reply(ev->req, r) != TERN_OK)
+                terni_server_drop(ev->req);
+            tern_value_unref(r);
+            tern_value_unref(ev->body);
+            return;
+        }
+        s->held = *ev;
+        S.nheld++;
         return;
     }
     tern_value *reply = NULL;
@@ -1264,6 +1337,23 @@ static void handle_request(terni_event *ev)
     tern_value_unref(ev->body);
 }
 
+/* Handles held requests whose client has dropped below its limit again. */
+static void resume_held(void)
+{
+    session *s, *tmp;
+    HASH_ITER(hh, S.sessions, s, tmp)
+    {
+        if (!S.nheld)
+            return;
+        if (!s->held.req || must_hold(s, &s->held))
+            continue;
+        terni_event ev = s->held;
+        memset(&s->held, 0, sizeof(s->held));
+        S.nheld--;
+        handle_request(&ev);
+    }
+}
+
 static int preload(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -1294,8 +1384,13 @@ int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
     S.opts = opts;
     S.task_time = INITIAL_TASK_TIME;
     char bound[512], err[512];
-    int rc = terni_server_open(opts->listen, opts->tls_cert, &S.srv, bound, sizeof(bound), err,
-                               sizeof(err));
+    terni_sec sec = { .tls_cert = opts->tls_cert,
+                      .tls_key = opts->tls_key,
+                      .tls_ca = opts->tls_ca,
+                      .tls_verify_clients = opts->tls_verify_clients,
+                      .token = opts->token };
+    int rc = terni_server_open(opts->listen, &sec, &S.srv, bound, sizeof(bound), err, sizeof(err));
+    memset(&sec.token, 0, sizeof(sec.token));
     if (rc != TERN_OK) {
         fprintf(stderr, "tern-scheduler: %s\n", err);
         return 1;
@@ -1330,6 +1425,9 @@ int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
             break;
         }
         process_forgets();
+        if (S.nheld)
+            resume_held();
+        process_forgets();
         flush_all();
     }
     logf_("shutting down");
@@ -1338,6 +1436,7 @@ int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
     {
         HASH_DEL(S.sessions, s);
         tern_value_unref(s->outbox);
+        tern_value_unref(s->held.body);
         free(s);
     }
     terni_server_close(S.srv);

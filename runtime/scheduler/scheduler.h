@@ -7,10 +7,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "auth.h"
+
+/* --allow-upload: who may upload plugins. */
+enum { TERNI_UPLOAD_YES = 0, TERNI_UPLOAD_LOCAL, TERNI_UPLOAD_NO };
+/* Default --max-pending-tasks. */
+#define TERNI_MAX_PENDING_DEFAULT 1000000
+
 typedef struct terni_sched_opts {
     const char *listen;       /* URL; tcp://127.0.0.1:0 picks a port */
     const char *address_file; /* where to write the bound address, or NULL */
-    const char *tls_cert;     /* tls+tcp:// listen: certificate + key PEM */
+    const char *tls_cert;     /* tls+tcp:// listen: certificate (+ key) PEM */
+    const char *tls_key;      /* its key when not in tls_cert */
+    const char *tls_ca;       /* CA for client certificates (with tls_verify_clients) */
+    bool tls_verify_clients;  /* mutual TLS */
+    terni_token token;        /* cluster token every peer must prove (len 0: none) */
+    int allow_upload;         /* TERNI_UPLOAD_* */
+    size_t max_pending;       /* unfinished tasks per client before back-pressure; 0: default */
     const char *workdir;      /* scratch space for uploads */
     const char *inspector;    /* path of tern-plugin-info */
     const char **preload;     /* NULL-terminated plugin files loaded at start */

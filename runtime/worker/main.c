@@ -14,10 +14,17 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: tern-worker --scheduler URL [--nthreads N] [--name NAME] [--workdir DIR]\n"
-            "                   [--listen URL] [--tls-ca PEM] [--tls-cert PEM] [--quiet]\n"
-            "                   [--exit-with-parent]\n"
+            "                   [--listen URL] [--tls-ca PEM] [--tls-cert PEM] [--tls-key PEM]\n"
+            "                   [--tls-verify-clients] [--token-file FILE] [--insecure]\n"
+            "                   [--quiet] [--exit-with-parent]\n"
             "  --tls-ca PEM   CA that signed the scheduler's and peers' tls+tcp:// certificates\n"
-            "  --tls-cert PEM certificate and key when --listen is tls+tcp://\n"
+            "  --tls-cert PEM certificate (and key, unless --tls-key) for a tls+tcp:// --listen;\n"
+            "                 also presented to servers that verify clients\n"
+            "  --tls-key PEM  private key of --tls-cert\n"
+            "  --tls-verify-clients  data server: require client certificates signed by --tls-ca\n"
+            "  --token-file F cluster token (default $TERN_TOKEN_FILE): proven to the scheduler\n"
+            "                 and peers, required from everyone fetching data here\n"
+            "  --insecure     allow a non-loopback --listen without a token or client TLS\n"
             "  --listen URL   where peers fetch this worker's data (default\n"
             "                 tcp://127.0.0.1:0, a free port)\n");
 }
@@ -34,7 +41,8 @@ int main(int argc, char **argv)
     terni_worker_opts o = { .listen = "tcp://127.0.0.1:0",
                             .nthreads = 1,
                             .connect_timeout_ms = 10000 };
-    bool exit_with_parent = false;
+    bool exit_with_parent = false, insecure = false;
+    const char *token_file = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -58,6 +66,14 @@ int main(int argc, char **argv)
             o.tls_ca = argv[++i];
         else if (!strcmp(a, "--tls-cert") && has)
             o.tls_cert = argv[++i];
+        else if (!strcmp(a, "--tls-key") && has)
+            o.tls_key = argv[++i];
+        else if (!strcmp(a, "--tls-verify-clients"))
+            o.tls_verify_clients = true;
+        else if (!strcmp(a, "--token-file") && has)
+            token_file = argv[++i];
+        else if (!strcmp(a, "--insecure"))
+            insecure = true;
         else if (!strcmp(a, "--quiet"))
             o.quiet = true;
         else if (!strcmp(a, "--exit-with-parent"))
@@ -74,6 +90,17 @@ int main(int argc, char **argv)
     if (!o.scheduler) {
         fprintf(stderr, "tern-worker: --scheduler URL is required\n");
         usage(stderr);
+        return 2;
+    }
+    char err[1024];
+    terni_sec sec = { .tls_ca = o.tls_ca, .tls_verify_clients = o.tls_verify_clients };
+    if (terni_token_load(token_file, &o.token, err, sizeof(err)) != TERN_OK) {
+        fprintf(stderr, "tern-worker: %s\n", err);
+        return 2;
+    }
+    sec.token = o.token;
+    if (terni_listen_policy("tern-worker", o.listen, &sec, insecure, err, sizeof(err)) != TERN_OK) {
+        fprintf(stderr, "tern-worker: %s\n", err);
         return 2;
     }
     char name[300];

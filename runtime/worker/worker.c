@@ -16,6 +16,7 @@
  */
 #include "worker.h"
 
+#include "auth.h"
 #include "link.h"
 #include "loader.h"
 #include "peers.h"
@@ -77,6 +78,8 @@ typedef struct worker {
     volatile sig_atomic_t *stop;
     pthread_t *threads;
     nng_socket data_sock;
+    terni_gate *gate; /* the data server's: cluster token check per connection */
+    terni_sec sec;
     data_ctx data[DATA_RECEIVERS];
     char address[256];
 } worker;
@@ -542,13 +545,24 @@ static void data_cb(void *arg)
             nng_ctx_recv(d->ctx, d->aio);
         return;
     }
-    tern_value *req = NULL, *reply;
+    tern_value *req = NULL, *reply = NULL;
     char err[256];
-    if (terni_msg_decode(nng_aio_get_msg(d->aio), &req, err, sizeof(err)) != TERN_OK)
-        reply = terni_error_result(TERN_EPROTO, "malformed request: %s", err);
+    nng_msg *in = nng_aio_get_msg(d->aio);
+    uint32_t pipe = nng_pipe_id(nng_msg_get_pipe(in));
+    bool authed = terni_gate_authed(d->w->gate, pipe), decoded = false;
+    terni_gate_verdict verdict = TERNI_GATE_PASS;
+    if (!authed && nng_msg_len(in) > TERNI_AUTH_MAX_MSG) /* not worth decoding */
+        nng_msg_free(in);
     else
-        reply = serve(d->w, req);
+        decoded = terni_msg_decode(in, &req, err, sizeof(err)) == TERN_OK;
+    if (!authed || (decoded && !strncmp(terni_op_name(req), "auth", 4)))
+        verdict = terni_gate_check(d->w->gate, pipe, decoded ? req : NULL, &reply);
+    if (verdict == TERNI_GATE_PASS)
+        reply = decoded ? serve(d->w, req)
+                        : terni_error_result(TERN_EPROTO, "malformed request: %s", err);
     tern_value_unref(req);
+    if (verdict == TERNI_GATE_REPLY_CLOSE)
+        terni_gate_close_later(d->w->gate, pipe);
     nng_msg *m = NULL;
     if (!reply || terni_msg_encode(reply, &m) != TERN_OK) {
         tern_value *e = terni_error_result(TERN_ENOMEM, "cannot encode the reply");
@@ -569,14 +583,19 @@ static void data_cb(void *arg)
 static int start_data_server(worker *w, char *err, size_t errlen)
 {
     nng_listener l;
+    if (terni_gate_new(&w->opts->token, &w->gate) != TERN_OK) {
+        snprintf(err, errlen, "out of memory");
+        return TERN_ENOMEM;
+    }
     int rv = nng_rep0_open(&w->data_sock);
     if (rv == 0)
         rv = nng_socket_set_size(w->data_sock, NNG_OPT_RECVMAXSZ, TERNI_MAX_MSG);
     if (rv == 0)
+        rv = terni_gate_watch(w->gate, w->data_sock) == TERN_OK ? 0 : NNG_ENOMEM;
+    if (rv == 0)
         rv = nng_listener_create(&l, w->data_sock, w->opts->listen);
     int rc = TERN_OK;
-    if (rv == 0 &&
-        (rc = terni_tls_listener(l, w->opts->listen, w->opts->tls_cert, err, errlen)) != TERN_OK)
+    if (rv == 0 && (rc = terni_tls_listener(l, w->opts->listen, &w->sec, err, errlen)) != TERN_OK)
         return rc;
     if (rv == 0)
         rv = nng_listener_start(l, 0);
@@ -608,13 +627,20 @@ static int start_data_server(worker *w, char *err, size_t errlen)
 
 int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
 {
-    worker w_ = { .opts = opts, .stop = stop }, *w = &w_;
+    worker w_ = { .opts = opts,
+                  .stop = stop,
+                  .sec = { .tls_ca = opts->tls_ca,
+                           .tls_cert = opts->tls_cert,
+                           .tls_key = opts->tls_key,
+                           .tls_verify_clients = opts->tls_verify_clients,
+                           .token = opts->token } },
+           *w = &w_;
     char err[1024];
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
     int rc = terni_loader_open(opts->workdir, &w->loader, err, sizeof(err));
     if (rc == TERN_OK)
-        rc = terni_peers_new(opts->tls_ca, &w->peers);
+        rc = terni_peers_new(&w->sec, &w->peers);
     if (rc == TERN_OK)
         rc = start_data_server(w, err, sizeof(err));
     if (rc != TERN_OK) {
@@ -636,7 +662,7 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
     w->threads = calloc((size_t)opts->nthreads, sizeof(pthread_t));
     for (int i = 0; w->threads && i < opts->nthreads; i++)
         pthread_create(&w->threads[i], NULL, executor_main, w);
-    rc = terni_link_open(opts->scheduler, opts->tls_ca, hello, opts->connect_timeout_ms, on_events,
+    rc = terni_link_open(opts->scheduler, &w->sec, hello, opts->connect_timeout_ms, on_events,
                          on_down, w, &w->link, NULL, err, sizeof(err));
     if (rc != TERN_OK)
         fprintf(stderr, "tern-worker: %s\n", err);
@@ -658,6 +684,8 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
     for (int i = 0; i < DATA_RECEIVERS; i++)
         if (w->data[i].aio)
             nng_aio_free(w->data[i].aio);
+    terni_gate_free(w->gate);
+    memset(&w->sec.token, 0, sizeof(w->sec.token));
     terni_peers_free(w->peers);
     while (w->nheap)
         job_free(w->heap[--w->nheap]);

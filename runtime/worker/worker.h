@@ -5,13 +5,19 @@
 #include <signal.h>
 #include <stdbool.h>
 
+#include "auth.h"
+
 typedef struct terni_worker_opts {
-    const char *scheduler; /* scheduler URL */
-    const char *name;      /* unique worker name */
-    const char *workdir;   /* plugin files go to <workdir>/plugins */
-    const char *listen;    /* data server URL; tcp://127.0.0.1:0 picks a port */
-    const char *tls_ca;    /* CA for tls+tcp:// scheduler and peers (NULL: $TERN_TLS_CA) */
-    const char *tls_cert;  /* certificate + key PEM for a tls+tcp:// --listen */
+    const char *scheduler;   /* scheduler URL */
+    const char *name;        /* unique worker name */
+    const char *workdir;     /* plugin files go to <workdir>/plugins */
+    const char *listen;      /* data server URL; tcp://127.0.0.1:0 picks a port */
+    const char *tls_ca;      /* CA for tls+tcp:// scheduler and peers (NULL: $TERN_TLS_CA) */
+    const char *tls_cert;    /* certificate (+ key) PEM for a tls+tcp:// --listen */
+    const char *tls_key;     /* its key, when not in tls_cert */
+    bool tls_verify_clients; /* data server: require client certificates signed by tls_ca */
+    terni_token token;       /* cluster token (len 0: none): proven to the scheduler and peers,
+                                required from everyone fetching data here */
     int nthreads;
     int connect_timeout_ms;
     bool quiet;

@@ -297,6 +297,14 @@ int tern_connect(const char *address, const tern_connect_opts *opts, tern_client
     c->refs = 1;
     char err[1024] = "";
     int rc = TERN_OK, nlocal = 0;
+    terni_sec sec = { .tls_ca = opts ? opts->tls_ca_file : NULL,
+                      .tls_cert = opts ? opts->tls_cert_file : NULL,
+                      .tls_key = opts ? opts->tls_key_file : NULL };
+    if ((rc = terni_token_load(opts ? opts->token_file : NULL, &sec.token, err, sizeof(err))) !=
+        TERN_OK) {
+        client_free(c);
+        return fail(rc, "%s", err);
+    }
     if (!strncmp(address, "local://", 8)) {
         char *end;
         long n = strtol(address + 8, &end, 10);
@@ -306,9 +314,9 @@ int tern_connect(const char *address, const tern_connect_opts *opts, tern_client
                         address + 8);
         }
         nlocal = (int)n;
-        rc =
-            terni_local_start(nlocal, opts ? opts->local_threads : 1, opts ? opts->bin_dir : NULL,
-                              timeout, &c->local, c->address, sizeof(c->address), err, sizeof(err));
+        rc = terni_local_start(nlocal, opts ? opts->local_threads : 1, opts ? opts->bin_dir : NULL,
+                               opts ? opts->token_file : NULL, timeout, &c->local, c->address,
+                               sizeof(c->address), err, sizeof(err));
     } else if (strncmp(address, "tcp://", 6) && strncmp(address, "ipc://", 6) &&
                strncmp(address, "tls+tcp://", 10) && strncmp(address, "abstract://", 11)) {
         client_free(c);
@@ -319,15 +327,15 @@ int tern_connect(const char *address, const tern_connect_opts *opts, tern_client
         snprintf(c->address, sizeof(c->address), "%s", address);
     }
     if (rc == TERN_OK)
-        rc = terni_peers_new(opts ? opts->tls_ca_file : NULL, &c->peers);
+        rc = terni_peers_new(&sec, &c->peers);
     tern_value *hello = terni_op("hello");
     if (rc == TERN_OK && (!hello || !terni_set_int(hello, "wire", TERNI_WIRE_VERSION) ||
                           !terni_set_text(hello, "role", "client")))
         rc = TERN_ENOMEM;
     tern_value *welcome = NULL;
     if (rc == TERN_OK) {
-        rc = terni_link_open(c->address, opts ? opts->tls_ca_file : NULL, hello, timeout, on_events,
-                             on_down, c, &c->link, &welcome, err, sizeof(err));
+        rc = terni_link_open(c->address, &sec, hello, timeout, on_events, on_down, c, &c->link,
+                             &welcome, err, sizeof(err));
         hello = NULL;
     }
     tern_value_unref(hello);

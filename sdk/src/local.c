@@ -121,8 +121,9 @@ int terni_local_check(terni_local *l, char *err, size_t errlen)
     return TERN_OK;
 }
 
-int terni_local_start(int n, int threads, const char *bin_dir, int timeout_ms, terni_local **out,
-                      char *address, size_t addrlen, char *err, size_t errlen)
+int terni_local_start(int n, int threads, const char *bin_dir, const char *token_file,
+                      int timeout_ms, terni_local **out, char *address, size_t addrlen, char *err,
+                      size_t errlen)
 {
     char bin[PATH_MAX], tried[2048] = "";
     if (!find_bin_dir(bin_dir, bin, sizeof(bin), tried, sizeof(tried))) {
@@ -156,8 +157,12 @@ int terni_local_start(int n, int threads, const char *bin_dir, int timeout_ms, t
      * (measured with tern-bench chain); the sockets live in the scratch directory. */
     char listen[128];
     snprintf(listen, sizeof(listen), "ipc://%s/scheduler.ipc", l->dir);
-    char *sargv[] = { sched,    "--listen",           listen,    "--address-file",
-                      addrfile, "--exit-with-parent", "--quiet", NULL };
+    char *tf = (char *)token_file;
+    char *sargv[] = { sched,     "--listen",
+                      listen,    "--address-file",
+                      addrfile,  "--exit-with-parent",
+                      "--quiet", tf ? "--token-file" : NULL,
+                      tf,        NULL };
     int rc = spawn(l, sargv, err, errlen);
     /* Wait for the address file. */
     struct timespec start, now, nap = { 0, 2 * 1000 * 1000 };
@@ -192,10 +197,14 @@ int terni_local_start(int n, int threads, const char *bin_dir, int timeout_ms, t
         snprintf(wdir, sizeof(wdir), "%s/%s", l->dir, name);
         char data[128];
         snprintf(data, sizeof(data), "ipc://%s/%s.ipc", l->dir, name);
-        char *wargv[] = { worker,    "--scheduler", address, "--nthreads",
-                          nthreads,  "--name",      name,    "--workdir",
-                          wdir,      "--listen",    data,    "--exit-with-parent",
-                          "--quiet", NULL };
+        char *wargv[] = { worker,    "--scheduler",
+                          address,   "--nthreads",
+                          nthreads,  "--name",
+                          name,      "--workdir",
+                          wdir,      "--listen",
+                          data,      "--exit-with-parent",
+                          "--quiet", tf ? "--token-file" : NULL,
+                          tf,        NULL };
         rc = spawn(l, wargv, err, errlen);
     }
     if (rc != TERN_OK) {

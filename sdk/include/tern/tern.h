@@ -52,6 +52,13 @@ typedef struct tern_connect_opts {
     const char *bin_dir;     /* local://N: where tern-scheduler and tern-worker are; NULL = find */
     const char *tls_ca_file; /* tls+tcp://: CA certificate(s) that signed the scheduler's and
                                 workers' certificates (PEM); NULL = $TERN_TLS_CA */
+    const char *token_file;  /* the cluster token, proven to the scheduler and every worker by
+                                HMAC challenge-response (never sent); NULL = $TERN_TOKEN_FILE,
+                                neither = no token. local://N passes it to its processes */
+    const char *tls_cert_file; /* tls+tcp:// to servers that verify clients: our certificate
+                                  (PEM, may hold the key too); NULL = $TERN_TLS_CERT */
+    const char *tls_key_file;  /* its private key when not in tls_cert_file; NULL =
+                                  $TERN_TLS_KEY */
 } tern_connect_opts;
 
 /* Connects to a scheduler. `address` is tcp://host:port, ipc:///path, or local://N, which
@@ -61,7 +68,9 @@ typedef struct tern_connect_opts {
  * Blocks until the handshake completes (local://N: until N workers have registered).
  * On success *out owns a client for tern_close. Errors: TERN_EINVAL (bad address),
  * TERN_ECONNREFUSED, TERN_ETIMEDOUT, TERN_EPROTO (wire version mismatch; the message
- * says which), TERN_ENOTFOUND (local:// binaries missing), TERN_ENOMEM. */
+ * says which), TERN_EAUTH (the scheduler wants a token we do not have, or has another one,
+ * or cannot prove it has ours), TERN_EIO (the token file is unreadable), TERN_ENOTFOUND
+ * (local:// binaries missing), TERN_ENOMEM. */
 TERN_API int tern_connect(const char *address, const tern_connect_opts *opts, tern_client **out);
 
 /* Releases every future's cluster reference, disconnects, and for local:// stops the
