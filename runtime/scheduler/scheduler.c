@@ -839,7 +839,8 @@ static tern_value *op_status(void)
         !terni_set_int(out, "clients", (int64_t)nclients) ||
         !terni_set_int(out, "plugins", (int64_t)HASH_COUNT(S.plugins)) ||
         !terni_set_int(out, "tasks_done", (int64_t)S.ntasks_done) ||
-        !terni_set_int(out, "rss_bytes", rss_bytes())) {
+        !terni_set_int(out, "rss_bytes", rss_bytes()) ||
+        !terni_set_int(out, "held_requests", (int64_t)S.nheld)) {
         tern_value_unref(out);
         return NULL;
     }
