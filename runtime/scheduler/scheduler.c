@@ -1379,6 +1379,54 @@ static int preload(const char *path)
     return rc;
 }
 
+/* Frees every session (their parked requests belong to the server). */
+static void free_sessions(void)
+{
+    session *s, *stmp;
+    HASH_ITER(hh, S.sessions, s, stmp)
+    {
+        HASH_DEL(S.sessions, s);
+        tern_value_unref(s->outbox);
+        tern_value_unref(s->held.body);
+        free(s);
+    }
+}
+
+/* Frees the task graph, workers and plugins (after free_sessions). */
+static void free_state(void)
+{
+    task *t, *ttmp;
+    HASH_ITER(hh, S.tasks, t, ttmp)
+    {
+        HASH_DEL(S.tasks, t);
+        task_free(t);
+    }
+    worker *w, *wtmp;
+    HASH_ITER(hh, S.workers, w, wtmp)
+    {
+        HASH_DEL(S.workers, w);
+        free(w->name);
+        free(w->address);
+        free(w);
+    }
+    dead_pipe *d, *dtmp;
+    HASH_ITER(hh, S.dead, d, dtmp)
+    {
+        HASH_DEL(S.dead, d);
+        free(d);
+    }
+    plugin *p, *ptmp;
+    HASH_ITER(hh, S.plugins, p, ptmp)
+    {
+        HASH_DEL(S.plugins, p);
+        free(p->name);
+        free(p->version);
+        free(p->tasks);
+        tern_value_unref(p->bytes);
+        free(p);
+    }
+}
+
 int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
 {
     memset(&S, 0, sizeof(S));
@@ -1432,44 +1480,44 @@ int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
         flush_all();
     }
     logf_("shutting down");
-    session *s, *stmp;
-    HASH_ITER(hh, S.sessions, s, stmp)
-    {
-        HASH_DEL(S.sessions, s);
-        tern_value_unref(s->outbox);
-        tern_value_unref(s->held.body);
-        free(s);
-    }
+    free_sessions();
     terni_server_close(S.srv);
-    task *t, *ttmp;
-    HASH_ITER(hh, S.tasks, t, ttmp)
-    {
-        HASH_DEL(S.tasks, t);
-        task_free(t);
-    }
-    worker *w, *wtmp;
-    HASH_ITER(hh, S.workers, w, wtmp)
-    {
-        HASH_DEL(S.workers, w);
-        free(w->name);
-        free(w->address);
-        free(w);
-    }
-    dead_pipe *d, *dtmp;
-    HASH_ITER(hh, S.dead, d, dtmp)
-    {
-        HASH_DEL(S.dead, d);
-        free(d);
-    }
-    plugin *p, *ptmp;
-    HASH_ITER(hh, S.plugins, p, ptmp)
-    {
-        HASH_DEL(S.plugins, p);
-        free(p->name);
-        free(p->version);
-        free(p->tasks);
-        tern_value_unref(p->bytes);
-        free(p);
-    }
+    free_state();
     return 0;
+}
+
+/* ---- fuzzing entry (tests/fuzz/fuzz_scheduler.c) ------------------------------------ */
+
+void terni_sched_fuzz_begin(const terni_sched_opts *opts)
+{
+    memset(&S, 0, sizeof(S));
+    S.opts = opts;
+    S.task_time = INITIAL_TASK_TIME;
+}
+
+void terni_sched_fuzz_event(terni_event *ev)
+{
+    if (ev->kind == TERNI_EV_REQUEST)
+        handle_request(ev);
+    else if (ev->kind == TERNI_EV_PEER_LOST)
+        session_lost(ev->pipe);
+    process_forgets();
+    if (S.nheld)
+        resume_held();
+    process_forgets();
+    flush_all();
+}
+
+void terni_sched_fuzz_end(void)
+{
+    session *s, *tmp;
+    HASH_ITER(hh, S.sessions, s, tmp)
+    {
+        if (s->poll)
+            terni_server_drop(s->poll);
+        if (s->held.req)
+            terni_server_drop(s->held.req);
+    }
+    free_sessions();
+    free_state();
 }

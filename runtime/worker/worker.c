@@ -529,6 +529,38 @@ static tern_value *serve(worker *w, const tern_value *req)
     return terni_error_result(TERN_EPROTO, "unknown data op \"%s\"", op);
 }
 
+/* One data-plane request (consumed): the cluster token gate, then serve(). Returns the
+ * encoded reply, or NULL when none can be made. */
+static nng_msg *data_request(worker *w, nng_msg *in)
+{
+    tern_value *req = NULL, *reply = NULL;
+    char err[256];
+    uint32_t pipe = nng_pipe_id(nng_msg_get_pipe(in));
+    bool authed = terni_gate_authed(w->gate, pipe), decoded = false;
+    terni_gate_verdict verdict = TERNI_GATE_PASS;
+    if (!authed && nng_msg_len(in) > TERNI_AUTH_MAX_MSG) /* not worth decoding */
+        nng_msg_free(in);
+    else
+        decoded = terni_msg_decode(in, &req, err, sizeof(err)) == TERN_OK;
+    if (!authed || (decoded && !strncmp(terni_op_name(req), "auth", 4)))
+        verdict = terni_gate_check(w->gate, pipe, decoded ? req : NULL, &reply);
+    if (verdict == TERNI_GATE_PASS)
+        reply =
+            decoded ? serve(w, req) : terni_error_result(TERN_EPROTO, "malformed request: %s", err);
+    tern_value_unref(req);
+    if (verdict == TERNI_GATE_REPLY_CLOSE)
+        terni_gate_close_later(w->gate, pipe);
+    nng_msg *m = NULL;
+    if (!reply || terni_msg_encode(reply, &m) != TERN_OK) {
+        tern_value *e = terni_error_result(TERN_ENOMEM, "cannot encode the reply");
+        if (!e || terni_msg_encode(e, &m) != TERN_OK)
+            m = NULL;
+        tern_value_unref(e);
+    }
+    tern_value_unref(reply);
+    return m;
+}
+
 static void data_cb(void *arg)
 {
     data_ctx *d = arg;
@@ -545,32 +577,7 @@ static void data_cb(void *arg)
             nng_ctx_recv(d->ctx, d->aio);
         return;
     }
-    tern_value *req = NULL, *reply = NULL;
-    char err[256];
-    nng_msg *in = nng_aio_get_msg(d->aio);
-    uint32_t pipe = nng_pipe_id(nng_msg_get_pipe(in));
-    bool authed = terni_gate_authed(d->w->gate, pipe), decoded = false;
-    terni_gate_verdict verdict = TERNI_GATE_PASS;
-    if (!authed && nng_msg_len(in) > TERNI_AUTH_MAX_MSG) /* not worth decoding */
-        nng_msg_free(in);
-    else
-        decoded = terni_msg_decode(in, &req, err, sizeof(err)) == TERN_OK;
-    if (!authed || (decoded && !strncmp(terni_op_name(req), "auth", 4)))
-        verdict = terni_gate_check(d->w->gate, pipe, decoded ? req : NULL, &reply);
-    if (verdict == TERNI_GATE_PASS)
-        reply = decoded ? serve(d->w, req)
-                        : terni_error_result(TERN_EPROTO, "malformed request: %s", err);
-    tern_value_unref(req);
-    if (verdict == TERNI_GATE_REPLY_CLOSE)
-        terni_gate_close_later(d->w->gate, pipe);
-    nng_msg *m = NULL;
-    if (!reply || terni_msg_encode(reply, &m) != TERN_OK) {
-        tern_value *e = terni_error_result(TERN_ENOMEM, "cannot encode the reply");
-        if (!e || terni_msg_encode(e, &m) != TERN_OK)
-            m = NULL;
-        tern_value_unref(e);
-    }
-    tern_value_unref(reply);
+    nng_msg *m = data_request(d->w, nng_aio_get_msg(d->aio));
     if (!m) {
         nng_ctx_recv(d->ctx, d->aio);
         return;
@@ -702,4 +709,62 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->cond);
     return rc == TERN_OK ? 0 : 1;
+}
+
+/* ---- fuzzing entry (tests/fuzz/fuzz_worker.c, which links a stand-in for link.c) ------ */
+
+void *terni_worker_fuzz_new(const terni_worker_opts *opts)
+{
+    worker *w = calloc(1, sizeof(*w));
+    char err[512];
+    if (!w)
+        return NULL;
+    w->opts = opts;
+    w->sec.token = opts->token;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    if (terni_loader_open(opts->workdir, &w->loader, err, sizeof(err)) != TERN_OK ||
+        terni_gate_new(&opts->token, &w->gate) != TERN_OK) {
+        fprintf(stderr, "fuzz worker: %s\n", err);
+        abort();
+    }
+    return w;
+}
+
+void terni_worker_fuzz_events(void *w, const tern_value *events)
+{
+    on_events(w, events);
+}
+
+void terni_worker_fuzz_data(void *w, const void *bytes, size_t len, uint32_t pipe)
+{
+    (void)pipe; /* nng gives a message no pipe of our choosing: all arrive on pipe 0 */
+    nng_msg *in;
+    if (nng_msg_alloc(&in, len) != 0)
+        return;
+    memcpy(nng_msg_body(in), bytes, len);
+    nng_msg *out = data_request(w, in);
+    if (out)
+        nng_msg_free(out);
+}
+
+void terni_worker_fuzz_free(void *arg)
+{
+    worker *w = arg;
+    while (w->nheap)
+        job_free(w->heap[--w->nheap]);
+    free(w->heap);
+    stored *s, *tmp;
+    HASH_ITER(hh, w->store, s, tmp)
+    {
+        HASH_DEL(w->store, s);
+        tern_value_unref(s->value);
+        free(s->key);
+        free(s);
+    }
+    terni_gate_free(w->gate);
+    terni_loader_close(w->loader);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    free(w);
 }

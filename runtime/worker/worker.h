@@ -26,4 +26,12 @@ typedef struct terni_worker_opts {
 /* Runs until *stop is set or the scheduler connection is lost. Returns an exit status. */
 int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop);
 
+/* Fuzzing entry points (tests/fuzz/fuzz_worker.c, with a stand-in for link.c): a worker
+ * without threads or sockets; scheduler events and data-plane messages go through the real
+ * handlers (on_events; data_request: the token gate, then serve). */
+void *terni_worker_fuzz_new(const terni_worker_opts *opts);
+void terni_worker_fuzz_events(void *w, const tern_value *events);
+void terni_worker_fuzz_data(void *w, const void *bytes, size_t len, uint32_t pipe);
+void terni_worker_fuzz_free(void *w);
+
 #endif
