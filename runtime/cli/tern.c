@@ -53,6 +53,7 @@ static const char usage_text[] =
     "                    the built-in arrays plugin). Default: $TERN_SCHEDULER, else\n"
     "                    " DEFAULT_SCHEDULER "\n"
     "  --tls-ca PEM      CA certificate for tls+tcp:// (default: $TERN_TLS_CA)\n"
+    "  --token-file F    the cluster's token file (default: $TERN_TOKEN_FILE)\n"
     "  --timeout S       call: give up after S seconds (default: wait for the result)\n"
     "  --json            status: the scheduler's raw status map as JSON\n"
     "\n"
@@ -106,11 +107,12 @@ static int finish_output(void)
 typedef struct globals {
     const char *scheduler;
     const char *tls_ca;
+    const char *token_file;
 } globals;
 
 static int open_client(const globals *g, tern_client **c)
 {
-    tern_connect_opts opts = { .tls_ca_file = g->tls_ca };
+    tern_connect_opts opts = { .tls_ca_file = g->tls_ca, .token_file = g->token_file };
     if (!strncmp(g->scheduler, "local://", 8)) /* its workers share our stderr */
         setenv("TERN_ARRAYS_QUIET", "1", 0);
     int rc = tern_connect(g->scheduler, &opts, c);
@@ -872,6 +874,8 @@ int main(int argc, char **argv)
             g.tls_ca = argv[++k];
         } else if (!strncmp(a, "--tls-ca=", 9)) {
             g.tls_ca = a + 9;
+        } else if (!strcmp(a, "--token-file") && k + 1 < argc) {
+            g.token_file = argv[++k];
         } else {
             return usage_error(NULL, "unknown or incomplete option %s", a);
         }

@@ -307,7 +307,11 @@ int terni_link_open(const char *url, const terni_sec *sec, tern_value *hello, in
                      "server's certificate and that the host name matches it",
                      url, nng_strerror(rv));
         else if (rv != 0)
-            snprintf(err, errlen, "cannot connect to %s: %s", url, nng_strerror(rv));
+            snprintf(err, errlen, "cannot connect to %s: %s%s", url, nng_strerror(rv),
+                     rv == NNG_ECONNSHUT && !strncmp(url, "tls+tcp://", 10)
+                         ? " (if the server verifies clients, give a client certificate: "
+                           "TERN_TLS_CERT and TERN_TLS_KEY, or the tls_cert_file option)"
+                         : "");
         if (rc == TERN_OK)
             rc = terni_nng_err(rv);
     } else {
