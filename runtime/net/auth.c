@@ -491,6 +491,42 @@ bool terni_url_is_loopback(const char *url)
     return false;
 }
 
+bool terni_valid_worker_name(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > 128)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("._:@+-", *s))
+            return false;
+    return true;
+}
+
+bool terni_valid_address(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > 255)
+        return false;
+    if (strncmp(s, "tcp://", 6) && strncmp(s, "tls+tcp://", 10) && strncmp(s, "ipc://", 6) &&
+        strncmp(s, "abstract://", 11) && strncmp(s, "inproc://", 9))
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s <= ' ' || *s == 0x7f)
+            return false;
+    return true;
+}
+
+bool terni_valid_key(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > TERNI_MAX_KEY)
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s < ' ' || *s == 0x7f)
+            return false;
+    return true;
+}
+
 int terni_listen_policy(const char *prog, const char *url, const terni_sec *sec, bool insecure,
                         char *err, size_t errlen)
 {

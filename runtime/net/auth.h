@@ -84,6 +84,14 @@ int terni_gate_watch(terni_gate *g, nng_socket sock);
 /* True for addresses only this machine can reach: ipc://, abstract://, inproc://, and
  * tcp:// or tls+tcp:// on 127.0.0.0/8, ::1 or "localhost". */
 bool terni_url_is_loopback(const char *url);
+/* Names from the wire: a worker name is 1..128 of [A-Za-z0-9._:@+-]; a data-server address
+ * is a tcp://, tls+tcp://, ipc://, abstract:// or inproc:// URL of at most 255 printable
+ * characters; a key is 1..TERNI_MAX_KEY bytes without control characters. */
+#define TERNI_MAX_KEY 1024
+bool terni_valid_worker_name(const char *s);
+bool terni_valid_address(const char *s);
+bool terni_valid_key(const char *s);
+
 /* Safe defaults for a daemon about to listen on url: fine on a loopback address, with a
  * cluster token, or with tls+tcp:// and verified client certificates. Otherwise TERN_EAUTH
  * with err saying what to do, unless insecure, which prints a loud warning (prog: the

@@ -117,7 +117,9 @@ static void free_msg(void *arg)
 
 int terni_msg_decode(nng_msg *m, tern_value **out, char *err, size_t errlen)
 {
-    tern_decode_opts opts = { .max_len = TERNI_MAX_MSG };
+    tern_decode_opts opts = { .max_len = TERNI_MAX_MSG,
+                              .max_depth = TERN_MAX_DEPTH,
+                              .max_items = TERNI_MAX_ITEMS };
     return tern_decode_borrow(nng_msg_body(m), nng_msg_len(m), &opts, free_msg, m, out, err,
                               errlen);
 }

@@ -16,6 +16,8 @@
 /* Largest message accepted on any tern socket (NNG_OPT_RECVMAXSZ). A larger one would make
  * nng drop the connection, so senders stay below it: */
 #define TERNI_MAX_MSG ((size_t)1 << 30)
+/* Every message is decoded with these limits too (nesting depth: TERN_MAX_DEPTH, 64): */
+#define TERNI_MAX_ITEMS ((size_t)1 << 24)
 /* ... one op stream request carries at most this many bytes of ops (unless one op is bigger) */
 #define TERNI_MAX_BATCH_BYTES ((size_t)64 << 20)
 /* ... and one task's encoded arguments are at most this large. */

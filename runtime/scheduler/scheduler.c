@@ -622,8 +622,8 @@ static void submit_one(session *s, const tern_value *spec)
     const char *pid = terni_get_text(spec, "plugin");
     const tern_value *args = terni_get(spec, "args");
     const tern_value *deps = terni_get(spec, "deps");
-    if (!key || !*key)
-        return; /* nothing to answer to */
+    if (!terni_valid_key(key))
+        return; /* nothing to answer to (our client never sends such a key) */
     task *t;
     HASH_FIND_STR(S.tasks, key, t);
     if (t) { /* the same key again: one task, one more interested client */
@@ -946,8 +946,11 @@ static tern_value *op_plugins(void)
 static tern_value *op_scatter(session *s, const tern_value *op)
 {
     const char *key = terni_get_text(op, "key");
-    if (!key || !*key)
-        return terni_error_result(TERN_EINVAL, "scatter needs a key");
+    if (!terni_valid_key(key))
+        return terni_error_result(TERN_EINVAL,
+                                  "scatter needs a key (1 to %d bytes, no control "
+                                  "characters)",
+                                  TERNI_MAX_KEY);
     task *t;
     HASH_FIND_STR(S.tasks, key, t);
     if (t) {
@@ -1077,6 +1080,10 @@ static tern_value *op_hello(session *s, const tern_value *op)
         terni_get_int(op, "memory", &memory);
         if (!name || !*name || !address || !*address)
             return terni_error_result(TERN_EINVAL, "a worker must give a name and an address");
+        if (!terni_valid_worker_name(name) || !terni_valid_address(address))
+            return terni_error_result(TERN_EINVAL,
+                                      "a worker name is 1 to 128 of A-Z a-z 0-9 . _ : @ + -, "
+                                      "and its address a tcp://, tls+tcp:// or ipc:// URL");
         worker *w;
         HASH_FIND_STR(S.workers, name, w);
         if (w)
