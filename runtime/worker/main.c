@@ -15,11 +15,14 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: tern-worker --scheduler URL [--nthreads N] [--name NAME] [--workdir DIR]\n"
             "                   [--listen URL] [--tls-ca PEM] [--tls-cert PEM] [--quiet]\n"
-            "                   [--exit-with-parent]\n"
+            "                   [--no-nanny] [--exit-with-parent]\n"
             "  --tls-ca PEM   CA that signed the scheduler's and peers' tls+tcp:// certificates\n"
             "  --tls-cert PEM certificate and key when --listen is tls+tcp://\n"
             "  --listen URL   where peers fetch this worker's data (default\n"
-            "                 tcp://127.0.0.1:0, a free port)\n");
+            "                 tcp://127.0.0.1:0, a free port)\n"
+            "  --no-nanny     run tasks in this process; by default a small supervising\n"
+            "                 process (the nanny) runs them in a child it restarts after a\n"
+            "                 crash and after a task timeout\n");
 }
 
 static bool rm_rf(const char *dir)
@@ -34,7 +37,7 @@ int main(int argc, char **argv)
     terni_worker_opts o = { .listen = "tcp://127.0.0.1:0",
                             .nthreads = 1,
                             .connect_timeout_ms = 10000 };
-    bool exit_with_parent = false;
+    bool exit_with_parent = false, nanny = true;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -62,6 +65,10 @@ int main(int argc, char **argv)
             o.quiet = true;
         else if (!strcmp(a, "--exit-with-parent"))
             exit_with_parent = true;
+        else if (!strcmp(a, "--no-nanny"))
+            nanny = false;
+        else if (!strcmp(a, "--crashed") && has) /* from the nanny */
+            o.crashed = argv[++i];
         else if (!strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -94,7 +101,28 @@ int main(int argc, char **argv)
         own_workdir = true;
     }
     terni_daemon_init(exit_with_parent);
-    int rc = terni_worker_run(&o, &terni_stop);
+    int rc;
+    if (nanny) {
+        /* The executor runs this binary again, with our name and work directory. */
+        char **args = calloc((size_t)argc + 8, sizeof(char *));
+        if (!args) {
+            fprintf(stderr, "tern-worker: out of memory\n");
+            return 1;
+        }
+        int n = 0;
+        for (int i = 0; i < argc; i++)
+            args[n++] = argv[i];
+        args[n++] = "--no-nanny";
+        args[n++] = "--exit-with-parent";
+        args[n++] = "--name";
+        args[n++] = (char *)o.name;
+        args[n++] = "--workdir";
+        args[n++] = (char *)o.workdir;
+        rc = terni_nanny_run(args, n, &terni_stop, o.quiet);
+        free(args);
+    } else {
+        rc = terni_worker_run(&o, &terni_stop);
+    }
     if (own_workdir && !rm_rf(workdir))
         fprintf(stderr, "tern-worker: could not remove %s\n", workdir);
     return rc;
