@@ -16,7 +16,7 @@ static void usage(FILE *f)
             "usage: tern-worker --scheduler URL [--nthreads N] [--name NAME] [--workdir DIR]\n"
             "                   [--listen URL] [--tls-ca PEM] [--tls-cert PEM] [--tls-key PEM]\n"
             "                   [--tls-verify-clients] [--token-file FILE] [--insecure]\n"
-            "                   [--quiet] [--exit-with-parent]\n"
+            "                   [--quiet] [--no-nanny] [--exit-with-parent]\n"
             "  --tls-ca PEM   CA that signed the scheduler's and peers' tls+tcp:// certificates\n"
             "  --tls-cert PEM certificate (and key, unless --tls-key) for a tls+tcp:// --listen;\n"
             "                 also presented to servers that verify clients\n"
@@ -26,7 +26,10 @@ static void usage(FILE *f)
             "                 and peers, required from everyone fetching data here\n"
             "  --insecure     allow a non-loopback --listen without a token or client TLS\n"
             "  --listen URL   where peers fetch this worker's data (default\n"
-            "                 tcp://127.0.0.1:0, a free port)\n");
+            "                 tcp://127.0.0.1:0, a free port)\n"
+            "  --no-nanny     run tasks in this process; by default a small supervising\n"
+            "                 process (the nanny) runs them in a child it restarts after a\n"
+            "                 crash and after a task timeout\n");
 }
 
 static bool rm_rf(const char *dir)
@@ -41,7 +44,7 @@ int main(int argc, char **argv)
     terni_worker_opts o = { .listen = "tcp://127.0.0.1:0",
                             .nthreads = 1,
                             .connect_timeout_ms = 10000 };
-    bool exit_with_parent = false, insecure = false;
+    bool exit_with_parent = false, nanny = true, insecure = false;
     const char *token_file = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -78,6 +81,10 @@ int main(int argc, char **argv)
             o.quiet = true;
         else if (!strcmp(a, "--exit-with-parent"))
             exit_with_parent = true;
+        else if (!strcmp(a, "--no-nanny"))
+            nanny = false;
+        else if (!strcmp(a, "--crashed") && has) /* from the nanny */
+            o.crashed = argv[++i];
         else if (!strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -121,7 +128,28 @@ int main(int argc, char **argv)
         own_workdir = true;
     }
     terni_daemon_init(exit_with_parent);
-    int rc = terni_worker_run(&o, &terni_stop);
+    int rc;
+    if (nanny) {
+        /* The executor runs this binary again, with our name and work directory. */
+        char **args = calloc((size_t)argc + 8, sizeof(char *));
+        if (!args) {
+            fprintf(stderr, "tern-worker: out of memory\n");
+            return 1;
+        }
+        int n = 0;
+        for (int i = 0; i < argc; i++)
+            args[n++] = argv[i];
+        args[n++] = "--no-nanny";
+        args[n++] = "--exit-with-parent";
+        args[n++] = "--name";
+        args[n++] = (char *)o.name;
+        args[n++] = "--workdir";
+        args[n++] = (char *)o.workdir;
+        rc = terni_nanny_run(args, n, &terni_stop, o.quiet);
+        free(args);
+    } else {
+        rc = terni_worker_run(&o, &terni_stop);
+    }
     if (own_workdir && !rm_rf(workdir))
         fprintf(stderr, "tern-worker: could not remove %s\n", workdir);
     return rc;

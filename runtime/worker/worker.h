@@ -18,12 +18,18 @@ typedef struct terni_worker_opts {
     bool tls_verify_clients; /* data server: require client certificates signed by tls_ca */
     terni_token token;       /* cluster token (len 0: none): proven to the scheduler and peers,
                                 required from everyone fetching data here */
+    const char *crashed;     /* set by the nanny: how the previous executor ended */
     int nthreads;
     int connect_timeout_ms;
     bool quiet;
 } terni_worker_opts;
 
-/* Runs until *stop is set or the scheduler connection is lost. Returns an exit status. */
+/* Exit status of an executor that ended itself to stop a task past its timeout: the nanny
+ * restarts it at once and blames no task. */
+#define TERNI_EXIT_RESTART 75
+
+/* Runs until *stop is set, reconnecting whenever the scheduler is lost. Returns an exit
+ * status (1 when the scheduler refuses us for good: wire version, authentication). */
 int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop);
 
 /* Fuzzing entry points (tests/fuzz/fuzz_worker.c, with a stand-in for link.c): a worker
@@ -33,5 +39,9 @@ void *terni_worker_fuzz_new(const terni_worker_opts *opts);
 void terni_worker_fuzz_events(void *w, const tern_value *events);
 void terni_worker_fuzz_data(void *w, const void *bytes, size_t len, uint32_t pipe);
 void terni_worker_fuzz_free(void *w);
+
+/* The nanny (nanny.c): runs `argv` plus --no-nanny as the executor process, restarting it
+ * after a crash with backoff, until *stop. Returns an exit status. */
+int terni_nanny_run(char **argv, int argc, volatile sig_atomic_t *stop, bool quiet);
 
 #endif

@@ -35,3 +35,5 @@ bool terni_link_alive(terni_link *l)
 {
     return false;
 }
+
+void terni_link_liveness(terni_link *l, int heartbeat_ms, int timeout_ms) {}
