@@ -52,7 +52,7 @@ tsan: deps deps-clang
 	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_C_COMPILER=clang \
 	      -DCMAKE_BUILD_TYPE=Debug -DTERN_SANITIZE=thread $(CMAKE_FLAGS)
 	cmake --build $(TSAN_BUILD)
-	@scripts/run-tests.sh $(TSAN_BUILD)
+	@TSAN_OPTIONS=suppressions=$(CURDIR)/tests/tsan.supp scripts/run-tests.sh $(TSAN_BUILD)
 
 fuzz: deps deps-clang
 	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_C_COMPILER=clang -DTERN_FUZZ=ON \
