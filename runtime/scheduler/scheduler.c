@@ -384,6 +384,7 @@ static void maybe_forget(task *t)
  * data (or stop the computation) and keep the record. */
 static void release_keep_lineage(task *t)
 {
+    unpend(t);
     if (t->state == T_PROCESSING && t->on) {
         send_key_event(t->on->s, "cancel", t->key);
         t->on->nprocessing--;
@@ -921,14 +922,14 @@ static int64_t rss_bytes(void)
 static tern_value *op_status(void)
 {
     tern_value *out = tern_map_new(), *workers = tern_list_new(0), *states = tern_map_new();
-    size_t counts[5] = { 0 }, in_memory = 0;
+    size_t counts[T_NSTATES] = { 0 }, in_memory = 0;
     task *t, *ttmp;
     HASH_ITER(hh, S.tasks, t, ttmp)
     {
         counts[t->state]++;
         in_memory += t->state == T_MEMORY;
     }
-    for (int i = 0; states && i < 5; i++)
+    for (int i = 0; states && i < T_NSTATES; i++)
         tern_map_set(states, state_names[i], tern_int((int64_t)counts[i]));
     worker *w, *wtmp;
     HASH_ITER(hh, S.workers, w, wtmp)
