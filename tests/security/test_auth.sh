@@ -4,7 +4,7 @@
 #    unless --insecure, which warns; a too-short token file is refused;
 #  - a cluster token: a client and workers with it work; a client or worker without it, or
 #    with another one, is refused promptly with a clear message;
-#  - --allow-upload no refuses uploads;
+#  - --allow-upload no refuses uploads, --allow-upload local accepts a local client's;
 #  - tests/security_hostile: random, truncated, oversized, out-of-order, wrong-version and
 #    wrong-token messages on the scheduler's and both workers' ports while a client with the
 #    token runs a workload and checks every result.
@@ -131,4 +131,12 @@ if TERN_TOKEN_FILE=good.token timeout 20 "$bin/tern" --scheduler "$(cat noup.add
   fail "--allow-upload no accepted an upload"
 fi
 grep -q "upload is disabled" err.log || fail "no clear upload refusal: $(cat err.log)"
+# --allow-upload local: a client on this machine (loopback TCP) may upload
+"$bin/tern-scheduler" --listen tcp://127.0.0.1:0 --token-file good.token --allow-upload local \
+  --address-file localup.addr --exit-with-parent 2>localup.log &
+pids+=($!)
+wait_file localup.addr
+TERN_TOKEN_FILE=good.token timeout 20 "$bin/tern" --scheduler "$(cat localup.addr)" \
+  upload "$plugins/seed.so" > out || fail "--allow-upload local refused a local client"
+grep -q seed out || fail "upload printed $(cat out)"
 echo "security: ok"
