@@ -72,6 +72,13 @@ def scheduler_corpus():
         task("m-%d" % i, [i], group=1, gindex=i, gsize=20) for i in range(20)])]) + \
         rec(0, [op("submit", tasks=[task("n-%d" % i, [i]) for i in range(20)])]) + \
         rec(0, [op("submit", tasks=[task("o-%d" % i, [i]) for i in range(20)])]) + lost(2)
+    c["crash_heartbeat"] = hello_client(1) + rec(1, [op("hello", wire=1, role="worker", name="w9",
+                                                        address="tcp://127.0.0.1:1",
+                                                        crashed={"why": "was killed",
+                                                                 "keys": ["x"]})]) + \
+        rec(0, [op("upload", bytes=PLUG)]) + rec(0, [op("submit", tasks=[task("x", [1])])]) + \
+        rec(1, [op("heartbeat")]) + rec(1, [op("done", key="x", run=1, nbytes=2, value=enc(2))]) + \
+        rec(1, [op("erred", key="x", run=0, code=18, message="late")]) + lost(2)
     c["malformed"] = rec(0, b"\x9f") + rec(0, [op("status")]) + hello_client(1) + \
         rec(0, [op("poll"), op("poll")]) + rec(0, [op("hello", wire=2)]) + \
         rec(0, {"op": "submit"}) + rec(0, [op("submit", tasks=[{"key": "k"}])])
