@@ -402,6 +402,7 @@ int main(int argc, char **argv)
     }
     /* targets: the scheduler and every worker's data server */
     target targets[16];
+    char names[2][160] = { "", "" };
     size_t nt = 0;
     snprintf(targets[nt].url, sizeof(targets[nt].url), "%s", url);
     targets[nt++].sched = true;
@@ -410,7 +411,9 @@ int main(int argc, char **argv)
     if (tern_status_info(c, &st) == TERN_OK)
         tern_map_get(st, "workers", &ws);
     for (size_t i = 0; nt < 16 && tern_list_get(ws, i, &w) == TERN_OK; i++) {
-        const char *addr = terni_get_text(w, "address");
+        const char *addr = terni_get_text(w, "address"), *name = terni_get_text(w, "name");
+        if (name && i < 2)
+            snprintf(names[i], sizeof(names[i]), "%s", name);
         if (addr) {
             snprintf(targets[nt].url, sizeof(targets[nt].url), "%s", addr);
             targets[nt++].sched = false;
@@ -425,7 +428,11 @@ int main(int argc, char **argv)
         att[i] = (attacker){ .targets = targets, .ntargets = nt, .seed = 1234u + (unsigned)i };
         pthread_create(&att[i].thread, NULL, attacker_main, &att[i]);
     }
-    /* The workload: chains x -> inc(x) -> inc(inc(x)), checked exactly, until time is up. */
+    /* The workload: chains x -> inc(x) -> inc(inc(x)), checked exactly, until time is up;
+     * with two workers the first step runs on one and the second on the other, so every
+     * chain moves data between workers over their data plane. */
+    const char *on0[] = { names[0], NULL }, *on1[] = { names[1], NULL };
+    bool split = names[0][0] && names[1][0];
     long rounds = 0, results = 0;
     double end = now_s() + seconds;
     while (now_s() < end && !atomic_load(&failures)) {
@@ -433,10 +440,12 @@ int main(int argc, char **argv)
         tern_future *a[N], *b[N];
         for (int i = 0; i < N; i++) {
             rc = tern_submit(c, "testplug:inc", tern_list_of(tern_int(rounds * N + i)),
-                             &(tern_submit_opts){ .impure = true }, &a[i]);
+                             &(tern_submit_opts){ .impure = true, .workers = split ? on0 : NULL },
+                             &a[i]);
             CHECK(rc == TERN_OK, "submit: %s", tern_client_errmsg(c));
             rc = tern_submit(c, "testplug:inc", tern_list_of(tern_future_ref(a[i])),
-                             &(tern_submit_opts){ .impure = true }, &b[i]);
+                             &(tern_submit_opts){ .impure = true, .workers = split ? on1 : NULL },
+                             &b[i]);
             CHECK(rc == TERN_OK, "submit: %s", tern_client_errmsg(c));
         }
         for (int i = 0; i < N; i++) {

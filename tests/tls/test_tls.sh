@@ -4,7 +4,8 @@
 # Then a whole cluster on TLS with a test CA (scripts/make-test-certs.sh), separate key files,
 # the workers' data servers on tls+tcp:// too, client certificates required everywhere
 # (--tls-verify-clients) and a cluster token: a client with all of it works (a large result
-# comes from a worker's data server over TLS); one without a client certificate is refused.
+# comes from a worker's data server over TLS, and chains of tasks split across the two workers
+# move data between them over TLS); one without a client certificate is refused.
 #   test_tls.sh BUILD_DIR
 set -euo pipefail
 build=$(cd "$1" && pwd)
@@ -84,6 +85,9 @@ done
 # 20000 doubles: 160 KB, above the inline limit, so the client fetches it from the worker
 "${client[@]}" timeout 30 "$build/bin/tern" --scheduler "$addr2" call arrays:zeros 20000 > big
 [ "$(grep -o '0' big | wc -l)" -ge 20000 ] || { echo "bad result: $(head -c 200 big)" >&2; exit 1; }
+# chains split across the two workers: worker-to-worker fetches over TLS with the token
+"${client[@]}" timeout 60 "$build/tests/security_hostile" "$addr2" token \
+  "$build/lib/tern/plugins/testplug.so" 2
 # no client certificate: refused by the scheduler's TLS, promptly
 start=$(date +%s)
 if timeout 30 "$build/bin/tern" --scheduler "$addr2" status 2>err; then
