@@ -23,6 +23,14 @@
 static terni_worker_opts open_opts, token_opts;
 static char workdir[64];
 
+static void remove_workdir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", workdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "fuzz_worker: cannot remove %s\n", workdir);
+}
+
 static void setup(void)
 {
     if (workdir[0])
@@ -30,6 +38,7 @@ static void setup(void)
     snprintf(workdir, sizeof(workdir), "/tmp/tern-fuzz-worker-XXXXXX");
     if (!mkdtemp(workdir))
         abort();
+    atexit(remove_workdir);
     open_opts = (terni_worker_opts){
         .scheduler = "inproc://none", .name = "fz", .workdir = workdir, .nthreads = 1, .quiet = true
     };
