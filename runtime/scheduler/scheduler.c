@@ -150,6 +150,7 @@ typedef struct sched {
     task *forget_head; /* tasks to check for forgetting after the current event */
     double task_time;  /* mean task duration, seconds (EMA) */
     uint64_t ntasks_done;
+    uint64_t nworkers_lost, nrecomputed; /* failure counters for status */
 } sched;
 
 static sched S;
@@ -651,6 +652,7 @@ static void recompute(task *t, const char *why)
         return;
     }
     t->state = T_WAITING;
+    S.nrecomputed++;
     for (size_t i = 0; i < t->ndeps; i++)
         t->deps[i]->nneeders++;
     for (size_t i = 0; i < t->ndeps && t->state == T_WAITING; i++)
@@ -897,14 +899,14 @@ static int64_t rss_bytes(void)
 static tern_value *op_status(void)
 {
     tern_value *out = tern_map_new(), *workers = tern_list_new(0), *states = tern_map_new();
-    size_t counts[5] = { 0 }, in_memory = 0;
+    size_t counts[T_NSTATES] = { 0 }, in_memory = 0;
     task *t, *ttmp;
     HASH_ITER(hh, S.tasks, t, ttmp)
     {
         counts[t->state]++;
         in_memory += t->state == T_MEMORY;
     }
-    for (int i = 0; states && i < 5; i++)
+    for (int i = 0; states && i < T_NSTATES; i++)
         tern_map_set(states, state_names[i], tern_int((int64_t)counts[i]));
     worker *w, *wtmp;
     HASH_ITER(hh, S.workers, w, wtmp)
@@ -927,6 +929,8 @@ static tern_value *op_status(void)
         !terni_set_int(out, "clients", (int64_t)nclients) ||
         !terni_set_int(out, "plugins", (int64_t)HASH_COUNT(S.plugins)) ||
         !terni_set_int(out, "tasks_done", (int64_t)S.ntasks_done) ||
+        !terni_set_int(out, "workers_lost", (int64_t)S.nworkers_lost) ||
+        !terni_set_int(out, "recomputed", (int64_t)S.nrecomputed) ||
         !terni_set_int(out, "rss_bytes", rss_bytes())) {
         tern_value_unref(out);
         return NULL;
@@ -1258,6 +1262,7 @@ static void free_worker(worker *w)
 static void worker_lost(worker *w, const char *why)
 {
     logf_("worker %s left: %s", w->name, why);
+    S.nworkers_lost++;
     w->gone = true;
     HASH_DEL(S.workers, w);
     size_t nlost = 0, caplost = 0;
