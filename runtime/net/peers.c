@@ -4,11 +4,15 @@
  * request opens its own context so threads never wait for each other's round trips. A peer
  * that disappears makes requests time out (timeout_ms); the scheduler learns of the death on
  * its own connection and reschedules, so a fetch never waits for ever.
- *
- * With a cluster token, each connection (nng pipe) to a data server is authenticated once
- * (auth.h) before its first request: a pipe callback records the current pipe, and a request
- * finding it newer than the authenticated one runs the challenge-response first, under the
- * peer's own lock (other peers are not held up). */
+ *  - Dials do not block: a blocking nng dial to a host that hangs or is cut off waits for the
+ *    kernel's SYN retries or nng's 10 s handshake, and it would do so holding the cache lock.
+ *    Instead a request waits at most CONNECT_MS for a connection (its send phase), and can be
+ *    cancelled meanwhile; nng keeps redialing in the background (backoff up to 5 s).
+ *  - With a cluster token, each connection (nng pipe) to a data server is authenticated
+ *    (auth.h) before its first request: a pipe callback records the current pipe, and a
+ *    request finding it different from the authenticated one runs the challenge-response
+ *    first, under the peer's own lock (other peers are not held up). A request refused with
+ *    TERN_EAUTH (nng reconnected in between) authenticates again and is sent once more. */
 #include "peers.h"
 
 #include "auth.h"
@@ -24,13 +28,14 @@
 
 #include <uthash.h>
 
+#define CONNECT_MS 3000 /* how long a request waits for a connection to its peer */
+
 typedef struct peer {
     char *address;
     nng_socket sock;
     pthread_mutex_t auth_lock;
-    _Atomic uint32_t pipe; /* current pipe (set by a pipe callback, which may run while
-                              get_socket holds the peers' lock in nng_dialer_start) */
-    uint32_t authed_pipe;  /* the pipe authenticated last (under auth_lock) */
+    _Atomic uint32_t pipe; /* current connection (set by a pipe callback) */
+    uint32_t authed_pipe;  /* the connection authenticated last (under auth_lock) */
     UT_hash_handle hh;
 } peer;
 
@@ -116,9 +121,10 @@ static int get_socket(terni_peers *p, const char *address, peer **out, char *err
         rv = nng_socket_set_ms(e->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
     if (rv == 0)
         rv = nng_socket_set_size(e->sock, NNG_OPT_RECVMAXSZ, TERNI_MAX_MSG);
-    if (rv == 0) {
+    if (rv == 0)
+        rv = nng_socket_set_ms(e->sock, NNG_OPT_RECONNMAXT, 5000);
+    if (rv == 0)
         rv = nng_pipe_notify(e->sock, NNG_PIPE_EV_ADD_POST, peer_pipe_cb, e);
-    }
     int rc = TERN_OK;
     if (rv == 0) {
         nng_dialer d;
@@ -126,7 +132,7 @@ static int get_socket(terni_peers *p, const char *address, peer **out, char *err
         if (rv == 0 && (rc = terni_tls_dialer(d, address, &p->sec, err, errlen)) != TERN_OK)
             rv = NNG_EINVAL;
         if (rv == 0)
-            rv = nng_dialer_start(d, 0);
+            rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
     }
     if (rv != 0) {
         if (rc == TERN_OK)
@@ -146,62 +152,160 @@ static int get_socket(terni_peers *p, const char *address, peer **out, char *err
     return TERN_OK;
 }
 
+/* Completion of one aio, waited for in slices so that a cancel flag is noticed. */
+typedef struct waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+} waiter;
+
+static void aio_done(void *arg)
+{
+    waiter *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->done = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Waits for the aio started last; cancels it once *cancel becomes non-zero. */
+static void wait_aio(nng_aio *aio, waiter *w, const int *cancel)
+{
+    pthread_mutex_lock(&w->lock);
+    while (!w->done) {
+        if (!cancel) {
+            pthread_cond_wait(&w->cond, &w->lock);
+            continue;
+        }
+        struct timespec ts;
+        terni_deadline(&ts, 50);
+        pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+        if (!w->done && __atomic_load_n(cancel, __ATOMIC_RELAXED)) {
+            pthread_mutex_unlock(&w->lock);
+            nng_aio_cancel(aio);
+            pthread_mutex_lock(&w->lock);
+        }
+    }
+    w->done = false;
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* One round trip on a fresh context; *reply gets the answer as sent (error results too). */
 static int raw_request(nng_socket sock, const char *address, const tern_value *req, int timeout_ms,
-                       tern_value **reply, char *err, size_t errlen);
+                       const int *cancel, tern_value **reply, char *err, size_t errlen)
+{
+    *reply = NULL;
+    int rc;
+    nng_msg *m;
+    if ((rc = terni_msg_encode(req, &m)) != TERN_OK) {
+        snprintf(err, errlen, "cannot encode request: %s", tern_strerror(rc));
+        return rc;
+    }
+    nng_ctx ctx;
+    nng_aio *aio = NULL;
+    waiter w = { .done = false };
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    int rv = nng_ctx_open(&ctx, sock);
+    if (rv == 0 && (rv = nng_aio_alloc(&aio, aio_done, &w)) != 0)
+        nng_ctx_close(ctx);
+    if (rv != 0) {
+        nng_msg_free(m);
+        pthread_mutex_destroy(&w.lock);
+        pthread_cond_destroy(&w.cond);
+        snprintf(err, errlen, "cannot talk to %s: %s", address, nng_strerror(rv));
+        return terni_nng_err(rv);
+    }
+    /* The send phase waits for a connection: bounded by CONNECT_MS. */
+    bool unreachable = false;
+    nng_aio_set_timeout(aio, timeout_ms >= 0 && timeout_ms < CONNECT_MS ? timeout_ms : CONNECT_MS);
+    nng_aio_set_msg(aio, m);
+    nng_ctx_send(ctx, aio);
+    wait_aio(aio, &w, cancel);
+    rv = nng_aio_result(aio);
+    if (rv != 0) {
+        nng_msg_free(nng_aio_get_msg(aio));
+        if (rv == NNG_ETIMEDOUT) { /* no connection to the peer */
+            snprintf(err, errlen, "cannot reach worker at %s (no connection within %d ms)", address,
+                     CONNECT_MS);
+            rv = NNG_ECONNREFUSED;
+            unreachable = true;
+        }
+    } else {
+        nng_aio_set_timeout(aio, timeout_ms < 0 ? NNG_DURATION_INFINITE : timeout_ms);
+        nng_ctx_recv(ctx, aio);
+        wait_aio(aio, &w, cancel);
+        rv = nng_aio_result(aio);
+    }
+    if (rv != 0) {
+        if (!unreachable)
+            snprintf(err, errlen, "request to worker at %s failed: %s", address, nng_strerror(rv));
+        rc = terni_nng_err(rv);
+    } else {
+        rc = terni_msg_decode(nng_aio_get_msg(aio), reply, err, errlen);
+    }
+    nng_aio_free(aio);
+    nng_ctx_close(ctx);
+    pthread_mutex_destroy(&w.lock);
+    pthread_cond_destroy(&w.cond);
+    return rc;
+}
 
 typedef struct auth_arg {
     peer *e;
     int timeout_ms;
+    const int *cancel;
 } auth_arg;
 
 static int auth_rt(void *arg, const tern_value *op, tern_value **answer, char *err, size_t errlen)
 {
     auth_arg *a = arg;
-    return raw_request(a->e->sock, a->e->address, op, a->timeout_ms, answer, err, errlen);
+    return raw_request(a->e->sock, a->e->address, op, a->timeout_ms, a->cancel, answer, err,
+                       errlen);
 }
 
-/* Authenticates e's current connection unless that is done already. */
-static int ensure_auth(terni_peers *p, peer *e, int timeout_ms, char *err, size_t errlen)
+/* Authenticates e's current connection unless that is done already (force: even so). */
+static int ensure_auth(terni_peers *p, peer *e, int timeout_ms, const int *cancel, bool force,
+                       char *err, size_t errlen)
 {
     if (!p->sec.token.len)
         return TERN_OK;
     pthread_mutex_lock(&e->auth_lock);
     uint32_t pipe = atomic_load(&e->pipe);
-    bool done = pipe && pipe == e->authed_pipe;
     int rc = TERN_OK;
-    if (!done) {
-        auth_arg a = { e, timeout_ms };
+    if (force || !pipe || pipe != e->authed_pipe) {
+        auth_arg a = { e, timeout_ms, cancel };
         char why[512];
         rc = terni_auth_client(&p->sec.token, "peer", auth_rt, &a, why, sizeof(why));
-        if (rc == TERN_OK)
-            e->authed_pipe = pipe;
-        else
+        /* the connection exists now (the answer came on it) */
+        e->authed_pipe = rc == TERN_OK ? atomic_load(&e->pipe) : 0;
+        if (rc != TERN_OK)
             snprintf(err, errlen, "authentication with worker at %s failed: %s", e->address, why);
     }
     pthread_mutex_unlock(&e->auth_lock);
     return rc;
 }
 
-int terni_peers_request(terni_peers *p, const char *address, const tern_value *req, int timeout_ms,
-                        tern_value **reply, char *err, size_t errlen)
+static int request(terni_peers *p, const char *address, const tern_value *req, int timeout_ms,
+                   const int *cancel, tern_value **reply, char *err, size_t errlen)
 {
     *reply = NULL;
     peer *e = NULL;
     int rc = get_socket(p, address, &e, err, errlen);
     if (rc == TERN_OK)
-        rc = ensure_auth(p, e, timeout_ms, err, errlen);
+        rc = ensure_auth(p, e, timeout_ms, cancel, false, err, errlen);
     if (rc != TERN_OK)
         return rc;
     tern_value *raw = NULL;
-    rc = raw_request(e->sock, address, req, timeout_ms, &raw, err, errlen);
+    rc = raw_request(e->sock, address, req, timeout_ms, cancel, &raw, err, errlen);
     const char *msg = NULL;
     if (rc == TERN_OK && p->sec.token.len && terni_result_error(raw, &msg) == TERN_EAUTH) {
         /* nng reconnected between our proof and this request: prove again, once */
         tern_value_unref(raw);
         raw = NULL;
-        rc = ensure_auth(p, e, timeout_ms, err, errlen);
+        rc = ensure_auth(p, e, timeout_ms, cancel, true, err, errlen);
         if (rc == TERN_OK)
-            rc = raw_request(e->sock, address, req, timeout_ms, &raw, err, errlen);
+            rc = raw_request(e->sock, address, req, timeout_ms, cancel, &raw, err, errlen);
     }
     if (rc != TERN_OK)
         return rc;
@@ -215,52 +319,21 @@ int terni_peers_request(terni_peers *p, const char *address, const tern_value *r
     return TERN_OK;
 }
 
-/* One request on a fresh context; *reply gets the answer as sent (error results included). */
-static int raw_request(nng_socket sock, const char *address, const tern_value *req, int timeout_ms,
-                       tern_value **reply, char *err, size_t errlen)
+int terni_peers_request(terni_peers *p, const char *address, const tern_value *req, int timeout_ms,
+                        tern_value **reply, char *err, size_t errlen)
 {
-    *reply = NULL;
-    int rc;
-    nng_msg *m;
-    if ((rc = terni_msg_encode(req, &m)) != TERN_OK) {
-        snprintf(err, errlen, "cannot encode request: %s", tern_strerror(rc));
-        return rc;
-    }
-    nng_ctx ctx;
-    nng_aio *aio = NULL;
-    int rv = nng_ctx_open(&ctx, sock);
-    if (rv == 0 && (rv = nng_aio_alloc(&aio, NULL, NULL)) != 0)
-        nng_ctx_close(ctx);
-    if (rv != 0) {
-        nng_msg_free(m);
-        snprintf(err, errlen, "cannot talk to %s: %s", address, nng_strerror(rv));
-        return terni_nng_err(rv);
-    }
-    nng_aio_set_timeout(aio, timeout_ms < 0 ? NNG_DURATION_INFINITE : timeout_ms);
-    nng_aio_set_msg(aio, m);
-    nng_ctx_send(ctx, aio);
-    nng_aio_wait(aio);
-    rv = nng_aio_result(aio);
-    if (rv != 0) {
-        nng_msg_free(nng_aio_get_msg(aio));
-    } else {
-        nng_ctx_recv(ctx, aio);
-        nng_aio_wait(aio);
-        rv = nng_aio_result(aio);
-    }
-    if (rv != 0) {
-        snprintf(err, errlen, "request to worker at %s failed: %s", address, nng_strerror(rv));
-        rc = terni_nng_err(rv);
-    } else {
-        rc = terni_msg_decode(nng_aio_get_msg(aio), reply, err, errlen);
-    }
-    nng_aio_free(aio);
-    nng_ctx_close(ctx);
-    return rc;
+    return request(p, address, req, timeout_ms, NULL, reply, err, errlen);
 }
 
 int terni_peers_get(terni_peers *p, const char *address, const tern_value *keys, int timeout_ms,
                     tern_value **values, char *err, size_t errlen)
+{
+    return terni_peers_get_cancellable(p, address, keys, timeout_ms, NULL, values, err, errlen);
+}
+
+int terni_peers_get_cancellable(terni_peers *p, const char *address, const tern_value *keys,
+                                int timeout_ms, const int *cancel, tern_value **values, char *err,
+                                size_t errlen)
 {
     *values = NULL;
     tern_value *req = terni_op("get");
@@ -269,7 +342,7 @@ int terni_peers_get(terni_peers *p, const char *address, const tern_value *keys,
         return TERN_ENOMEM;
     }
     tern_value *reply;
-    int rc = terni_peers_request(p, address, req, timeout_ms, &reply, err, errlen);
+    int rc = request(p, address, req, timeout_ms, cancel, &reply, err, errlen);
     tern_value_unref(req);
     if (rc != TERN_OK)
         return rc;

@@ -161,6 +161,7 @@ typedef struct sched {
     size_t nheld;      /* sessions with a held request */
     double task_time;  /* mean task duration, seconds (EMA) */
     uint64_t ntasks_done;
+    uint64_t nworkers_lost, nrecomputed; /* failure counters for status */
 } sched;
 
 static sched S;
@@ -674,6 +675,7 @@ static void recompute(task *t, const char *why)
         return;
     }
     t->state = T_WAITING;
+    S.nrecomputed++;
     for (size_t i = 0; i < t->ndeps; i++)
         t->deps[i]->nneeders++;
     for (size_t i = 0; i < t->ndeps && t->state == T_WAITING; i++)
@@ -952,6 +954,8 @@ static tern_value *op_status(void)
         !terni_set_int(out, "clients", (int64_t)nclients) ||
         !terni_set_int(out, "plugins", (int64_t)HASH_COUNT(S.plugins)) ||
         !terni_set_int(out, "tasks_done", (int64_t)S.ntasks_done) ||
+        !terni_set_int(out, "workers_lost", (int64_t)S.nworkers_lost) ||
+        !terni_set_int(out, "recomputed", (int64_t)S.nrecomputed) ||
         !terni_set_int(out, "rss_bytes", rss_bytes()) ||
         !terni_set_int(out, "held_requests", (int64_t)S.nheld)) {
         tern_value_unref(out);
@@ -1205,8 +1209,9 @@ static void blame_crash(worker *w, const tern_value *crashed)
             continue;
         char msg[1024];
         snprintf(msg, sizeof(msg),
-                 "task %s (key %s) was running when %d workers died (last: worker %s, whose "
-                 "executor %s); it is not run again (--allowed-failures %d)",
+                 "task %s (key %s) killed %d workers: it was running each time one died "
+                 "(last: worker %s, whose executor %s); it is not run again "
+                 "(--allowed-failures %d)",
                  t->fn, t->key, t->suspicious, w->name, why ? why : "crashed",
                  S.opts->allowed_failures);
         if (t->state == T_PROCESSING && t->on)
@@ -1291,6 +1296,7 @@ static void free_worker(worker *w)
 static void worker_lost(worker *w, const char *why)
 {
     logf_("worker %s left: %s", w->name, why);
+    S.nworkers_lost++;
     w->gone = true;
     HASH_DEL(S.workers, w);
     size_t nlost = 0, caplost = 0;

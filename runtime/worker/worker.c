@@ -67,7 +67,7 @@ typedef struct job {
     int priority;
     int64_t run, timeout_ms; /* attempt number echoed to the scheduler; 0: no timeout */
     uint64_t seq, start_ns;
-    bool cancelled;
+    int cancelled;     /* written under w->lock, read atomically by a fetch in progress */
     UT_hash_handle hh; /* in `running` while executing */
 } job;
 
@@ -89,8 +89,8 @@ typedef struct worker {
     terni_peers *peers;
     pthread_mutex_t link_lock;
     terni_link *link; /* NULL while disconnected */
-    volatile sig_atomic_t link_down;
-    char *slots; /* nthreads x SLOT_SIZE, shared file mapping, or NULL */
+    int link_down;    /* set by the poll thread (on_down), read by the main loop: atomics */
+    char *slots;      /* nthreads x SLOT_SIZE, shared file mapping, or NULL */
     size_t slots_len;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -296,12 +296,15 @@ static int gather(worker *w, const job *j, depvals *dv, char *msg, size_t msglen
         const tern_value *a;
         const char *addr;
         char err[512] = "no worker holds it";
-        for (size_t k = 0; !v && tern_list_get(addrs, k, &a) == TERN_OK; k++) {
+        for (size_t k = 0; !v && !__atomic_load_n(&j->cancelled, __ATOMIC_RELAXED) &&
+                           tern_list_get(addrs, k, &a) == TERN_OK;
+             k++) {
             if (tern_value_get_text(a, &addr, NULL) != TERN_OK || !strcmp(addr, w->address))
                 continue;
             tern_value *keys = tern_list_of(tern_text(key)), *values = NULL;
-            if (keys && terni_peers_get(w->peers, addr, keys, FETCH_TIMEOUT_MS, &values, err,
-                                        sizeof(err)) == TERN_OK) {
+            if (keys &&
+                terni_peers_get_cancellable(w->peers, addr, keys, FETCH_TIMEOUT_MS, &j->cancelled,
+                                            &values, err, sizeof(err)) == TERN_OK) {
                 const tern_value *got;
                 if (tern_map_get(values, key, &got) == TERN_OK) {
                     v = tern_value_ref((tern_value *)got);
@@ -567,7 +570,7 @@ static void on_drop(worker *w, const tern_value *ev, bool drop_data)
         job *r;
         HASH_FIND_STR(w->running, key, r);
         if (r)
-            r->cancelled = true;
+            __atomic_store_n(&r->cancelled, 1, __ATOMIC_RELAXED);
         for (size_t k = 0; k < w->nheap; k++)
             if (!strcmp(w->heap[k]->key, key)) {
                 job *q = w->heap[k];
@@ -628,7 +631,7 @@ static void on_down(void *arg, const char *why)
 {
     worker *w = arg;
     wlog(w, "%s; reconnecting", why);
-    w->link_down = 1;
+    __atomic_store_n(&w->link_down, 1, __ATOMIC_RELEASE);
 }
 
 /* After losing the scheduler: it knows nothing of our data or queue any more. */
@@ -639,7 +642,7 @@ static void forget_everything(worker *w)
         job_free(w->heap[--w->nheap]);
     job *j, *jtmp;
     HASH_ITER(hh, w->running, j, jtmp)
-    j->cancelled = true;
+    __atomic_store_n(&j->cancelled, 1, __ATOMIC_RELAXED);
     stored *s, *tmp;
     HASH_ITER(hh, w->store, s, tmp)
     store_drop_locked(w, s->key);
@@ -822,12 +825,12 @@ static int serve_scheduler(worker *w, tern_value *crashed)
             return 1;
         }
         terni_link *link = NULL;
-        w->link_down = 0;
+        __atomic_store_n(&w->link_down, 0, __ATOMIC_RELEASE);
         int rc = terni_link_open(w->opts->scheduler, &w->sec, hello, w->opts->connect_timeout_ms,
                                  on_events, on_down, w, &link, NULL, err, sizeof(err));
         if (rc == TERN_EPROTO || rc == TERN_EAUTH) { /* retrying cannot help */
             fprintf(stderr, "tern-worker: %s\n", err);
-            return 1;
+            return TERNI_EXIT_FATAL;
         }
         if (rc != TERN_OK) {
             if (failures++ % 20 == 0)
@@ -845,7 +848,7 @@ static int serve_scheduler(worker *w, tern_value *crashed)
         pthread_mutex_unlock(&w->link_lock);
         wlog(w, "connected to %s, serving data at %s, %d thread%s", w->opts->scheduler, w->address,
              w->opts->nthreads, w->opts->nthreads == 1 ? "" : "s");
-        while (!*w->stop && !w->link_down)
+        while (!*w->stop && !__atomic_load_n(&w->link_down, __ATOMIC_ACQUIRE))
             usleep(20 * 1000);
         pthread_mutex_lock(&w->link_lock);
         w->link = NULL;
@@ -879,7 +882,7 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
         rc = start_data_server(w, err, sizeof(err));
     if (rc != TERN_OK) {
         fprintf(stderr, "tern-worker: %s\n", err);
-        return 1;
+        return TERNI_EXIT_FATAL;
     }
     tern_value *left = open_slots(w), *crashed = NULL;
     if (opts->crashed) { /* our predecessor died; the nanny says how */
