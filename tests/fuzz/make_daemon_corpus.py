@@ -79,6 +79,13 @@ def scheduler_corpus():
         rec(0, [op("upload", bytes=PLUG)]) + rec(0, [op("submit", tasks=[task("x", [1])])]) + \
         rec(1, [op("heartbeat")]) + rec(1, [op("done", key="x", run=1, nbytes=2, value=enc(2))]) + \
         rec(1, [op("erred", key="x", run=0, code=18, message="late")]) + lost(2)
+    # regression: a task released with its lineage kept (RELEASED), then status (op_status
+    # overflowed its per-state counts; the long fuzz run of that code did not reach it)
+    c["released_status"] = base + rec(0, [op("submit", tasks=[
+        task("x", [1]), task("y", [KeyRef("x")], ["x"])])]) + \
+        rec(1, [op("done", key="x", nbytes=2, duration_us=10, value=enc(2))]) + \
+        rec(1, [op("done", key="y", nbytes=2, duration_us=10, value=enc(3))]) + \
+        rec(0, [op("release", keys=["x"])]) + rec(0, [op("status")])
     c["malformed"] = rec(0, b"\x9f") + rec(0, [op("status")]) + hello_client(1) + \
         rec(0, [op("poll"), op("poll")]) + rec(0, [op("hello", wire=2)]) + \
         rec(0, {"op": "submit"}) + rec(0, [op("submit", tasks=[{"key": "k"}])])
