@@ -44,6 +44,11 @@ ip -n "$B" route add default via 10.231.2.1
 ip netns exec "$S" sysctl -qw net.ipv4.ip_forward=1
 
 sched=tcp://10.231.1.1:7786
+# Non-loopback addresses need protection (docs/security.md): every process here (daemons, the
+# CLI, the client) inherits the cluster token.
+head -c 32 /dev/urandom | base64 > "$work/token"
+chmod 600 "$work/token"
+export TERN_TOKEN_FILE="$work/token"
 death_ms=2000
 ip netns exec "$S" "$bin/tern-scheduler" --listen "$sched" --heartbeat-ms 200 \
    --death-timeout-ms $death_ms >"$work/scheduler.log" 2>&1 &
