@@ -3,6 +3,8 @@
 
 #include <limits.h>
 #include "daemon.h"
+#include "http.h"
+#include "log.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -15,13 +17,19 @@ static void usage(FILE *f)
     fprintf(f, "usage: tern-scheduler [--listen URL] [--address-file PATH] [--tls-cert PEM] "
                "[--workdir DIR]\n"
                "                      [--preload PLUGIN.so]... [--no-preload] [--quiet]\n"
-               "                      [--exit-with-parent]\n"
+               "                      [--http ADDR|none] [--log-level L] [--exit-with-parent]\n"
                "  --listen URL        tcp://host:port, ipc:///path (default tcp://127.0.0.1:7786;\n"
                "                      port 0 picks a free port)\n"
                "  --address-file P    write the bound address to P once listening\n"
                "  --tls-cert PEM      certificate and private key for a tls+tcp:// listen URL\n"
                "  --preload P         plugin to offer to every worker from the start (default:\n"
-               "                      the built-in arrays plugin)\n");
+               "                      the built-in arrays plugin)\n"
+               "  --http ADDR         dashboard, /api/status and /metrics on host:port (default\n"
+               "                      " TERNI_HTTP_DEFAULT ", skipped with a warning if busy;\n"
+               "                      port 0 picks one; \"none\" turns it off); also "
+               "$TERN_HTTP\n" TERNI_LOG_USAGE "  --quiet             log warnings and errors only\n"
+               "  --exit-with-parent  stop when the process that started this one exits\n"
+               "environment: TERN_LOG_LEVEL, TERN_HTTP\n");
 }
 
 /* <dir of this executable>/<rel>, or NULL. */
@@ -49,6 +57,12 @@ int main(int argc, char **argv)
     const char *preload[64];
     size_t npre = 0;
     bool no_preload = false, exit_with_parent = false;
+    if (!terni_log_init("tern-scheduler", NULL))
+        fprintf(stderr, "tern-scheduler: ignoring TERN_LOG_LEVEL=%s (not a level)\n",
+                getenv("TERN_LOG_LEVEL"));
+    if (terni_log_take_args("tern-scheduler", &argc, argv) != 0)
+        return 2;
+    o.http = getenv("TERN_HTTP") && *getenv("TERN_HTTP") ? getenv("TERN_HTTP") : NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -64,6 +78,8 @@ int main(int argc, char **argv)
             preload[npre++] = argv[++i];
         else if (!strcmp(a, "--no-preload"))
             no_preload = true;
+        else if (!strcmp(a, "--http") && has)
+            o.http = argv[++i];
         else if (!strcmp(a, "--quiet"))
             o.quiet = true;
         else if (!strcmp(a, "--exit-with-parent"))
@@ -77,6 +93,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (o.quiet)
+        terni_log_quiet();
     char *builtin = NULL;
     if (!npre && !no_preload) {
         builtin = beside_exe("../lib/tern/plugins/arrays.so");

@@ -15,6 +15,7 @@ typedef struct terni_sched_opts {
     const char *inspector;    /* path of tern-plugin-info */
     const char **preload;     /* NULL-terminated plugin files loaded at start */
     bool quiet;
+    const char *http; /* dashboard host:port, "none", or NULL for TERNI_HTTP_DEFAULT (http.h) */
 } terni_sched_opts;
 
 /* Runs until *stop becomes non-zero (checked after every event and at least every 200 ms, so

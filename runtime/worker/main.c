@@ -2,6 +2,7 @@
 #include "worker.h"
 
 #include "daemon.h"
+#include "log.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -15,11 +16,20 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: tern-worker --scheduler URL [--nthreads N] [--name NAME] [--workdir DIR]\n"
             "                   [--listen URL] [--tls-ca PEM] [--tls-cert PEM] [--quiet]\n"
-            "                   [--exit-with-parent]\n"
+            "                   [--log-level L] [--exit-with-parent]\n"
+            "  --scheduler URL  the scheduler (default: $TERN_SCHEDULER)\n"
+            "  --nthreads N   executor threads (default 1)\n"
+            "  --name NAME    unique worker name (default: HOST-PID)\n"
+            "  --workdir DIR  where uploaded plugins are stored (default: a fresh temporary\n"
+            "                 directory, removed at exit)\n"
             "  --tls-ca PEM   CA that signed the scheduler's and peers' tls+tcp:// certificates\n"
             "  --tls-cert PEM certificate and key when --listen is tls+tcp://\n"
             "  --listen URL   where peers fetch this worker's data (default\n"
-            "                 tcp://127.0.0.1:0, a free port)\n");
+            "                 tcp://127.0.0.1:0, a free port)\n"
+            "  --log-level L  error, warn, info (default) or debug; also $TERN_LOG_LEVEL\n"
+            "  --quiet        log warnings and errors only\n"
+            "  --exit-with-parent  stop when the process that started this one exits\n"
+            "environment: TERN_SCHEDULER, TERN_LOG_LEVEL, TERN_TLS_CA\n");
 }
 
 static bool rm_rf(const char *dir)
@@ -35,6 +45,12 @@ int main(int argc, char **argv)
                             .nthreads = 1,
                             .connect_timeout_ms = 10000 };
     bool exit_with_parent = false;
+    static char instance[320];
+    if (!terni_log_init("tern-worker", instance))
+        fprintf(stderr, "tern-worker: ignoring TERN_LOG_LEVEL=%s (not a level)\n",
+                getenv("TERN_LOG_LEVEL"));
+    if (terni_log_take_args("tern-worker", &argc, argv) != 0)
+        return 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -71,8 +87,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (!o.scheduler && getenv("TERN_SCHEDULER") && *getenv("TERN_SCHEDULER"))
+        o.scheduler = getenv("TERN_SCHEDULER");
     if (!o.scheduler) {
-        fprintf(stderr, "tern-worker: --scheduler URL is required\n");
+        fprintf(stderr, "tern-worker: --scheduler URL (or $TERN_SCHEDULER) is required\n");
         usage(stderr);
         return 2;
     }
@@ -83,6 +101,9 @@ int main(int argc, char **argv)
         snprintf(name, sizeof(name), "%s-%d", host, (int)getpid());
         o.name = name;
     }
+    if (o.quiet)
+        terni_log_quiet();
+    snprintf(instance, sizeof(instance), "worker=%s", o.name);
     char workdir[] = "/tmp/tern-worker-XXXXXX";
     bool own_workdir = false;
     if (!o.workdir) {

@@ -18,6 +18,7 @@
 
 #include "link.h"
 #include "loader.h"
+#include "log.h"
 #include "peers.h"
 #include "task_ctx.h"
 #include "tls.h"
@@ -84,14 +85,15 @@ typedef struct worker {
 static void wlog(const worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void wlog(const worker *w, const char *fmt, ...)
 {
-    if (w->opts->quiet)
+    (void)w;
+    if (!terni_log_enabled(TERNI_LOG_INFO))
         return;
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "tern-worker %s: ", w->opts->name);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    terni_log(TERNI_LOG_INFO, "%s", msg);
 }
 
 /* ---- store ------------------------------------------------------------------------ */
@@ -618,7 +620,7 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
     if (rc == TERN_OK)
         rc = start_data_server(w, err, sizeof(err));
     if (rc != TERN_OK) {
-        fprintf(stderr, "tern-worker: %s\n", err);
+        terni_log(TERNI_LOG_ERROR, "%s", err);
         return 1;
     }
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
@@ -629,7 +631,7 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
         !terni_set_int(hello, "memory", (int64_t)pages * page) ||
         !terni_set_text(hello, "address", w->address)) {
         tern_value_unref(hello);
-        fprintf(stderr, "tern-worker: out of memory\n");
+        terni_log(TERNI_LOG_ERROR, "out of memory");
         return 1;
     }
     /* The executors exist before the link so no compute event waits for them. */
@@ -639,7 +641,7 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
     rc = terni_link_open(opts->scheduler, opts->tls_ca, hello, opts->connect_timeout_ms, on_events,
                          on_down, w, &w->link, NULL, err, sizeof(err));
     if (rc != TERN_OK)
-        fprintf(stderr, "tern-worker: %s\n", err);
+        terni_log(TERNI_LOG_ERROR, "%s", err);
     else
         wlog(w, "connected to %s, serving data at %s, %d thread%s", opts->scheduler, w->address,
              opts->nthreads, opts->nthreads == 1 ? "" : "s");
