@@ -156,8 +156,13 @@ int terni_local_start(int n, int threads, const char *bin_dir, int timeout_ms, t
      * (measured with tern-bench chain); the sockets live in the scratch directory. */
     char listen[128];
     snprintf(listen, sizeof(listen), "ipc://%s/scheduler.ipc", l->dir);
-    char *sargv[] = { sched,    "--listen",           listen,    "--address-file",
-                      addrfile, "--exit-with-parent", "--quiet", NULL };
+    /* No dashboard unless asked for ($TERN_LOCAL_HTTP=host:port): test suites start many
+     * local clusters at once, and they should not race for the default port. */
+    char *http = getenv("TERN_LOCAL_HTTP") && *getenv("TERN_LOCAL_HTTP") ? getenv("TERN_LOCAL_HTTP")
+                                                                         : "none";
+    char *sargv[] = { sched,     "--listen", listen, "--address-file",
+                      addrfile,  "--http",   http,   "--exit-with-parent",
+                      "--quiet", NULL };
     int rc = spawn(l, sargv, err, errlen);
     /* Wait for the address file. */
     struct timespec start, now, nap = { 0, 2 * 1000 * 1000 };

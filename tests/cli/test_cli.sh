@@ -144,6 +144,16 @@ python3 -m json.tool "$work/out" >/dev/null || fail "status --json is not JSON"
 python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert len(s["workers"]) == 1 and s["workers"][0]["name"] == "cli-w1", s' \
   "$work/out" || fail "status --json does not list the worker"
 
+# progress: `call --progress` draws plain lines on a non-terminal stderr; `status --watch`
+# repeats the table with a bar per task symbol.
+expect 0 "$tern" call --progress testplug:inc 99
+[ "$(cat "$work/out")" = 100 ] || fail "call --progress printed '$(cat "$work/out")'"
+grep -q '^progress 1/1 (100%), .* took ' "$work/err" || fail "call --progress drew no progress"
+expect 0 "$tern" status --watch --count 2 --interval 0.1
+[ "$(grep -c '^workers ' "$work/out")" = 2 ] || fail "status --watch --count 2 did not print twice"
+grep -Eq '^testplug:inc +\[#+\] [0-9]+/[0-9]+ done$' "$work/out" || fail "status shows no progress per task"
+expect 2 "$tern" status --watch --interval 0
+
 # who-has: a key held by another client, and one nobody has.
 coproc HOLD { "$build/tests/cli_hold_key" "$addr"; }
 pids+=("$HOLD_PID")
