@@ -32,6 +32,10 @@ static void usage(FILE *f)
                "environment: TERN_LOG_LEVEL, TERN_HTTP\n");
 }
 
+#ifndef TERN_PLUGIN_RELDIR /* set by cmake/TernInstall.cmake */
+#define TERN_PLUGIN_RELDIR "../lib/tern/plugins"
+#endif
+
 /* <dir of this executable>/<rel>, or NULL. */
 static char *beside_exe(const char *rel)
 {
@@ -97,7 +101,11 @@ int main(int argc, char **argv)
         terni_log_quiet();
     char *builtin = NULL;
     if (!npre && !no_preload) {
-        builtin = beside_exe("../lib/tern/plugins/arrays.so");
+        builtin = beside_exe(TERN_PLUGIN_RELDIR "/arrays.so"); /* installed */
+        if (!builtin || access(builtin, R_OK) != 0) {
+            free(builtin);
+            builtin = beside_exe("../lib/tern/plugins/arrays.so"); /* build tree */
+        }
         if (builtin && access(builtin, R_OK) == 0)
             preload[npre++] = builtin;
     }
