@@ -411,6 +411,13 @@ static void put_double(FILE *f, double d, bool force_real)
         return;
     }
     char buf[40];
+    if (d == trunc(d) && fabs(d) < 1e15) { /* integral: 10, not the shorter 1e+01 */
+        snprintf(buf, sizeof(buf), "%.0f", d);
+        fputs(buf, f);
+        if (force_real)
+            fputs(".0", f);
+        return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, sizeof(buf), "%.*g", prec, d);
         if (strtod(buf, NULL) == d)

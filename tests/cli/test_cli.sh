@@ -112,6 +112,8 @@ same '{"f64": [4, 6]}' "$tern" call arrays:add '{"f64":[1,2]}' '{"f64":[3,4]}'
 same '{"f64": [2, 4, 6, 8], "shape": [2, 2]}' \
   "$tern" call arrays:add '{"f64":[1,2,3,4],"shape":[2,2]}' '{"f64":[1,2,3,4],"shape":[2,2]}'
 same '{"i64": [1, -2], "shape": [1, 2]}' "$tern" call testplug:echo '{"i64":[1,-2],"shape":[1,2]}'
+same '{"f64": [10, 20, 1e+20]}' "$tern" call arrays:add '{"f64":[5,10,1e20]}' '{"f64":[5,10,0]}'
+same 10.0 "$tern" call testplug:echo 10.0
 same 2.0 "$tern" call testplug:echo 2.0
 same 0.1 "$tern" call testplug:echo 0.1
 same '"héllo \"x\"\n"' "$tern" call testplug:echo '"h\u00e9llo \"x\"\n"'
