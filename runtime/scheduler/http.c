@@ -357,8 +357,13 @@ int terni_http_start(const char *addr, terni_http **out, char *url, size_t urlle
         return TERN_OK;
     char full[512];
     snprintf(full, sizeof(full), "%s%s", strncmp(addr, "http://", 7) ? "http://" : "", addr);
+    const char *colon = strrchr(full + 7, ':'), *end = full + strlen(full);
+    if (end > full + 7 && end[-1] == '/')
+        end--;
+    bool port_ok =
+        colon && colon + 1 < end && strspn(colon + 1, "0123456789") == (size_t)(end - colon - 1);
     nng_url *u = NULL;
-    if (nng_url_parse(&u, full) != 0 || !u->u_port || !*u->u_port) {
+    if (!port_ok || nng_url_parse(&u, full) != 0 || !u->u_port || !*u->u_port) {
         nng_url_free(u);
         snprintf(err, errlen, "--http %s: expected HOST:PORT (e.g. 127.0.0.1:7787) or none", addr);
         return TERN_EINVAL;

@@ -214,6 +214,8 @@ static symstat *symstat_of(const char *fn)
 /* A task was sent to w: count the dependency bytes w lacks as transferred. */
 static void stats_placed(const task *t, const worker *w)
 {
+    if (terni_log_enabled(TERNI_LOG_DEBUG))
+        terni_log(TERNI_LOG_DEBUG, "task %s (%s) placed on %s", t->key, t->fn, w->name);
     for (size_t i = 0; i < t->ndeps; i++) {
         const task *d = t->deps[i];
         bool here = false;
@@ -239,6 +241,9 @@ static void stats_finished(const task *t, worker *w, int64_t duration_us, int64_
         ST.result_bytes += nbytes > 0 ? nbytes : 0;
     }
     double secs = duration_us > 0 ? (double)duration_us * 1e-6 : 0;
+    if (terni_log_enabled(TERNI_LOG_DEBUG))
+        terni_log(TERNI_LOG_DEBUG, "task %s %s on %s after %.3f ms", t->key,
+                  erred ? "failed" : "done", w->name, secs * 1e3);
     if (duration_us >= 0 && !erred) {
         size_t b = 0;
         while (b < NBUCKETS - 1 && secs > hist_bounds[b])

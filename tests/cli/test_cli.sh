@@ -151,6 +151,11 @@ python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert len(s["worke
 expect 0 "$tern" call --progress testplug:inc 99
 [ "$(cat "$work/out")" = 100 ] || fail "call --progress printed '$(cat "$work/out")'"
 grep -q '^progress 1/1 (100%), .* took ' "$work/err" || fail "call --progress drew no progress"
+# on a terminal (script(1) gives it one): a bar redrawn in place with \r
+script -qec "$tern call --progress testplug:inc 7" /dev/null >"$work/tty" 2>&1 ||
+  fail "call --progress on a terminal failed: $(cat "$work/tty")"
+grep -q $'\r\\[#\\{30\\}\\] 1/1 100%' "$work/tty" || fail "no terminal progress bar: $(od -c "$work/tty" | head)"
+grep -q '^8' <(tr -d '\r' <"$work/tty" | tail -n 1) || fail "call --progress on a terminal printed no result"
 expect 0 "$tern" status --watch --count 2 --interval 0.1
 [ "$(grep -c '^workers ' "$work/out")" = 2 ] || fail "status --watch --count 2 did not print twice"
 grep -Eq '^testplug:inc +\[#+\] [0-9]+/[0-9]+ done$' "$work/out" || fail "status shows no progress per task"
