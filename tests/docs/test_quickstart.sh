@@ -7,10 +7,8 @@
 set -euo pipefail
 src=$1 build=$2
 work=$(mktemp -d /tmp/tern-quickstart-XXXXXX)
-cleanup() {
+cleanup() { # the steps' daemons run with --exit-with-parent: they go with the steps' shell
   local rc=$?
-  # the steps start daemons with --exit-with-parent; anything left is ours to stop
-  pkill -TERM -P $$ 2>/dev/null || true
   rm -rf "$work"
   exit "$rc"
 }
