@@ -11,6 +11,10 @@
  *    after 60 s, duplicating ops (and every long poll).
  *  - A waiter that times out is marked abandoned and freed by the sender when its result
  *    arrives; the caller never touches it again.
+ *  - Liveness (terni_link_liveness): an idle sender sends a "heartbeat" op every interval,
+ *    and an op request unanswered for the timeout declares the link down (a scheduler host
+ *    that hangs or is cut off keeps its TCP connection open, so nng alone would wait for
+ *    ever). The pipe is then closed, so nng does not resend our requests elsewhere.
  */
 #include "link.h"
 
@@ -19,6 +23,7 @@
 
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +59,7 @@ struct terni_link {
     terni_down_fn on_down;
     void *arg;
     uint32_t pipe;
+    int heartbeat_ms, timeout_ms; /* 0: no heartbeats, no answer deadline */
 };
 
 static void finish(terni_link *l, waiter *w, int rc, tern_value *result, const char *msg)
@@ -143,13 +149,49 @@ static int roundtrip(nng_ctx ctx, nng_aio *aio, const tern_value *req, int timeo
     return rc;
 }
 
+/* The scheduler stopped answering: the same as losing the connection. */
+static void declare_down(terni_link *l, const char *why)
+{
+    pthread_mutex_lock(&l->lock);
+    bool notify = !l->down && !l->closing;
+    l->down = true;
+    fail_queue(l, l->head, why);
+    l->head = l->tail = NULL;
+    pthread_cond_broadcast(&l->cond);
+    nng_pipe p = NNG_PIPE_INITIALIZER;
+    p.id = l->pipe;
+    pthread_mutex_unlock(&l->lock);
+    if (!notify)
+        return;
+    nng_pipe_close(p);
+    nng_aio_cancel(l->poll_aio);
+    if (l->on_down)
+        l->on_down(l->arg, why);
+}
+
 static void *sender_main(void *arg)
 {
     terni_link *l = arg;
     for (;;) {
         pthread_mutex_lock(&l->lock);
-        while (!l->head && !l->closing && !l->down)
-            pthread_cond_wait(&l->cond, &l->lock);
+        while (!l->head && !l->closing && !l->down) {
+            if (l->heartbeat_ms <= 0) {
+                pthread_cond_wait(&l->cond, &l->lock);
+                continue;
+            }
+            struct timespec ts;
+            terni_deadline(&ts, l->heartbeat_ms);
+            if (pthread_cond_timedwait(&l->cond, &l->lock, &ts) != 0 && !l->head && !l->closing &&
+                !l->down) {
+                item *hb = calloc(1, sizeof(*hb));
+                if (hb && (hb->op = terni_op("heartbeat"))) {
+                    hb->size = tern_encoded_size(hb->op);
+                    l->head = l->tail = hb;
+                } else {
+                    free(hb);
+                }
+            }
+        }
         if (l->closing || l->down) {
             pthread_mutex_unlock(&l->lock);
             return NULL;
@@ -175,9 +217,17 @@ static void *sender_main(void *arg)
             }
         tern_value *reply = NULL;
         char err[512] = "out of memory";
-        int rc =
-            req ? roundtrip(l->op_ctx, l->op_aio, req, -1, &reply, err, sizeof(err)) : TERN_ENOMEM;
+        int deadline = l->timeout_ms > 0 ? l->timeout_ms : -1;
+        int rc = req ? roundtrip(l->op_ctx, l->op_aio, req, deadline, &reply, err, sizeof(err))
+                     : TERN_ENOMEM;
         tern_value_unref(req);
+        if (rc == TERN_ETIMEDOUT) {
+            snprintf(err, sizeof(err),
+                     "the scheduler did not answer for %d ms; it is gone or cut off",
+                     l->timeout_ms);
+            declare_down(l, err);
+            rc = TERN_ECLOSED;
+        }
         if (rc == TERN_OK && tern_list_len(reply) != n) {
             rc = TERN_EPROTO;
             snprintf(err, sizeof(err), "the scheduler answered %zu results for %zu ops",
@@ -305,8 +355,16 @@ int terni_link_open(const char *url, const char *tls_ca, tern_value *hello, int 
             rc = w ? code : TERN_EPROTO;
             snprintf(err, errlen, "the scheduler refused the connection: %s",
                      msg ? msg : "empty reply");
-        } else if (welcome) {
-            *welcome = tern_value_ref((tern_value *)w);
+        } else {
+            /* The scheduler sets the pace of heartbeats and how long silence may last. */
+            int64_t hb = 0, dt = 0;
+            if (terni_get_int(w, "heartbeat_ms", &hb) &&
+                terni_get_int(w, "death_timeout_ms", &dt) && hb > 0 && dt > hb && dt < INT32_MAX) {
+                l->heartbeat_ms = (int)hb;
+                l->timeout_ms = (int)dt;
+            }
+            if (welcome)
+                *welcome = tern_value_ref((tern_value *)w);
         }
     }
     tern_value_unref(reply);
@@ -451,6 +509,15 @@ int terni_link_call(terni_link *l, tern_value *op, int timeout_ms, tern_value **
         snprintf(err, errlen, "%s", w->msg);
     free(w);
     return rc;
+}
+
+void terni_link_liveness(terni_link *l, int heartbeat_ms, int timeout_ms)
+{
+    pthread_mutex_lock(&l->lock);
+    l->heartbeat_ms = heartbeat_ms;
+    l->timeout_ms = timeout_ms;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->lock);
 }
 
 bool terni_link_alive(terni_link *l)

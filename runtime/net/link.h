@@ -23,7 +23,8 @@ typedef void (*terni_down_fn)(void *arg, const char *why);
 /* Dials url, sends `hello` (stolen) and waits up to timeout_ms for the answer. On success
  * *welcome (may be NULL) gets the scheduler's welcome map and the poll thread starts. Errors:
  * TERN_ECONNREFUSED, TERN_ETIMEDOUT, TERN_EPROTO (the scheduler refused the hello; the
- * message says why), TERN_ENOMEM. */
+ * message says why), TERN_ENOMEM. When the welcome names heartbeat_ms and death_timeout_ms,
+ * liveness is turned on with them (terni_link_liveness). */
 /* tls_ca: CA file for tls+tcp:// URLs (NULL: $TERN_TLS_CA). */
 int terni_link_open(const char *url, const char *tls_ca, tern_value *hello, int timeout_ms,
                     terni_events_fn on_events, terni_down_fn on_down, void *arg, terni_link **out,
@@ -39,6 +40,11 @@ int terni_link_post(terni_link *l, tern_value *op);
  * to the caller in *result. An error result becomes the return code, with its message. */
 int terni_link_call(terni_link *l, tern_value *op, int timeout_ms, tern_value **result, char *err,
                     size_t errlen);
+
+/* Turns on heartbeats: an "heartbeat" op whenever nothing was sent for heartbeat_ms, and the
+ * link goes down (on_down, pending calls fail with TERN_ECLOSED) when a request stays
+ * unanswered for timeout_ms. Zero turns either off. Thread-safe. */
+void terni_link_liveness(terni_link *l, int heartbeat_ms, int timeout_ms);
 
 /* False once the connection is lost or closed. */
 bool terni_link_alive(terni_link *l);

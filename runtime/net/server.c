@@ -61,6 +61,7 @@ static void push(terni_server *s, const terni_event *ev)
         return;
     }
     n->ev = *ev;
+    n->ev.at_ns = terni_now_ns();
     n->next = NULL;
     pthread_mutex_lock(&s->lock);
     if (s->tail)
@@ -288,4 +289,12 @@ void terni_server_drop(terni_request *r)
 uint32_t terni_request_pipe(const terni_request *r)
 {
     return r->pipe;
+}
+
+void terni_server_close_pipe(terni_server *s, uint32_t pipe)
+{
+    (void)s;
+    nng_pipe p = NNG_PIPE_INITIALIZER;
+    p.id = pipe;
+    nng_pipe_close(p); /* NNG_ENOENT when already gone: nothing to do */
 }

@@ -30,6 +30,7 @@ typedef struct terni_event {
     terni_request *req;
     tern_value *body; /* the decoded request; NULL when it could not be decoded */
     char error[256];  /* why body is NULL */
+    uint64_t at_ns;   /* when the event was queued (terni_now_ns), for liveness checks */
 } terni_event;
 
 /* Listens on url (tcp://host:0 picks a port); tls+tcp:// presents tls_cert (a PEM with the
@@ -50,5 +51,7 @@ int terni_server_reply(terni_request *r, const tern_value *reply);
 void terni_server_drop(terni_request *r);
 /* The pipe a request arrived on. */
 uint32_t terni_request_pipe(const terni_request *r);
+/* Closes one peer's connection (a worker declared dead); its PEER_LOST event follows. */
+void terni_server_close_pipe(terni_server *s, uint32_t pipe);
 
 #endif

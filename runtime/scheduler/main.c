@@ -17,13 +17,20 @@ static void usage(FILE *f)
     fprintf(f, "usage: tern-scheduler [--listen URL] [--address-file PATH] [--tls-cert PEM] "
                "[--workdir DIR]\n"
                "                      [--preload PLUGIN.so]... [--no-preload] [--quiet]\n"
-               "                      [--http ADDR|none] [--log-level L] [--exit-with-parent]\n"
+               "                      [--heartbeat-ms N] [--death-timeout-ms N]\n"
+               "                      [--allowed-failures N] [--http ADDR|none] [--log-level L]\n"
+               "                      [--exit-with-parent]\n"
                "  --listen URL        tcp://host:port, ipc:///path (default tcp://127.0.0.1:7786;\n"
                "                      port 0 picks a free port)\n"
                "  --address-file P    write the bound address to P once listening\n"
                "  --tls-cert PEM      certificate and private key for a tls+tcp:// listen URL\n"
                "  --preload P         plugin to offer to every worker from the start (default:\n"
                "                      the built-in arrays plugin)\n"
+               "  --heartbeat-ms N    how often workers send heartbeats (default 1000)\n"
+               "  --death-timeout-ms N  a worker silent this long is declared dead and its\n"
+               "                      work moves elsewhere (default 30000)\n"
+               "  --allowed-failures N  a task running when N executors crashed errs with\n"
+               "                      TERN_EKILLED instead of running again (default 3)\n"
                "  --http ADDR         dashboard, /api/status and /metrics on host:port (default\n"
                "                      " TERNI_HTTP_DEFAULT ", skipped with a warning if busy;\n"
                "                      port 0 picks one; \"none\" turns it off); also "
@@ -57,7 +64,10 @@ static char *beside_exe(const char *rel)
 
 int main(int argc, char **argv)
 {
-    terni_sched_opts o = { .listen = "tcp://127.0.0.1:7786" };
+    terni_sched_opts o = { .listen = "tcp://127.0.0.1:7786",
+                           .heartbeat_ms = 1000,
+                           .death_timeout_ms = 30000,
+                           .allowed_failures = 3 };
     const char *preload[64];
     size_t npre = 0;
     bool no_preload = false, exit_with_parent = false;
@@ -80,7 +90,17 @@ int main(int argc, char **argv)
             o.workdir = argv[++i];
         else if (!strcmp(a, "--preload") && has && npre < 63)
             preload[npre++] = argv[++i];
-        else if (!strcmp(a, "--no-preload"))
+        else if (!strcmp(a, "--heartbeat-ms") && has) {
+            if (!terni_int_option("tern-scheduler", a, argv[++i], 10, 3600000, &o.heartbeat_ms))
+                return 2;
+        } else if (!strcmp(a, "--death-timeout-ms") && has) {
+            if (!terni_int_option("tern-scheduler", a, argv[++i], 50, 86400000,
+                                  &o.death_timeout_ms))
+                return 2;
+        } else if (!strcmp(a, "--allowed-failures") && has) {
+            if (!terni_int_option("tern-scheduler", a, argv[++i], 1, 1000, &o.allowed_failures))
+                return 2;
+        } else if (!strcmp(a, "--no-preload"))
             no_preload = true;
         else if (!strcmp(a, "--http") && has)
             o.http = argv[++i];
@@ -99,6 +119,13 @@ int main(int argc, char **argv)
     }
     if (o.quiet)
         terni_log_quiet();
+    if (o.death_timeout_ms <= o.heartbeat_ms) {
+        fprintf(stderr,
+                "tern-scheduler: --death-timeout-ms (%d) must be longer than "
+                "--heartbeat-ms (%d)\n",
+                o.death_timeout_ms, o.heartbeat_ms);
+        return 2;
+    }
     char *builtin = NULL;
     if (!npre && !no_preload) {
         builtin = beside_exe(TERN_PLUGIN_RELDIR "/arrays.so"); /* installed */

@@ -11,9 +11,14 @@
  *    NO_WORKER   ready, but no worker may run it (none connected, or restrictions)
  *    PROCESSING  sent to a worker (queued or running there)
  *    MEMORY      result held by >= 1 worker (who_has), size known
+ *    RELEASED    result no longer wanted and freed, record kept as lineage for dependents
  *    ERRED       failed (or a dependency failed, or was cancelled, or was lost)
- *  A task leaves the table (is forgotten) when no client wants it and no unfinished
- *  dependent needs it; its workers are told to free the data.
+ *  When no client wants a task and no unfinished dependent needs it, its workers are told to
+ *  free the data. The record itself (function, arguments, dependencies) stays as long as some
+ *  dependent's record does, so a lost result can be recomputed from its lineage; without
+ *  dependents the task leaves the table (is forgotten).
+ *  Counting invariants: d->nneeders = dependents of d in WAITING, NO_WORKER or PROCESSING;
+ *  for a WAITING task, nwaiting = its dependencies not in MEMORY.
  *
  *  Placement: a ready task goes to the worker where it can start soonest: estimated queue
  *  wait (tasks processing per thread x mean task time) plus the bytes of its dependencies
@@ -24,8 +29,14 @@
  *  Errors propagate: an erred task errs every dependent (transitively) with a message that
  *  names the root cause's key and task. Retries re-run a failing task before it errs.
  *
- *  Worker loss: tasks processing there are placed again; keys whose only copy was there
- *  err with TERN_ELOST (lineage recompute is the failure-semantics issue's work).
+ *  Worker loss (connection lost, or silent for --death-timeout-ms; workers send heartbeats):
+ *  tasks processing there are placed again; keys whose only copy was there are recomputed
+ *  from their lineage, recursively (released dependencies are recomputed too); tasks running
+ *  elsewhere that needed such a key wait for it again. Scattered data cannot be recomputed:
+ *  its futures and dependents err with TERN_ELOST. A worker's executor that crashed reports,
+ *  when it comes back, which tasks it was running; a task blamed --allowed-failures times
+ *  errs with TERN_EKILLED. Compute events carry an attempt number that done/erred echo, so
+ *  a stale report from an earlier placement cannot fail a task. See docs/failures.md.
  */
 #include "scheduler.h"
 
@@ -51,10 +62,13 @@
 #define INITIAL_TASK_TIME 1e-4
 
 enum { ROLE_NONE, ROLE_CLIENT, ROLE_WORKER };
-enum { T_WAITING, T_NO_WORKER, T_PROCESSING, T_MEMORY, T_ERRED };
+enum { T_WAITING, T_NO_WORKER, T_PROCESSING, T_MEMORY, T_ERRED, T_RELEASED, T_NSTATES };
 
-static const char *const state_names[] = { "waiting", "no-worker", "processing", "memory",
-                                           "erred" };
+static const char *const state_names[T_NSTATES] = { "waiting", "no-worker", "processing",
+                                                    "memory",  "erred",     "released" };
+
+/* A task whose dependency fetches fail this often (holders alive but unreachable) errs. */
+#define MAX_LOST_FETCHES 5
 
 typedef struct task task;
 typedef struct session session;
@@ -70,6 +84,7 @@ typedef struct worker {
     bool gone;
     uint64_t ndone;          /* tasks finished here (dashboard) */
     tern_value *status_keys; /* op_status only: keys processing here */
+    uint64_t last_ns;        /* when a request from it last arrived (liveness) */
     UT_hash_handle hh;
 } worker;
 
@@ -109,6 +124,10 @@ struct task {
     int64_t nbytes;
     tern_value *inline_value; /* small result as CBOR bytes */
     int priority, retries;
+    int attempt;      /* placements so far; compute events carry it, reports echo it */
+    int suspicious;   /* executors that crashed while running it */
+    int lost_fetches; /* reports of dependencies that could not be fetched */
+    int64_t timeout_ms;
     char **restrict_to; /* NULL-terminated names, or NULL */
     int64_t group, gindex, gsize;
     int err_code;
@@ -509,7 +528,13 @@ static void task_free(task *t)
 
 static bool finished(const task *t)
 {
-    return t->state == T_MEMORY || t->state == T_ERRED;
+    return t->state == T_MEMORY || t->state == T_ERRED || t->state == T_RELEASED;
+}
+
+/* In memory with at least one live copy. */
+static bool present(const task *t)
+{
+    return t->state == T_MEMORY && t->nwho > 0;
 }
 
 static void maybe_forget(task *t);
@@ -537,8 +562,30 @@ static void maybe_forget(task *t)
     S.forget_head = t;
 }
 
+/* No one wants t's result any more, but dependents' records need its lineage: free the
+ * data (or stop the computation) and keep the record. */
+static void release_keep_lineage(task *t)
+{
+    if (t->state == T_PROCESSING && t->on) {
+        send_key_event(t->on->s, "cancel", t->key);
+        t->on->nprocessing--;
+        t->on = NULL;
+    }
+    if (!finished(t))
+        release_deps(t);
+    free_on_workers(t);
+    tern_value_unref(t->inline_value);
+    t->inline_value = NULL;
+    if (t->state != T_ERRED)
+        t->state = T_RELEASED;
+}
+
 static void forget_now(task *t)
 {
+    if (t->ndependents) {
+        release_keep_lineage(t);
+        return;
+    }
     if (t->state == T_PROCESSING && t->on) {
         send_key_event(t->on->s, "cancel", t->key);
         t->on->nprocessing--;
@@ -656,7 +703,8 @@ static tern_value *compute_event(const task *t)
     if (!terni_set(ev, "deps", deps) || !terni_set_text(ev, "key", t->key) ||
         !terni_set_text(ev, "fn", t->fn) || !terni_set_text(ev, "plugin", t->plugin_id) ||
         !terni_set(ev, "args", tern_value_ref(t->args)) ||
-        !terni_set_int(ev, "priority", t->priority)) {
+        !terni_set_int(ev, "priority", t->priority) || !terni_set_int(ev, "run", t->attempt) ||
+        (t->timeout_ms > 0 && !terni_set_int(ev, "timeout_ms", t->timeout_ms))) {
         tern_value_unref(ev);
         return NULL;
     }
@@ -670,6 +718,7 @@ static void place(task *t)
         t->state = T_NO_WORKER;
         return;
     }
+    t->attempt++;
     tern_value *ev = compute_event(t);
     if (!ev) {
         t->state = T_NO_WORKER;
@@ -735,7 +784,8 @@ static void task_ready_check(task *t)
 
 static void task_in_memory(task *t, worker *w, int64_t nbytes, tern_value *inline_value)
 {
-    bool was_finished = finished(t);
+    bool was_finished = t->state == T_MEMORY || t->state == T_ERRED;
+    bool was_needer = !finished(t);
     if (t->state == T_PROCESSING && t->on) {
         t->on->nprocessing--;
         t->on = NULL;
@@ -768,8 +818,63 @@ static void task_in_memory(task *t, worker *w, int64_t nbytes, tern_value *inlin
             task_ready_check(d);
         }
     }
-    release_deps(t);
+    if (was_needer)
+        release_deps(t);
     maybe_forget(t);
+}
+
+/* ---- lineage ---------------------------------------------------------------------- */
+
+/* Deps of a WAITING task that are not in memory. */
+static size_t count_missing(const task *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->ndeps; i++)
+        n += !present(t->deps[i]);
+    return n;
+}
+
+/* Makes a RELEASED task (or one whose every copy was lost) compute again: it becomes WAITING,
+ * and so do its own released dependencies, recursively. Scattered data cannot be made again:
+ * it errs with TERN_ELOST, and that error reaches every dependent. */
+static void recompute(task *t, const char *why)
+{
+    if (t->state != T_RELEASED && !(t->state == T_MEMORY && t->nwho == 0))
+        return; /* on its way already, present, or erred */
+    tern_value_unref(t->inline_value);
+    t->inline_value = NULL;
+    if (!t->plugin_id) {
+        char msg[512];
+        snprintf(msg, sizeof(msg),
+                 "scattered data %s was lost (%s) and cannot be recomputed: scatter it again",
+                 t->key, why);
+        t->state = T_RELEASED; /* not a needer of anything: task_erred must not release deps */
+        task_erred(t, TERN_ELOST, msg, "", t->key);
+        return;
+    }
+    t->state = T_WAITING;
+    for (size_t i = 0; i < t->ndeps; i++)
+        t->deps[i]->nneeders++;
+    for (size_t i = 0; i < t->ndeps && t->state == T_WAITING; i++)
+        recompute(t->deps[i], why);
+    if (t->state != T_WAITING)
+        return; /* a dependency erred, and with it this task */
+    t->nwaiting = count_missing(t);
+    task_ready_check(t);
+}
+
+/* Called for a task that was PROCESSING when a dependency of it lost its last copy, or its
+ * worker left: back to WAITING (or straight to placement when nothing is missing). */
+static void requeue(task *t, bool cancel_there)
+{
+    if (t->on) {
+        if (cancel_there)
+            send_key_event(t->on->s, "cancel", t->key);
+        t->on->nprocessing--;
+        t->on = NULL;
+    }
+    t->state = T_WAITING;
+    t->nwaiting = count_missing(t);
 }
 
 /* ---- ops from clients ------------------------------------------------------------- */
@@ -808,7 +913,9 @@ static void submit_one(session *s, const tern_value *spec)
     HASH_FIND_STR(S.tasks, key, t);
     if (t) { /* the same key again: one task, one more interested client */
         add_wanter(t, s);
-        if (finished(t))
+        if (t->state == T_RELEASED)
+            recompute(t, "submitted again");
+        else if (finished(t))
             send_event(s, t->state == T_MEMORY ? finished_event(t) : erred_event(t));
         return;
     }
@@ -832,6 +939,8 @@ static void submit_one(session *s, const tern_value *spec)
         t->gindex = v;
     if (terni_get_int(spec, "gsize", &v))
         t->gsize = v;
+    if (terni_get_int(spec, "timeout_ms", &v) && v > 0)
+        t->timeout_ms = v;
     const tern_value *rw = terni_get(spec, "workers");
     if (tern_list_len(rw)) {
         size_t n = tern_list_len(rw);
@@ -885,7 +994,7 @@ static void submit_one(session *s, const tern_value *spec)
         t->deps[t->ndeps++] = d;
         ptr_push((void ***)&d->dependents, &d->ndependents, &d->capdependents, t);
         d->nneeders++;
-        if (d->state != T_MEMORY)
+        if (!present(d))
             t->nwaiting++;
     }
     if (code != TERN_OK) {
@@ -901,7 +1010,10 @@ static void submit_one(session *s, const tern_value *spec)
             task_erred(t, d->err_code, m, d->err_task, d->err_key);
             return;
         }
-    task_ready_check(t);
+    for (size_t i = 0; i < t->ndeps && t->state == T_WAITING; i++)
+        recompute(t->deps[i], "needed again"); /* released lineage a new task refers to */
+    if (t->state == T_WAITING)
+        task_ready_check(t);
 }
 
 static tern_value *op_submit(session *s, const tern_value *op)
@@ -1204,11 +1316,21 @@ static tern_value *op_erred(session *s, const tern_value *op)
     const char *msg = terni_get_text(op, "message");
     int64_t code = TERN_ETASK;
     terni_get_int(op, "code", &code);
+    int64_t run = -1;
+    terni_get_int(op, "run", &run);
     task *t = NULL;
     if (key)
         HASH_FIND_STR(S.tasks, key, t);
-    if (!t || t->state != T_PROCESSING || t->on != s->w)
+    if (!t || t->state != T_PROCESSING || t->on != s->w || (run >= 0 && run != t->attempt))
+        return tern_null(); /* stale: an earlier placement, or no longer wanted */
+    if (code == TERN_ELOST && t->ndeps && ++t->lost_fetches < MAX_LOST_FETCHES) {
+        /* A dependency could not be fetched: its holder left (then it is being recomputed)
+         * or was unreachable. Not the task's fault: wait for the data, or place again. */
+        logf_("%s could not fetch a dependency on %s: %s", t->key, s->w->name, msg ? msg : "");
+        requeue(t, false);
+        task_ready_check(t);
         return tern_null();
+    }
     if (t->retries > 0) {
         t->retries--;
         t->on->nprocessing--;
@@ -1244,6 +1366,37 @@ static tern_value *op_added(session *s, const tern_value *op)
 }
 
 /* ---- sessions --------------------------------------------------------------------- */
+
+/* A restarted executor reports {why, keys} of its predecessor's crash: the tasks it was
+ * running are suspects. One blamed --allowed-failures times errs with TERN_EKILLED. */
+static void blame_crash(worker *w, const tern_value *crashed)
+{
+    const char *why = terni_get_text(crashed, "why");
+    const tern_value *keys = terni_get(crashed, "keys"), *item;
+    if (!crashed)
+        return;
+    logf_("worker %s restarted after its executor %s", w->name, why ? why : "crashed");
+    const char *key;
+    for (size_t i = 0; tern_list_get(keys, i, &item) == TERN_OK; i++) {
+        task *t = NULL;
+        if (tern_value_get_text(item, &key, NULL) == TERN_OK)
+            HASH_FIND_STR(S.tasks, key, t);
+        if (!t || finished(t))
+            continue;
+        t->suspicious++;
+        if (t->suspicious < S.opts->allowed_failures)
+            continue;
+        char msg[1024];
+        snprintf(msg, sizeof(msg),
+                 "task %s (key %s) was running when %d workers died (last: worker %s, whose "
+                 "executor %s); it is not run again (--allowed-failures %d)",
+                 t->fn, t->key, t->suspicious, w->name, why ? why : "crashed",
+                 S.opts->allowed_failures);
+        if (t->state == T_PROCESSING && t->on)
+            send_key_event(t->on->s, "cancel", t->key);
+        task_erred(t, TERN_EKILLED, msg, t->fn, t->key);
+    }
+}
 
 static tern_value *op_hello(session *s, const tern_value *op)
 {
@@ -1281,6 +1434,7 @@ static tern_value *op_hello(session *s, const tern_value *op)
         w->nthreads = nthreads > 0 ? (int)nthreads : 1;
         w->memory = memory;
         w->s = s;
+        w->last_ns = terni_now_ns();
         w->order = ++S.worker_seq;
         HASH_ADD_KEYPTR(hh, S.workers, w->name, strlen(w->name), w);
         s->role = ROLE_WORKER;
@@ -1289,12 +1443,15 @@ static tern_value *op_hello(session *s, const tern_value *op)
         plugin *p, *tmp;
         HASH_ITER(hh, S.plugins, p, tmp)
         send_event(s, plugin_event(p));
+        blame_crash(w, terni_get(op, "crashed"));
         place_unassigned();
     } else {
         s->role = ROLE_CLIENT;
     }
     tern_value *r = terni_op("welcome");
     if (r && terni_set_int(r, "wire", TERNI_WIRE_VERSION) &&
+        terni_set_int(r, "heartbeat_ms", S.opts->heartbeat_ms) &&
+        terni_set_int(r, "death_timeout_ms", S.opts->death_timeout_ms) &&
         terni_set_int(r, "workers", (int64_t)HASH_COUNT(S.workers)) &&
         terni_set(r, "plugins", op_plugins()))
         return r;
@@ -1302,46 +1459,89 @@ static tern_value *op_hello(session *s, const tern_value *op)
     return NULL;
 }
 
-static void worker_lost(worker *w)
+static void free_worker(worker *w)
 {
-    logf_("worker %s left", w->name);
-    w->gone = true;
-    HASH_DEL(S.workers, w);
-    task *t, *tmp;
-    /* First drop the worker from every who_has, then settle each affected task. */
-    HASH_ITER(hh, S.tasks, t, tmp)
-    {
-        for (size_t i = 0; i < t->nwho; i++)
-            if (t->who[i] == w)
-                t->who[i--] = t->who[--t->nwho];
-    }
-    /* Lost data first (erring its dependents), then re-place what was running there. */
-    HASH_ITER(hh, S.tasks, t, tmp)
-    {
-        if (t->state == T_MEMORY && t->nwho == 0) {
-            char msg[512];
-            snprintf(msg, sizeof(msg), "the only copy of %s was on worker %s, which left", t->key,
-                     w->name);
-            task_erred(t, TERN_ELOST, msg, t->fn, t->key);
-        }
-    }
-    HASH_ITER(hh, S.tasks, t, tmp)
-    {
-        if (t->state == T_PROCESSING && t->on == w) {
-            t->on = NULL;
-            t->state = T_WAITING;
-            place(t);
-        }
-    }
     free(w->name);
     free(w->address);
     free(w);
 }
 
-static void session_lost(uint32_t pipe)
+/* A worker left (connection lost or declared dead). See "Worker loss" above. */
+static void worker_lost(worker *w, const char *why)
 {
-    dead_pipe *d = calloc(1, sizeof(*d));
-    if (d) {
+    logf_("worker %s left: %s", w->name, why);
+    w->gone = true;
+    HASH_DEL(S.workers, w);
+    size_t nlost = 0, caplost = 0;
+    task **lost = NULL, *t, *tmp;
+    /* 1. Drop the worker from every who_has; collect keys that lost their last copy. */
+    HASH_ITER(hh, S.tasks, t, tmp)
+    {
+        bool had = false;
+        for (size_t i = 0; i < t->nwho; i++)
+            if (t->who[i] == w) {
+                t->who[i--] = t->who[--t->nwho];
+                had = true;
+            }
+        if (had && t->state == T_MEMORY && t->nwho == 0 &&
+            !ptr_push((void ***)&lost, &nlost, &caplost, t))
+            logf_("out of memory handling the loss of %s", t->key);
+    }
+    /* 2. Waiting dependents count each lost key as missing again. */
+    for (size_t i = 0; i < nlost; i++)
+        for (size_t k = 0; k < lost[i]->ndependents; k++) {
+            task *d = lost[i]->dependents[k];
+            if (d->state == T_WAITING)
+                d->nwaiting++;
+        }
+    /* 3. Tasks running there go back to waiting; so do tasks running elsewhere that need a
+     *    lost key (they would fail fetching it): they are cancelled there. */
+    HASH_ITER(hh, S.tasks, t, tmp)
+    {
+        if (t->state != T_PROCESSING)
+            continue;
+        if (t->on == w) {
+            t->on = NULL;
+            w->nprocessing--;
+            requeue(t, false);
+        } else if (count_missing(t)) {
+            requeue(t, true);
+        }
+    }
+    /* 4. Lost keys: recompute those still wanted or needed; the rest become lineage. */
+    char why_lost[300];
+    snprintf(why_lost, sizeof(why_lost), "its only copy was on worker %s, which left", w->name);
+    for (size_t i = 0; i < nlost; i++) {
+        t = lost[i];
+        if (t->nwanters || t->nneeders) {
+            for (size_t k = 0; k < t->nwanters && t->plugin_id; k++) {
+                tern_value *ev = terni_op("recomputing");
+                if (ev && terni_set_text(ev, "key", t->key))
+                    send_event(t->wanters[k], ev);
+                else
+                    tern_value_unref(ev);
+            }
+            recompute(t, why_lost);
+        } else {
+            t->state = T_RELEASED;
+            maybe_forget(t);
+        }
+    }
+    free(lost);
+    /* 5. Place everything that is ready again. */
+    HASH_ITER(hh, S.tasks, t, tmp)
+    {
+        if (t->state == T_WAITING && t->nwaiting == 0 && t->plugin_id)
+            place(t);
+    }
+    free_worker(w);
+}
+
+static void session_lost(uint32_t pipe, const char *why)
+{
+    dead_pipe *d;
+    HASH_FIND(hh, S.dead, &pipe, sizeof(pipe), d);
+    if (!d && (d = calloc(1, sizeof(*d)))) {
         d->pipe = pipe;
         HASH_ADD(hh, S.dead, pipe, sizeof(pipe), d);
     }
@@ -1354,7 +1554,7 @@ static void session_lost(uint32_t pipe)
         terni_server_drop(s->poll);
     tern_value_unref(s->outbox);
     if (s->role == ROLE_WORKER && s->w)
-        worker_lost(s->w);
+        worker_lost(s->w, why);
     if (s->role == ROLE_CLIENT) {
         task *t, *tmp;
         HASH_ITER(hh, S.tasks, t, tmp)
@@ -1418,6 +1618,8 @@ static tern_value *dispatch(session *s, const tern_value *op)
             return tern_null();
         }
     }
+    if (!strcmp(name, "heartbeat"))
+        return tern_null(); /* its arrival is the point (liveness) */
     if (!strcmp(name, "who_has"))
         return op_who_has(op);
     if (!strcmp(name, "status"))
@@ -1434,6 +1636,8 @@ static void handle_request(terni_event *ev)
         tern_value_unref(ev->body);
         return;
     }
+    if (s->w && ev->at_ns > s->w->last_ns)
+        s->w->last_ns = ev->at_ns;
     tern_value *reply = NULL;
     const tern_value *first = NULL;
     if (!ev->body || tern_value_type(ev->body) != TERN_T_LIST) {
@@ -1500,6 +1704,26 @@ static int preload(const char *path)
     return rc;
 }
 
+/* Declares dead the workers silent for longer than --death-timeout-ms (a host that hangs or
+ * is cut off keeps its TCP connection open). Only called when the event queue is not backed
+ * up, so a busy scheduler never mistakes its own delay for a worker's silence. */
+static void check_liveness(uint64_t now)
+{
+    uint64_t limit = (uint64_t)S.opts->death_timeout_ms * 1000000u;
+    worker *w, *tmp;
+    HASH_ITER(hh, S.workers, w, tmp)
+    {
+        if (now <= w->last_ns || now - w->last_ns <= limit)
+            continue;
+        char why[200];
+        snprintf(why, sizeof(why), "no heartbeat for %.1f s (--death-timeout-ms %d)",
+                 (double)(now - w->last_ns) / 1e9, S.opts->death_timeout_ms);
+        uint32_t pipe = w->s->pipe;
+        session_lost(pipe, why); /* frees w */
+        terni_server_close_pipe(S.srv, pipe);
+    }
+}
+
 int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
 {
     memset(&S, 0, sizeof(S));
@@ -1539,18 +1763,29 @@ int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
     logf_("listening on %s", bound);
     if (S.http)
         logf_("dashboard at %s", S.http_url);
+    uint64_t next_check = 0, check_every = (uint64_t)opts->heartbeat_ms * 1000000u / 2;
+    int wait_ms = opts->heartbeat_ms < 200 ? opts->heartbeat_ms : 200;
     while (!*stop) {
         if (terni_http_due(S.http))
             terni_http_publish(S.http, op_status());
         terni_event ev;
-        if (terni_server_next(S.srv, 200, &ev) != TERN_OK)
+        int got = terni_server_next(S.srv, wait_ms, &ev);
+        uint64_t now = terni_now_ns();
+        /* Idle, or the event just taken is fresh (the queue is not backed up). */
+        if (now >= next_check && (got != TERN_OK || now - ev.at_ns < check_every)) {
+            check_liveness(now);
+            process_forgets();
+            flush_all();
+            next_check = now + check_every;
+        }
+        if (got != TERN_OK)
             continue;
         switch (ev.kind) {
         case TERNI_EV_REQUEST:
             handle_request(&ev);
             break;
         case TERNI_EV_PEER_LOST:
-            session_lost(ev.pipe);
+            session_lost(ev.pipe, "connection lost");
             break;
         default:
             break;
@@ -1580,9 +1815,7 @@ int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
     HASH_ITER(hh, S.workers, w, wtmp)
     {
         HASH_DEL(S.workers, w);
-        free(w->name);
-        free(w->address);
-        free(w);
+        free_worker(w);
     }
     dead_pipe *d, *dtmp;
     HASH_ITER(hh, S.dead, d, dtmp)

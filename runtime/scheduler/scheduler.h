@@ -14,6 +14,9 @@ typedef struct terni_sched_opts {
     const char *workdir;      /* scratch space for uploads */
     const char *inspector;    /* path of tern-plugin-info */
     const char **preload;     /* NULL-terminated plugin files loaded at start */
+    int heartbeat_ms;         /* how often workers send heartbeats (told in the welcome) */
+    int death_timeout_ms;     /* a worker silent this long is declared dead */
+    int allowed_failures;     /* a task running in this many crashed executors errs */
     bool quiet;
     const char *http; /* dashboard host:port, "none", or NULL for TERNI_HTTP_DEFAULT (http.h) */
 } terni_sched_opts;

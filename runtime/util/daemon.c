@@ -2,6 +2,8 @@
 #include "daemon.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 volatile sig_atomic_t terni_stop;
@@ -36,4 +38,17 @@ void terni_daemon_init(bool exit_with_parent)
         if (pthread_create(&t, NULL, watch_parent, NULL) == 0)
             pthread_detach(t);
     }
+}
+
+bool terni_int_option(const char *prog, const char *flag, const char *text, long min, long max,
+                      int *out)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (!*text || *end || v < min || v > max) {
+        fprintf(stderr, "%s: %s must be %ld..%ld, not %s\n", prog, flag, min, max, text);
+        return false;
+    }
+    *out = (int)v;
+    return true;
 }

@@ -13,4 +13,9 @@ extern volatile sig_atomic_t terni_stop;
  * thread that sets terni_stop once our parent process has exited. */
 void terni_daemon_init(bool exit_with_parent);
 
+/* Parses a decimal option value in [min, max] into *out. On failure prints
+ * "<prog>: <flag> must be <min>..<max>, not <text>" to stderr and returns false. */
+bool terni_int_option(const char *prog, const char *flag, const char *text, long min, long max,
+                      int *out);
+
 #endif

@@ -59,6 +59,16 @@ void terni_log_quiet(void)
         atomic_store(&level, TERNI_LOG_WARN);
 }
 
+const char *terni_log_level_name(terni_log_level l)
+{
+    return (int)l >= 0 && (int)l < 4 ? level_names[l] : "info";
+}
+
+bool terni_log_level_explicit(void)
+{
+    return atomic_load(&explicit_level);
+}
+
 void terni_log_set_level(terni_log_level l)
 {
     atomic_store(&level, (int)l);

@@ -26,6 +26,10 @@ bool terni_log_init(const char *proc, const char *instance);
 bool terni_log_parse_level(const char *s, terni_log_level *out);
 
 void terni_log_set_level(terni_log_level level);
+/* "error", "warn", "info" or "debug". */
+const char *terni_log_level_name(terni_log_level level);
+/* True when --log-level or $TERN_LOG_LEVEL chose the level (a child process should get it). */
+bool terni_log_level_explicit(void);
 /* --quiet: lowers the level to warn unless a level was given explicitly. */
 void terni_log_quiet(void);
 terni_log_level terni_log_get_level(void);

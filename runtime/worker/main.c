@@ -16,7 +16,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: tern-worker --scheduler URL [--nthreads N] [--name NAME] [--workdir DIR]\n"
             "                   [--listen URL] [--tls-ca PEM] [--tls-cert PEM] [--quiet]\n"
-            "                   [--log-level L] [--exit-with-parent]\n"
+            "                   [--log-level L] [--no-nanny] [--exit-with-parent]\n"
             "  --scheduler URL  the scheduler (default: $TERN_SCHEDULER)\n"
             "  --nthreads N   executor threads (default 1)\n"
             "  --name NAME    unique worker name (default: HOST-PID)\n"
@@ -29,6 +29,9 @@ static void usage(FILE *f)
             "  --log-level L  error, warn, info (default) or debug; also $TERN_LOG_LEVEL\n"
             "  --quiet        log warnings and errors only\n"
             "  --exit-with-parent  stop when the process that started this one exits\n"
+            "  --no-nanny     run tasks in this process; by default a small supervising\n"
+            "                 process (the nanny) runs them in a child it restarts after a\n"
+            "                 crash and after a task timeout\n"
             "environment: TERN_SCHEDULER, TERN_LOG_LEVEL, TERN_TLS_CA\n");
 }
 
@@ -44,7 +47,7 @@ int main(int argc, char **argv)
     terni_worker_opts o = { .listen = "tcp://127.0.0.1:0",
                             .nthreads = 1,
                             .connect_timeout_ms = 10000 };
-    bool exit_with_parent = false;
+    bool exit_with_parent = false, nanny = true;
     static char instance[320];
     if (!terni_log_init("tern-worker", instance))
         fprintf(stderr, "tern-worker: ignoring TERN_LOG_LEVEL=%s (not a level)\n",
@@ -78,6 +81,10 @@ int main(int argc, char **argv)
             o.quiet = true;
         else if (!strcmp(a, "--exit-with-parent"))
             exit_with_parent = true;
+        else if (!strcmp(a, "--no-nanny"))
+            nanny = false;
+        else if (!strcmp(a, "--crashed") && has) /* from the nanny */
+            o.crashed = argv[++i];
         else if (!strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -115,7 +122,32 @@ int main(int argc, char **argv)
         own_workdir = true;
     }
     terni_daemon_init(exit_with_parent);
-    int rc = terni_worker_run(&o, &terni_stop);
+    int rc;
+    if (nanny) {
+        /* The executor runs this binary again, with our name and work directory. */
+        char **args = calloc((size_t)argc + 10, sizeof(char *));
+        if (!args) {
+            fprintf(stderr, "tern-worker: out of memory\n");
+            return 1;
+        }
+        int n = 0;
+        for (int i = 0; i < argc; i++)
+            args[n++] = argv[i];
+        args[n++] = "--no-nanny";
+        args[n++] = "--exit-with-parent";
+        args[n++] = "--name";
+        args[n++] = (char *)o.name;
+        args[n++] = "--workdir";
+        args[n++] = (char *)o.workdir;
+        if (terni_log_level_explicit()) { /* main() took --log-level out of argv */
+            args[n++] = "--log-level";
+            args[n++] = (char *)terni_log_level_name(terni_log_get_level());
+        }
+        rc = terni_nanny_run(args, n, &terni_stop, o.quiet);
+        free(args);
+    } else {
+        rc = terni_worker_run(&o, &terni_stop);
+    }
     if (own_workdir && !rm_rf(workdir))
         fprintf(stderr, "tern-worker: could not remove %s\n", workdir);
     return rc;

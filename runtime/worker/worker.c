@@ -13,6 +13,17 @@
  *  (shared values are frozen), so readers take a reference and drop the lock at once.
  *  Cancellation: "free"/"cancel" for a key that is queued removes it; for a running task it
  *  marks the key so its result is dropped when the task returns.
+ *  Scheduler loss: the link goes down (connection lost, or no answer within the scheduler's
+ *  death timeout); the worker drops its data and queue (a scheduler that declared it dead or
+ *  restarted knows nothing of them) and reconnects with backoff, for ever, under the same
+ *  name. w->link is swapped under link_lock; every post goes through post().
+ *  Crash forensics: each executor thread writes the key it runs into its slot of
+ *  <workdir>/running (a shared file mapping: a plain store, no system call per task). When
+ *  the process dies, the nanny starts a new one with --crashed WHY; it reads the slots left
+ *  behind and reports them in its hello so the scheduler can blame the right tasks.
+ *  Task timeouts: a watchdog thread checks running tasks; one past its timeout is reported
+ *  erred (TERN_ETIMEDOUT), and the process exits with TERNI_EXIT_RESTART so the nanny starts
+ *  a fresh executor: a thread stuck in plugin code cannot be stopped any other way.
  */
 #include "worker.h"
 
@@ -24,8 +35,11 @@
 #include "tls.h"
 #include "wire.h"
 
+#include <fcntl.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +51,7 @@
 #define INLINE_MAX       (64 * 1024) /* results up to this many encoded bytes ride with "done" */
 #define FETCH_TIMEOUT_MS 60000
 #define DATA_RECEIVERS   4
+#define SLOT_SIZE        256 /* bytes per executor thread in <workdir>/running */
 
 typedef struct stored {
     char *key;
@@ -50,7 +65,8 @@ typedef struct job {
     tern_value *args; /* CBOR bytes */
     tern_value *deps; /* map key -> [addresses] */
     int priority;
-    uint64_t seq;
+    int64_t run, timeout_ms; /* attempt number echoed to the scheduler; 0: no timeout */
+    uint64_t seq, start_ns;
     bool cancelled;
     UT_hash_handle hh; /* in `running` while executing */
 } job;
@@ -62,11 +78,20 @@ typedef struct data_ctx {
     bool sending;
 } data_ctx;
 
+typedef struct executor {
+    struct worker *w;
+    int index; /* slot in the running file */
+} executor;
+
 typedef struct worker {
     const terni_worker_opts *opts;
     terni_loader *loader;
     terni_peers *peers;
-    terni_link *link;
+    pthread_mutex_t link_lock;
+    terni_link *link; /* NULL while disconnected */
+    volatile sig_atomic_t link_down;
+    char *slots; /* nthreads x SLOT_SIZE, shared file mapping, or NULL */
+    size_t slots_len;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     stored *store;
@@ -77,6 +102,9 @@ typedef struct worker {
     bool stopping;
     volatile sig_atomic_t *stop;
     pthread_t *threads;
+    executor *executors;
+    pthread_t watchdog;
+    bool watchdog_started;
     nng_socket data_sock;
     data_ctx data[DATA_RECEIVERS];
     char address[256];
@@ -197,12 +225,23 @@ static void job_free(job *j)
 
 /* ---- reporting -------------------------------------------------------------------- */
 
+/* Sends op (stolen) to the scheduler, or drops it while disconnected. */
+static void post(worker *w, tern_value *op)
+{
+    pthread_mutex_lock(&w->link_lock);
+    if (w->link)
+        terni_link_post(w->link, op);
+    else
+        tern_value_unref(op);
+    pthread_mutex_unlock(&w->link_lock);
+}
+
 static void report_erred(worker *w, const job *j, int code, const char *msg)
 {
     tern_value *op = terni_op("erred");
     if (op && terni_set_text(op, "key", j->key) && terni_set_int(op, "code", code) &&
-        terni_set_text(op, "message", msg))
-        terni_link_post(w->link, op);
+        terni_set_text(op, "message", msg) && terni_set_int(op, "run", j->run))
+        post(w, op);
     else
         tern_value_unref(op);
 }
@@ -213,7 +252,7 @@ static void report_done(worker *w, const job *j, tern_value *result, int64_t dur
     tern_value *op = terni_op("done");
     bool ok = op && terni_set_text(op, "key", j->key) &&
               terni_set_int(op, "nbytes", (int64_t)nbytes) &&
-              terni_set_int(op, "duration_us", duration_us);
+              terni_set_int(op, "duration_us", duration_us) && terni_set_int(op, "run", j->run);
     if (ok && nbytes && nbytes <= INLINE_MAX) {
         uint8_t *buf;
         size_t len;
@@ -223,7 +262,7 @@ static void report_done(worker *w, const job *j, tern_value *result, int64_t dur
         }
     }
     if (ok)
-        terni_link_post(w->link, op);
+        post(w, op);
     else
         tern_value_unref(op);
 }
@@ -269,7 +308,7 @@ static int gather(worker *w, const job *j, depvals *dv, char *msg, size_t msglen
                     store_put(w, key, v, nbytes);
                     tern_value *op = terni_op("added");
                     if (op && terni_set_text(op, "key", key) && terni_set_int(op, "nbytes", nbytes))
-                        terni_link_post(w->link, op);
+                        post(w, op);
                     else
                         tern_value_unref(op);
                 } else {
@@ -367,7 +406,9 @@ static void run_job(worker *w, job *j)
 
 static void *executor_main(void *arg)
 {
-    worker *w = arg;
+    executor *e = arg;
+    worker *w = e->w;
+    char *slot = w->slots ? w->slots + (size_t)e->index * SLOT_SIZE : NULL;
     for (;;) {
         pthread_mutex_lock(&w->lock);
         while (!w->nheap && !w->stopping)
@@ -377,9 +418,104 @@ static void *executor_main(void *arg)
             return NULL;
         }
         job *j = heap_pop(w);
+        j->start_ns = terni_now_ns();
         HASH_ADD_KEYPTR(hh, w->running, j->key, strlen(j->key), j);
         pthread_mutex_unlock(&w->lock);
+        if (slot) /* key first, then its terminator: a torn slot reads as another key */
+            snprintf(slot, SLOT_SIZE, "%s", j->key);
         run_job(w, j);
+        if (slot)
+            slot[0] = '\0';
+    }
+}
+
+/* ---- crash forensics and task timeouts --------------------------------------------- */
+
+/* Maps <workdir>/running (nthreads slots). Returns the keys a crashed predecessor left there
+ * (a list, possibly empty) and clears them. */
+static tern_value *open_slots(worker *w)
+{
+    tern_value *left = tern_list_new(0);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/running", w->opts->workdir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return left;
+    struct stat st;
+    size_t old = fstat(fd, &st) == 0 ? (size_t)st.st_size : 0;
+    size_t need = (size_t)w->opts->nthreads * SLOT_SIZE;
+    size_t len = old > need ? old : need;
+    if (ftruncate(fd, (off_t)len) == 0) {
+        char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (m != MAP_FAILED) {
+            for (size_t off = 0; left && off + SLOT_SIZE <= old; off += SLOT_SIZE)
+                if (m[off] && memchr(m + off, '\0', SLOT_SIZE))
+                    tern_list_append(left, tern_text(m + off));
+            memset(m, 0, len);
+            w->slots = m;
+            w->slots_len = len;
+        }
+    }
+    close(fd);
+    return left;
+}
+
+/* A task ran past its timeout: report it, make sure the report left, and end this process
+ * so the nanny starts a fresh one (exit status TERNI_EXIT_RESTART: not a crash). */
+static void timed_out(worker *w, const char *key, int64_t run, int64_t timeout_ms)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg),
+             "task ran longer than its timeout of %lld ms; worker %s restarted its executor "
+             "to stop it",
+             (long long)timeout_ms, w->opts->name);
+    wlog(w, "%s: %s", key, msg);
+    tern_value *op = terni_op("erred");
+    if (op && terni_set_text(op, "key", key) && terni_set_int(op, "code", TERN_ETIMEDOUT) &&
+        terni_set_text(op, "message", msg) && terni_set_int(op, "run", run))
+        post(w, op);
+    else
+        tern_value_unref(op);
+    pthread_mutex_lock(&w->link_lock);
+    if (w->link) { /* ops are sent in order: once this answers, the report is there */
+        tern_value *r = NULL;
+        char err[256];
+        terni_link_call(w->link, terni_op("heartbeat"), 2000, &r, err, sizeof(err));
+        tern_value_unref(r);
+    }
+    pthread_mutex_unlock(&w->link_lock);
+    if (w->slots) /* a deliberate restart: blame no task */
+        memset(w->slots, 0, w->slots_len);
+    _exit(TERNI_EXIT_RESTART);
+}
+
+static void *watchdog_main(void *arg)
+{
+    worker *w = arg;
+    for (;;) {
+        usleep(20 * 1000);
+        char key[SLOT_SIZE] = "";
+        int64_t run = 0, timeout_ms = 0;
+        pthread_mutex_lock(&w->lock);
+        if (w->stopping) {
+            pthread_mutex_unlock(&w->lock);
+            return NULL;
+        }
+        uint64_t now = terni_now_ns();
+        job *j, *tmp;
+        HASH_ITER(hh, w->running, j, tmp)
+        {
+            if (j->timeout_ms > 0 && !j->cancelled &&
+                now - j->start_ns > (uint64_t)j->timeout_ms * 1000000u) {
+                snprintf(key, sizeof(key), "%s", j->key);
+                run = j->run;
+                timeout_ms = j->timeout_ms;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&w->lock);
+        if (key[0])
+            timed_out(w, key, run, timeout_ms);
     }
 }
 
@@ -390,8 +526,10 @@ static void on_compute(worker *w, const tern_value *ev)
     const char *key = terni_get_text(ev, "key"), *fn = terni_get_text(ev, "fn"),
                *plugin = terni_get_text(ev, "plugin");
     const tern_value *args = terni_get(ev, "args"), *deps = terni_get(ev, "deps");
-    int64_t prio = 0;
+    int64_t prio = 0, run = 0, timeout_ms = 0;
     terni_get_int(ev, "priority", &prio);
+    terni_get_int(ev, "run", &run);
+    terni_get_int(ev, "timeout_ms", &timeout_ms);
     if (!key || !fn || !plugin || !args || tern_value_type(deps) != TERN_T_MAP) {
         wlog(w, "ignoring a malformed compute event");
         return;
@@ -405,6 +543,8 @@ static void on_compute(worker *w, const tern_value *ev)
     j->args = tern_value_ref((tern_value *)args);
     j->deps = tern_value_ref((tern_value *)deps);
     j->priority = (int)prio;
+    j->run = run;
+    j->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
     pthread_mutex_lock(&w->lock);
     j->seq = ++w->seq;
     heap_push(w, j);
@@ -461,7 +601,7 @@ static void on_plugin(worker *w, const tern_value *ev)
     wlog(w, "cannot load plugin %.12s: %s", id, msg);
     tern_value *op = terni_op("plugin_failed");
     if (op && terni_set_text(op, "id", id) && terni_set_text(op, "message", msg))
-        terni_link_post(w->link, op);
+        post(w, op);
     else
         tern_value_unref(op);
 }
@@ -486,8 +626,23 @@ static void on_events(void *arg, const tern_value *events)
 static void on_down(void *arg, const char *why)
 {
     worker *w = arg;
-    wlog(w, "%s; stopping", why);
-    *w->stop = 1;
+    wlog(w, "%s; reconnecting", why);
+    w->link_down = 1;
+}
+
+/* After losing the scheduler: it knows nothing of our data or queue any more. */
+static void forget_everything(worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    while (w->nheap)
+        job_free(w->heap[--w->nheap]);
+    job *j, *jtmp;
+    HASH_ITER(hh, w->running, j, jtmp)
+    j->cancelled = true;
+    stored *s, *tmp;
+    HASH_ITER(hh, w->store, s, tmp)
+    store_drop_locked(w, s->key);
+    pthread_mutex_unlock(&w->lock);
 }
 
 /* ---- data server (nng callbacks) -------------------------------------------------- */
@@ -520,7 +675,7 @@ static tern_value *serve(worker *w, const tern_value *req)
         store_put(w, key, (tern_value *)v, nbytes);
         tern_value *added = terni_op("added");
         if (added && terni_set_text(added, "key", key) && terni_set_int(added, "nbytes", nbytes))
-            terni_link_post(w->link, added);
+            post(w, added);
         else
             tern_value_unref(added);
         return tern_map_new();
@@ -608,11 +763,84 @@ static int start_data_server(worker *w, char *err, size_t errlen)
 
 /* ---- lifecycle -------------------------------------------------------------------- */
 
+static tern_value *make_hello(worker *w, tern_value *crashed)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    tern_value *hello = terni_op("hello");
+    if (!hello || !terni_set_int(hello, "wire", TERNI_WIRE_VERSION) ||
+        !terni_set_text(hello, "role", "worker") || !terni_set_text(hello, "name", w->opts->name) ||
+        !terni_set_int(hello, "nthreads", w->opts->nthreads) ||
+        !terni_set_int(hello, "memory", (int64_t)pages * page) ||
+        !terni_set_text(hello, "address", w->address) ||
+        (crashed && !terni_set(hello, "crashed", tern_value_ref(crashed)))) {
+        tern_value_unref(hello);
+        return NULL;
+    }
+    return hello;
+}
+
+/* Sleeps ms in small steps, returning early once *stop is set. */
+static void nap(volatile sig_atomic_t *stop, int ms)
+{
+    for (int t = 0; t < ms && !*stop; t += 20)
+        usleep(20 * 1000);
+}
+
+/* Connects (retrying with backoff for ever) and serves until stopped. */
+static int serve_scheduler(worker *w, tern_value *crashed)
+{
+    char err[1024];
+    int backoff = 100, failures = 0;
+    while (!*w->stop) {
+        tern_value *hello = make_hello(w, crashed);
+        if (!hello) {
+            terni_log(TERNI_LOG_ERROR, "out of memory");
+            return 1;
+        }
+        terni_link *link = NULL;
+        w->link_down = 0;
+        int rc =
+            terni_link_open(w->opts->scheduler, w->opts->tls_ca, hello, w->opts->connect_timeout_ms,
+                            on_events, on_down, w, &link, NULL, err, sizeof(err));
+        if (rc == TERN_EPROTO || rc == TERN_EAUTH) { /* retrying cannot help */
+            terni_log(TERNI_LOG_ERROR, "%s", err);
+            return 1;
+        }
+        if (rc != TERN_OK) {
+            if (failures++ % 20 == 0)
+                wlog(w, "cannot register with %s: %s; retrying", w->opts->scheduler, err);
+            nap(w->stop, backoff);
+            backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
+            continue;
+        }
+        backoff = 100;
+        failures = 0;
+        tern_value_unref(crashed); /* reported */
+        crashed = NULL;
+        pthread_mutex_lock(&w->link_lock);
+        w->link = link;
+        pthread_mutex_unlock(&w->link_lock);
+        wlog(w, "connected to %s, serving data at %s, %d thread%s", w->opts->scheduler, w->address,
+             w->opts->nthreads, w->opts->nthreads == 1 ? "" : "s");
+        while (!*w->stop && !w->link_down)
+            usleep(20 * 1000);
+        pthread_mutex_lock(&w->link_lock);
+        w->link = NULL;
+        pthread_mutex_unlock(&w->link_lock);
+        terni_link_close(link);
+        if (!*w->stop)
+            forget_everything(w);
+    }
+    tern_value_unref(crashed);
+    return 0;
+}
+
 int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
 {
     worker w_ = { .opts = opts, .stop = stop }, *w = &w_;
     char err[1024];
     pthread_mutex_init(&w->lock, NULL);
+    pthread_mutex_init(&w->link_lock, NULL);
     pthread_cond_init(&w->cond, NULL);
     int rc = terni_loader_open(opts->workdir, &w->loader, err, sizeof(err));
     if (rc == TERN_OK)
@@ -623,39 +851,38 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
         terni_log(TERNI_LOG_ERROR, "%s", err);
         return 1;
     }
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    tern_value *hello = terni_op("hello");
-    if (!hello || !terni_set_int(hello, "wire", TERNI_WIRE_VERSION) ||
-        !terni_set_text(hello, "role", "worker") || !terni_set_text(hello, "name", opts->name) ||
-        !terni_set_int(hello, "nthreads", opts->nthreads) ||
-        !terni_set_int(hello, "memory", (int64_t)pages * page) ||
-        !terni_set_text(hello, "address", w->address)) {
-        tern_value_unref(hello);
-        terni_log(TERNI_LOG_ERROR, "out of memory");
-        return 1;
+    tern_value *left = open_slots(w), *crashed = NULL;
+    if (opts->crashed) { /* our predecessor died; the nanny says how */
+        crashed = tern_map_new();
+        if (crashed && (!terni_set_text(crashed, "why", opts->crashed) ||
+                        !terni_set(crashed, "keys", tern_value_ref(left)))) {
+            tern_value_unref(crashed);
+            crashed = NULL;
+        }
+        wlog(w, "restarted: the previous executor %s while running %zu task%s", opts->crashed,
+             tern_list_len(left), tern_list_len(left) == 1 ? "" : "s");
     }
+    tern_value_unref(left);
     /* The executors exist before the link so no compute event waits for them. */
     w->threads = calloc((size_t)opts->nthreads, sizeof(pthread_t));
-    for (int i = 0; w->threads && i < opts->nthreads; i++)
-        pthread_create(&w->threads[i], NULL, executor_main, w);
-    rc = terni_link_open(opts->scheduler, opts->tls_ca, hello, opts->connect_timeout_ms, on_events,
-                         on_down, w, &w->link, NULL, err, sizeof(err));
-    if (rc != TERN_OK)
-        terni_log(TERNI_LOG_ERROR, "%s", err);
-    else
-        wlog(w, "connected to %s, serving data at %s, %d thread%s", opts->scheduler, w->address,
-             opts->nthreads, opts->nthreads == 1 ? "" : "s");
-    while (rc == TERN_OK && !*stop)
-        usleep(50 * 1000);
+    w->executors = calloc((size_t)opts->nthreads, sizeof(executor));
+    for (int i = 0; w->threads && w->executors && i < opts->nthreads; i++) {
+        w->executors[i] = (executor){ .w = w, .index = i };
+        pthread_create(&w->threads[i], NULL, executor_main, &w->executors[i]);
+    }
+    w->watchdog_started = pthread_create(&w->watchdog, NULL, watchdog_main, w) == 0;
+    rc = serve_scheduler(w, crashed);
 
     pthread_mutex_lock(&w->lock);
     w->stopping = true;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
-    for (int i = 0; w->threads && i < opts->nthreads; i++)
+    for (int i = 0; w->threads && w->executors && i < opts->nthreads; i++)
         pthread_join(w->threads[i], NULL);
+    if (w->watchdog_started)
+        pthread_join(w->watchdog, NULL);
     free(w->threads);
-    terni_link_close(w->link);
+    free(w->executors);
     terni_close_bounded(w->data_sock, 1000);
     for (int i = 0; i < DATA_RECEIVERS; i++)
         if (w->data[i].aio)
@@ -673,7 +900,10 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
         free(s);
     }
     terni_loader_close(w->loader);
+    if (w->slots)
+        munmap(w->slots, w->slots_len);
     pthread_mutex_destroy(&w->lock);
+    pthread_mutex_destroy(&w->link_lock);
     pthread_cond_destroy(&w->cond);
-    return rc == TERN_OK ? 0 : 1;
+    return rc;
 }

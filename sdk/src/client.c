@@ -59,6 +59,8 @@ struct tern_future {
     tern_value *inline_bytes; /* CBOR of a small result */
     tern_value *value;        /* decoded inline result (cached) */
     tern_value *who;          /* list of worker addresses */
+    bool recomputing;         /* its holders died; the cluster is computing it again */
+    uint64_t who_seq;         /* bumped whenever who/recomputing/status changes */
     int err_code;
     char *err_msg, *err_task, *err_key;
     UT_hash_handle hh;
@@ -144,6 +146,8 @@ static void on_finished(tern_client *c, const tern_value *ev)
     f->nbytes = nbytes;
     tern_value_unref(f->who);
     f->who = tern_value_ref((tern_value *)terni_get(ev, "who"));
+    f->recomputing = false;
+    f->who_seq++;
     const tern_value *inl = terni_get(ev, "value");
     if (inl) {
         tern_value_unref(f->inline_bytes);
@@ -173,7 +177,27 @@ static void on_erred(tern_client *c, const tern_value *ev)
     f->status = f->err_code == TERN_ECANCELED ? TERN_CANCELLED
                 : f->err_code == TERN_ELOST   ? TERN_LOST
                                               : TERN_ERROR;
-    f->done_seq = ++c->done_seq;
+    f->recomputing = false;
+    f->who_seq++;
+    if (!f->done_seq)
+        f->done_seq = ++c->done_seq;
+}
+
+/* Every worker holding a finished future's data died; a new "finished" (or "erred") follows.
+ * The future stays done (as_completed does not see it twice); tern_result waits for it. */
+static void on_recomputing(tern_client *c, const tern_value *ev)
+{
+    const char *key = terni_get_text(ev, "key");
+    tern_future *f;
+    if (!key)
+        return;
+    HASH_FIND_STR(c->futures, key, f);
+    if (!f || f->status != TERN_FINISHED)
+        return;
+    tern_value_unref(f->who);
+    f->who = NULL;
+    f->recomputing = true;
+    f->who_seq++;
 }
 
 static void remember_plugin(tern_client *c, const tern_value *info);
@@ -189,6 +213,8 @@ static void on_events(void *arg, const tern_value *events)
             on_finished(c, ev);
         else if (!strcmp(op, "erred"))
             on_erred(c, ev);
+        else if (!strcmp(op, "recomputing"))
+            on_recomputing(c, ev);
         else if (!strcmp(op, "plugin")) /* someone uploaded a (new version of a) plugin */
             remember_plugin(c, ev);
     }
@@ -691,6 +717,8 @@ static int make_spec(const char *fn, const char *symbol, const char *plugin_id, 
         ok = terni_set_int(s, "priority", opts->priority);
     if (ok && opts && opts->retries > 0)
         ok = terni_set_int(s, "retries", opts->retries);
+    if (ok && opts && opts->timeout_ms > 0)
+        ok = terni_set_int(s, "timeout_ms", opts->timeout_ms);
     if (ok && gsize > 1)
         ok = terni_set_int(s, "group", group) && terni_set_int(s, "gindex", (int64_t)gindex) &&
              terni_set_int(s, "gsize", (int64_t)gsize);
@@ -851,6 +879,37 @@ static int error_of_locked(tern_future *f)
     }
 }
 
+/* Fetches key from one of the addresses in who. TERN_ELOST when none has it. */
+static int fetch_from(terni_peers *peers, const tern_value *who, const char *key, tern_value **out,
+                      char *err, size_t errlen)
+{
+    int rc = TERN_ELOST;
+    snprintf(err, errlen, "no worker holds it");
+    const tern_value *a;
+    const char *addr;
+    tern_value *keys = tern_list_of(tern_text(key));
+    for (size_t i = 0; keys && rc != TERN_OK && tern_list_get(who, i, &a) == TERN_OK; i++) {
+        tern_value *values = NULL;
+        if (tern_value_get_text(a, &addr, NULL) != TERN_OK ||
+            terni_peers_get(peers, addr, keys, FETCH_TIMEOUT_MS, &values, err, errlen) != TERN_OK)
+            continue;
+        const tern_value *v;
+        if (tern_map_get(values, key, &v) == TERN_OK) {
+            *out = tern_value_ref((tern_value *)v);
+            rc = TERN_OK;
+        } else {
+            snprintf(err, errlen, "worker at %s no longer holds it", addr);
+        }
+        tern_value_unref(values);
+    }
+    tern_value_unref(keys);
+    return rc;
+}
+
+/* How long tern_result waits for news (a recompute, or the scheduler's word that the data is
+ * lost) after a fetch failed because the holder died, before it reports TERN_ELOST. */
+#define LOST_GRACE_MS 3000
+
 int tern_result(tern_future *f, int timeout_ms, tern_value **out)
 {
     if (!f || !out)
@@ -859,67 +918,67 @@ int tern_result(tern_future *f, int timeout_ms, tern_value **out)
     tern_client *c = f->c;
     struct timespec deadline;
     terni_deadline(&deadline, timeout_ms);
-    pthread_mutex_lock(&c->lock);
-    while (f->status == TERN_PENDING) {
-        if (timeout_ms == 0 || !wait_deadline(&c->cond, &c->lock, timeout_ms, &deadline)) {
-            if (f->status != TERN_PENDING)
-                break;
-            pthread_mutex_unlock(&c->lock);
-            return fail(TERN_ETIMEDOUT, "%s did not finish within %d ms", f->key, timeout_ms);
-        }
-    }
-    int rc = error_of_locked(f);
-    if (rc != TERN_OK) {
-        pthread_mutex_unlock(&c->lock);
-        return rc;
-    }
-    if (!f->value && f->inline_bytes) {
-        const void *b;
-        size_t len;
-        char err[256];
-        if (tern_value_get_bytes(f->inline_bytes, &b, &len) == TERN_OK &&
-            (rc = tern_decode(b, len, NULL, &f->value, err, sizeof(err))) != TERN_OK) {
-            pthread_mutex_unlock(&c->lock);
-            return fail(TERN_EPROTO, "result of %s is malformed: %s", f->key, err);
-        }
-    }
-    if (f->value) {
-        *out = tern_value_ref(f->value);
-        pthread_mutex_unlock(&c->lock);
-        return TERN_OK;
-    }
-    tern_value *who = tern_value_ref(f->who);
-    terni_peers *peers = c->closed ? NULL : c->peers;
-    char *key = strdup(f->key);
-    pthread_mutex_unlock(&c->lock);
-    rc = peers && key ? TERN_ELOST : TERN_ECLOSED;
     char err[512] = "no worker holds it";
-    const tern_value *a;
-    const char *addr;
-    tern_value *keys = key ? tern_list_of(tern_text(key)) : NULL;
-    for (size_t i = 0; peers && keys && rc != TERN_OK && tern_list_get(who, i, &a) == TERN_OK;
-         i++) {
-        tern_value *values = NULL;
-        if (tern_value_get_text(a, &addr, NULL) != TERN_OK ||
-            terni_peers_get(peers, addr, keys, FETCH_TIMEOUT_MS, &values, err, sizeof(err)) !=
-                TERN_OK)
-            continue;
-        const tern_value *v;
-        if (tern_map_get(values, key, &v) == TERN_OK) {
-            *out = tern_value_ref((tern_value *)v);
-            rc = TERN_OK;
-        } else {
-            snprintf(err, sizeof(err), "worker at %s no longer holds it", addr);
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        /* Done, and (unless the value is here already) not being recomputed. */
+        while (f->status == TERN_PENDING ||
+               (f->status == TERN_FINISHED && f->recomputing && !f->value && !f->inline_bytes)) {
+            if (timeout_ms == 0 || !wait_deadline(&c->cond, &c->lock, timeout_ms, &deadline)) {
+                if (f->status != TERN_PENDING && !f->recomputing)
+                    break;
+                pthread_mutex_unlock(&c->lock);
+                return fail(TERN_ETIMEDOUT, "%s did not %s within %d ms", f->key,
+                            f->recomputing ? "finish recomputing" : "finish", timeout_ms);
+            }
         }
-        tern_value_unref(values);
+        int rc = error_of_locked(f);
+        if (rc != TERN_OK) {
+            pthread_mutex_unlock(&c->lock);
+            return rc;
+        }
+        if (!f->value && f->inline_bytes) {
+            const void *b;
+            size_t len;
+            if (tern_value_get_bytes(f->inline_bytes, &b, &len) == TERN_OK &&
+                (rc = tern_decode(b, len, NULL, &f->value, err, sizeof(err))) != TERN_OK) {
+                pthread_mutex_unlock(&c->lock);
+                return fail(TERN_EPROTO, "result of %s is malformed: %s", f->key, err);
+            }
+        }
+        if (f->value) {
+            *out = tern_value_ref(f->value);
+            pthread_mutex_unlock(&c->lock);
+            return TERN_OK;
+        }
+        if (c->closed) {
+            pthread_mutex_unlock(&c->lock);
+            return fail(TERN_ECLOSED, "cannot fetch the result of %s: the client is closed",
+                        f->key);
+        }
+        tern_value *who = tern_value_ref(f->who);
+        uint64_t seq = f->who_seq;
+        char *key = strdup(f->key);
+        pthread_mutex_unlock(&c->lock);
+        rc = key ? fetch_from(c->peers, who, key, out, err, sizeof(err)) : TERN_ENOMEM;
+        tern_value_unref(who);
+        free(key);
+        if (rc == TERN_OK)
+            return TERN_OK;
+        /* The holder may have just died: the scheduler then says "recomputing" or "erred"
+         * soon. Wait a little for such news before calling the data lost. */
+        struct timespec grace;
+        int grace_ms = timeout_ms >= 0 && timeout_ms < LOST_GRACE_MS ? timeout_ms : LOST_GRACE_MS;
+        terni_deadline(&grace, grace_ms);
+        pthread_mutex_lock(&c->lock);
+        while (f->who_seq == seq && !c->closed && terni_link_alive(c->link) &&
+               pthread_cond_timedwait(&c->cond, &c->lock, &grace) == 0)
+            ;
+        if (f->who_seq == seq) {
+            pthread_mutex_unlock(&c->lock);
+            return fail(TERN_ELOST, "cannot fetch the result of %s: %s", f->key, err);
+        }
     }
-    tern_value_unref(keys);
-    tern_value_unref(who);
-    if (rc != TERN_OK)
-        fail(rc, "cannot fetch the result of %s: %s", key ? key : "?",
-             rc == TERN_ECLOSED ? "the client is closed" : err);
-    free(key);
-    return rc;
 }
 
 int tern_gather(tern_future **fs, size_t n, int timeout_ms, tern_value **out)

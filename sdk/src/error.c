@@ -35,6 +35,7 @@ static const struct {
     [TERN_EAUTH] = { "TERN_EAUTH", "authentication failed" },
     [TERN_EBUSY] = { "TERN_EBUSY", "resource busy" },
     [TERN_ENOWORKERS] = { "TERN_ENOWORKERS", "no worker can run the task" },
+    [TERN_EKILLED] = { "TERN_EKILLED", "the task killed the workers that ran it" },
 };
 
 const char *tern_strerror(int code)

@@ -1321,6 +1321,7 @@ LTest(error, every_code)
         "TERN_EDLOPEN",  "TERN_ENOTTASK",     "TERN_ETASK",        "TERN_ETIMEDOUT",
         "TERN_ECLOSED",  "TERN_ECONNREFUSED", "TERN_EPROTO",       "TERN_ECANCELED",
         "TERN_ELOST",    "TERN_EAUTH",        "TERN_EBUSY",        "TERN_ENOWORKERS",
+        "TERN_EKILLED",
     };
     for (int c = 0; c < TERN_ERR_COUNT; c++) {
         const char *text = tern_strerror(c);
@@ -1335,7 +1336,7 @@ LTest(error, every_code)
     }
     cr_expect_str_eq(tern_strerror(TERN_OK), "success");
     cr_expect_str_eq(tern_strerror(TERN_EINVAL), "invalid argument");
-    cr_expect_eq(TERN_ENOWORKERS, TERN_ERR_COUNT - 1);
+    cr_expect_eq(TERN_EKILLED, TERN_ERR_COUNT - 1);
 }
 
 LTest(error, unknown_codes)

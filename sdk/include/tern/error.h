@@ -43,10 +43,11 @@ typedef enum tern_err {
     TERN_EAUTH = 25,        /* authentication failed */
     TERN_EBUSY = 26,        /* the resource is in use; try again */
     TERN_ENOWORKERS = 27,   /* no worker can run the task */
+    TERN_EKILLED = 28,      /* the task killed every worker that ran it (--allowed-failures) */
 } tern_err;
 
 /* Number of codes; tern_strerror() answers for 0 <= code < TERN_ERR_COUNT. */
-#define TERN_ERR_COUNT 28
+#define TERN_ERR_COUNT 29
 
 /* A static, NUL-terminated description of `code`. Never NULL: an unknown code gives
  * "unknown tern error code". Thread-safe; does not allocate. */

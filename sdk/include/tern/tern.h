@@ -107,6 +107,8 @@ typedef struct tern_submit_opts {
     int priority;         /* higher runs first among ready tasks; default 0 */
     const char **workers; /* NULL-terminated worker names the task may run on; NULL = any */
     int retries;          /* re-run a failing task up to this many times; default 0 */
+    int timeout_ms;       /* > 0: a run longer than this is stopped by restarting the worker's
+                           * executor, and the task errs with TERN_ETIMEDOUT; 0 = no limit */
 } tern_submit_opts;
 
 /* Submits one call of "plugin:symbol" with `args`, a list value (stolen, also on failure;

@@ -1,0 +1,60 @@
+/* Test plugin for the failure tests (tests/integration/test_failures.c): tasks that crash
+ * their process in the ways a real plugin can, one that never returns, and a deterministic
+ * mixing function for random task graphs whose every result the test recomputes locally. */
+#include <tern/plugin.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+TERN_PLUGIN("faultplug", "1.0.0");
+
+/* segfault(): writes through a null pointer. */
+TERN_TASK(segfault)
+{
+    (void)ctx;
+    volatile int *p = NULL;
+    *p = 1;
+    return tern_null();
+}
+
+/* abort(): calls abort(), as a failed assert in a plugin would. */
+TERN_TASK(abort)
+{
+    (void)ctx;
+    abort();
+}
+
+/* spin(): loops for ever without sleeping (a plugin stuck in a loop). */
+TERN_TASK(spin)
+{
+    (void)ctx;
+    volatile uint64_t n = 0;
+    for (;;)
+        n++;
+    return tern_null();
+}
+
+/* mix(i, micros, d...) = i * 1000003 + sum((k + 1) * d_k) mod 2^61 - 1, after sleeping
+ * `micros` microseconds: every argument after the second is an int (usually a future). */
+TERN_TASK(mix)
+{
+    int64_t i, us;
+    if (tern_nargs(ctx) < 2 || tern_arg_int(ctx, 0, &i) || tern_arg_int(ctx, 1, &us) || us < 0 ||
+        us > 10000000)
+        return tern_fail(ctx, TERN_ETYPE, "mix(i: int, micros: int 0..1e7, deps: int...)");
+    const uint64_t m = ((uint64_t)1 << 61) - 1;
+    uint64_t acc = ((uint64_t)i * 1000003u) % m;
+    for (size_t k = 2; k < tern_nargs(ctx); k++) {
+        int64_t d;
+        if (tern_arg_int(ctx, k, &d))
+            return tern_fail(ctx, TERN_ETYPE, "mix: argument %zu is not an int", k);
+        acc = (acc + ((uint64_t)(k - 1) * ((uint64_t)d % m)) % m) % m;
+    }
+    struct timespec ts = { (time_t)(us / 1000000), (long)(us % 1000000) * 1000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return tern_int((int64_t)acc);
+}
