@@ -14,6 +14,11 @@
  *  warning and the scheduler runs without a dashboard (Dask does the same). An address the
  *  operator asked for (--http, $TERN_HTTP) that cannot be bound is an error.
  *
+ *  Lifetime. nng_http_server_stop does not wait for a handler that is already running, so
+ *  the state handlers reach (mutex, snapshot) lives in static storage and is never freed:
+ *  stopping drops the snapshot under the mutex, and a handler that runs late answers 503.
+ *  Hence one server per process at a time (the scheduler has one).
+ *
  *  The page is static HTML with a small script that polls /api/status and writes the numbers
  *  into the DOM (no build step, no external resources). */
 #include "http.h"
@@ -43,6 +48,8 @@ struct terni_http {
     tern_value *snapshot; /* guarded by lock */
     int64_t published_ns; /* scheduler thread only */
 };
+
+static terni_http the_http = { .lock = PTHREAD_MUTEX_INITIALIZER }; /* see "Lifetime" */
 
 static int64_t mono_ns(void)
 {
@@ -368,13 +375,12 @@ int terni_http_start(const char *addr, terni_http **out, char *url, size_t urlle
         snprintf(err, errlen, "--http %s: expected HOST:PORT (e.g. 127.0.0.1:7787) or none", addr);
         return TERN_EINVAL;
     }
-    terni_http *h = calloc(1, sizeof(*h));
-    if (!h) {
+    terni_http *h = &the_http;
+    if (h->srv) {
         nng_url_free(u);
-        snprintf(err, errlen, "out of memory");
-        return TERN_ENOMEM;
+        snprintf(err, errlen, "a dashboard is already being served by this process");
+        return TERN_EBUSY;
     }
-    pthread_mutex_init(&h->lock, NULL);
     int rv = nng_http_server_hold(&h->srv, u);
     nng_http_handler *page = NULL;
     if (rv == 0)
@@ -400,8 +406,7 @@ int terni_http_start(const char *addr, terni_http **out, char *url, size_t urlle
     if (rv != 0) {
         if (h->srv)
             nng_http_server_release(h->srv);
-        pthread_mutex_destroy(&h->lock);
-        free(h);
+        h->srv = NULL;
         if (is_default && (rv == NNG_EADDRINUSE || rv == NNG_EADDRINVAL || rv == NNG_EPERM)) {
             snprintf(warn, warnlen,
                      "dashboard not started: %s is not available (%s); choose another with "
@@ -443,7 +448,10 @@ void terni_http_stop(terni_http *h)
         return;
     nng_http_server_stop(h->srv);
     nng_http_server_release(h->srv);
-    tern_value_unref(h->snapshot);
-    pthread_mutex_destroy(&h->lock);
-    free(h);
+    h->srv = NULL;
+    pthread_mutex_lock(&h->lock);
+    tern_value *old = h->snapshot;
+    h->snapshot = NULL;
+    pthread_mutex_unlock(&h->lock);
+    tern_value_unref(old);
 }

@@ -12,7 +12,8 @@
 
 typedef struct terni_http terni_http;
 
-/* Starts serving on addr ("host:port", "http://host:port", port 0 for a free port).
+/* Starts serving on addr ("host:port", "http://host:port", port 0 for a free port). One
+ * server per process at a time (TERN_EBUSY otherwise).
  * addr NULL means TERNI_HTTP_DEFAULT, and then an address in use is not an error: *out is
  * NULL and warn gets the reason. "none" also gives *out NULL. On success url gets
  * "http://host:port/" with the bound port. Returns a tern code; err gets the reason. */
@@ -26,7 +27,8 @@ bool terni_http_due(const terni_http *h);
  * "status" op). Steals the reference; NULL is ignored. Called by the scheduler thread. */
 void terni_http_publish(terni_http *h, tern_value *status);
 
-/* Stops the server (waits for running handlers) and frees everything. NULL-safe. */
+/* Stops the server and drops the snapshot; a handler still running answers 503. NULL-safe.
+ * Afterwards terni_http_start may be called again. */
 void terni_http_stop(terni_http *h);
 
 /* Renders a status map as JSON / Prometheus text (malloc'd, NUL-terminated), or NULL when

@@ -169,6 +169,19 @@ Test(http, serves_the_page_the_snapshot_and_metrics)
     r = get(port, "/nope");
     cr_assert_not_null(strstr(r, " 404 "), "%s", r);
     free(r);
+    terni_http *second = NULL;
+    cr_assert_eq(terni_http_start("127.0.0.1:0", &second, url, sizeof(url), warn, sizeof(warn), err,
+                                  sizeof(err)),
+                 TERN_EBUSY, "one server per process");
+    cr_assert_null(second);
+    terni_http_stop(h);
+    /* and again after a stop */
+    cr_assert_eq(
+        terni_http_start("127.0.0.1:0", &h, url, sizeof(url), warn, sizeof(warn), err, sizeof(err)),
+        TERN_OK, "%s", err);
+    r = get(port_of(url), "/api/status"); /* the old snapshot is gone */
+    cr_assert_not_null(strstr(r, " 503 "), "%s", r);
+    free(r);
     terni_http_stop(h);
 }
 
