@@ -187,7 +187,7 @@ static const double hist_bounds[] = { 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10, 60 };
 typedef struct symstat {
     char *fn;
     uint64_t done, erred;
-    size_t now[5]; /* op_status only: tasks of this symbol by state */
+    size_t now[T_NSTATES]; /* op_status only: tasks of this symbol by state */
     UT_hash_handle hh;
 } symstat;
 
@@ -1099,7 +1099,7 @@ static int64_t rss_bytes(void)
 static tern_value *op_status(void)
 {
     tern_value *out = tern_map_new(), *workers = tern_list_new(0), *states = tern_map_new();
-    size_t counts[5] = { 0 }, in_memory = 0;
+    size_t counts[T_NSTATES] = { 0 }, in_memory = 0; /* T_RELEASED is counted, not shown */
     worker *w, *wtmp;
     HASH_ITER(hh, S.workers, w, wtmp)
     w->status_keys = tern_list_new(0);

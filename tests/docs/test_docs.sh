@@ -8,6 +8,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 command -v doxygen >/dev/null || fail "doxygen is not installed (scripts/deps.sh installs it)"
 [ -f "$build/Doxyfile.docs" ] ||
   fail "no docs target in $build: it was configured before doxygen was installed; re-run cmake"
+mkdir -p "$build/docs/api" # doxygen makes only the last directory of the path
 doxygen "$build/Doxyfile.docs" >/dev/null 2>"$build/doxygen.log" || fail "doxygen failed: $(cat "$build/doxygen.log")"
 html=$build/docs/api/html
 [ -s "$html/index.html" ] || fail "no $html/index.html"
