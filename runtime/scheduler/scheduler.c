@@ -327,6 +327,8 @@ static bool stats_to_status(tern_value *out)
                   terni_set_int(m, "failed", (int64_t)st->erred);
         for (int i = 0; ok && i < 5; i++)
             ok = terni_set_int(m, state_names[i], (int64_t)st->now[i]);
+        if (!ok)
+            tern_value_unref(m);
         if (!ok || tern_map_set(symbols, st->fn, m) != TERN_OK) {
             tern_value_unref(symbols);
             return false;
@@ -353,15 +355,19 @@ static bool stats_to_status(tern_value *out)
             tern_list_append(bounds, tern_double(hist_bounds[b]));
         tern_list_append(counts, tern_int((int64_t)ST.hist[b]));
     }
-    if (!hist || !terni_set(hist, "bounds_s", bounds) || !terni_set(hist, "counts", counts) ||
-        !set_double(hist, "sum_s", ST.hist_sum) ||
+    /* terni_set steals its value even when it fails, so every one is called */
+    bool ok = hist != NULL;
+    ok &= terni_set(hist, "bounds_s", bounds);
+    ok &= terni_set(hist, "counts", counts);
+    if (!ok || !set_double(hist, "sum_s", ST.hist_sum) ||
         !terni_set_int(hist, "count", (int64_t)ST.nhist)) {
         tern_value_unref(hist);
         hist = NULL;
     }
-    return terni_set(out, "symbols", symbols) && terni_set(out, "stream", stream) &&
-           terni_set(out, "duration_histogram", hist) &&
-           terni_set_int(out, "tasks_erred", (int64_t)ST.nerred) &&
+    ok = terni_set(out, "symbols", symbols);
+    ok &= terni_set(out, "stream", stream);
+    ok &= terni_set(out, "duration_histogram", hist);
+    return ok && terni_set_int(out, "tasks_erred", (int64_t)ST.nerred) &&
            terni_set_int(out, "transfer_bytes", ST.transfer_bytes) &&
            terni_set_int(out, "result_bytes", ST.result_bytes) &&
            set_double(out, "time_ms", now_ms()) &&
@@ -1118,11 +1124,16 @@ static tern_value *op_status(void)
     {
         tern_value *m = tern_map_new(), *running = w->status_keys;
         w->status_keys = NULL;
-        if (m && terni_set_text(m, "name", w->name) && terni_set_text(m, "address", w->address) &&
-            terni_set_int(m, "nthreads", w->nthreads) && terni_set_int(m, "memory", w->memory) &&
-            terni_set_int(m, "keys", (int64_t)w->nkeys) && terni_set_int(m, "bytes", w->nbytes) &&
+        if (!m) {
+            tern_value_unref(running);
+            continue;
+        }
+        if (terni_set(m, "running", running) && terni_set_text(m, "name", w->name) &&
+            terni_set_text(m, "address", w->address) && terni_set_int(m, "nthreads", w->nthreads) &&
+            terni_set_int(m, "memory", w->memory) && terni_set_int(m, "keys", (int64_t)w->nkeys) &&
+            terni_set_int(m, "bytes", w->nbytes) &&
             terni_set_int(m, "processing", (int64_t)w->nprocessing) &&
-            terni_set_int(m, "tasks_done", (int64_t)w->ndone) && terni_set(m, "running", running))
+            terni_set_int(m, "tasks_done", (int64_t)w->ndone))
             tern_list_append(workers, m);
         else
             tern_value_unref(m);
