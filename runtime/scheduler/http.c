@@ -231,6 +231,8 @@ char *terni_http_metrics(const tern_value *st)
         const char *field, *metric, *help;
     } per_worker[] = {
         { "memory", "tern_worker_memory_bytes", "Memory of the worker's host (bytes)." },
+        { "rss_bytes", "tern_worker_rss_bytes",
+          "Resident memory of the worker process that runs tasks, as of its last result." },
         { "bytes", "tern_worker_stored_bytes", "Bytes of results held by the worker." },
         { "keys", "tern_worker_keys", "Keys held by the worker." },
         { "processing", "tern_worker_processing", "Tasks queued or running on the worker." },

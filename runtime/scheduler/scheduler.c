@@ -83,6 +83,7 @@ typedef struct worker {
     size_t order; /* join order, for block placement */
     bool gone;
     uint64_t ndone;          /* tasks finished here (dashboard) */
+    int64_t rss;             /* its resident memory, as of its last "done" */
     tern_value *status_keys; /* op_status only: keys processing here */
     uint64_t last_ns;        /* when a request from it last arrived (liveness) */
     UT_hash_handle hh;
@@ -1133,7 +1134,8 @@ static tern_value *op_status(void)
             terni_set_int(m, "memory", w->memory) && terni_set_int(m, "keys", (int64_t)w->nkeys) &&
             terni_set_int(m, "bytes", w->nbytes) &&
             terni_set_int(m, "processing", (int64_t)w->nprocessing) &&
-            terni_set_int(m, "tasks_done", (int64_t)w->ndone))
+            terni_set_int(m, "tasks_done", (int64_t)w->ndone) &&
+            terni_set_int(m, "rss_bytes", w->rss))
             tern_list_append(workers, m);
         else
             tern_value_unref(m);
@@ -1297,6 +1299,7 @@ static tern_value *op_done(session *s, const tern_value *op)
     const char *key = terni_get_text(op, "key");
     int64_t nbytes = 0, duration_us = 0;
     terni_get_int(op, "nbytes", &nbytes);
+    terni_get_int(op, "rss_bytes", &s->w->rss); /* optional */
     task *t = NULL;
     if (key)
         HASH_FIND_STR(S.tasks, key, t);

@@ -30,6 +30,7 @@
 #include "link.h"
 #include "loader.h"
 #include "log.h"
+#include "rss.h"
 #include "peers.h"
 #include "task_ctx.h"
 #include "tls.h"
@@ -252,7 +253,8 @@ static void report_done(worker *w, const job *j, tern_value *result, int64_t dur
     tern_value *op = terni_op("done");
     bool ok = op && terni_set_text(op, "key", j->key) &&
               terni_set_int(op, "nbytes", (int64_t)nbytes) &&
-              terni_set_int(op, "duration_us", duration_us) && terni_set_int(op, "run", j->run);
+              terni_set_int(op, "duration_us", duration_us) && terni_set_int(op, "run", j->run) &&
+              terni_set_int(op, "rss_bytes", terni_rss_bytes());
     if (ok && nbytes && nbytes <= INLINE_MAX) {
         uint8_t *buf;
         size_t len;

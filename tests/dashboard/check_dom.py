@@ -87,6 +87,9 @@ def main():
         check("keys held by " + w["name"], workers.get(w["name"], {}).get("keys"), w["keys"])
     check("keys held, all workers, at least one copy of each",
           sum(int(w.get("keys", 0)) for w in workers.values()) >= 24, True)
+    for name, w in workers.items():
+        check("resident memory of " + name + " shown in MiB",
+              w.get("rss", "").strip().endswith("MiB"), True)
     check("tasks done, all workers", sum(int(w.get("done", 0)) for w in workers.values()), 24)
     check("running, all workers", sum(int(w.get("processing", 0)) for w in workers.values()), 0)
 

@@ -81,6 +81,7 @@ assert len(s["stream"]) == 25 and sum(c["erred"] for c in s["stream"]) == 1, s["
 assert all(c["start_ms"] <= c["stop_ms"] for c in s["stream"])
 assert sum(w["keys"] for w in s["workers"]) >= 24, s["workers"]  # copies count per worker
 assert sum(w["tasks_done"] for w in s["workers"]) == 24, s["workers"]
+assert all(w["rss_bytes"] > 100000 for w in s["workers"]), s["workers"]
 assert s["duration_histogram"]["count"] == 24 and sum(s["duration_histogram"]["counts"]) == 24
 print("api/status: ok")
 PY
@@ -94,7 +95,11 @@ for want in 'tern_tasks{state="memory"} 24' 'tern_tasks{state="erred"} 1' \
   grep -qxF "$want" "$work/metrics" || fail "/metrics lacks the line: $want"
 done
 grep -Eq '^tern_worker_memory_bytes\{worker="dash-w1"\} [1-9][0-9]*$' "$work/metrics" ||
-  fail "/metrics lacks per-worker memory"
+  fail "/metrics lacks per-worker host memory"
+for w in dash-w1 dash-w2; do
+  grep -Eq "^tern_worker_rss_bytes\\{worker=\"$w\"\\} [1-9][0-9]{5,}\$" "$work/metrics" ||
+    fail "/metrics lacks the resident memory of $w"
+done
 grep -Eq '^tern_transfer_bytes_total [0-9]+$' "$work/metrics" || fail "/metrics lacks bytes transferred"
 echo "metrics: ok"
 
