@@ -3,11 +3,11 @@
  * Design notes
  *  Threads. The scheduler is a single-threaded state machine; nng runs HTTP handlers on its
  *  own threads. Handlers therefore never touch scheduler state. The scheduler thread builds
- *  the same status map the "status" op returns (at most every 200 ms, only while HTTP is on)
- *  and publishes it here under a mutex; a handler takes a reference to the current snapshot
- *  under the mutex and renders it outside. Values with more than one reference are
- *  immutable and their counts are atomic (value.h), so rendering needs no further locking.
- *  What a page shows is at most one publishing interval old.
+ *  the same status map the "status" op returns (at most every 250 ms, and less often when
+ *  building it is slow; only while HTTP is on) and publishes it here under a mutex; a handler takes
+ * a reference to the current snapshot under the mutex and renders it outside. Values with more than
+ * one reference are immutable and their counts are atomic (value.h), so rendering needs no further
+ * locking. What a page shows is at most one publishing interval old.
  *
  *  Ports. The default address is a convenience: many schedulers on one host (tests,
  *  local:// clusters) must not fail because another one holds 7787, so a busy default is a
@@ -37,7 +37,11 @@
 #include <string.h>
 #include <time.h>
 
-#define PUBLISH_INTERVAL_NS (200 * 1000 * 1000LL)
+/* Snapshots are made at most every MIN_INTERVAL, and never more often than COST_FACTOR times
+ * what the last one took to build, so the dashboard costs the scheduler at most ~1/COST_FACTOR
+ * of its time however big the task table is (100k tasks: a few ms per snapshot). */
+#define MIN_INTERVAL_NS (250 * 1000 * 1000LL)
+#define COST_FACTOR     50
 
 extern const char terni_dashboard_html[];
 extern const unsigned long terni_dashboard_html_len;
@@ -46,7 +50,7 @@ struct terni_http {
     nng_http_server *srv;
     pthread_mutex_t lock;
     tern_value *snapshot; /* guarded by lock */
-    int64_t published_ns; /* scheduler thread only */
+    int64_t next_ns;      /* scheduler thread only: when the next snapshot is due */
 };
 
 static terni_http the_http = { .lock = PTHREAD_MUTEX_INITIALIZER }; /* see "Lifetime" */
@@ -420,14 +424,25 @@ int terni_http_start(const char *addr, terni_http **out, char *url, size_t urlle
                  nng_strerror(rv));
         return rv == NNG_EADDRINUSE ? TERN_EBUSY : TERN_EINVAL;
     }
-    h->published_ns = mono_ns() - PUBLISH_INTERVAL_NS;
+    h->next_ns = 0;
     *out = h;
     return TERN_OK;
 }
 
 bool terni_http_due(const terni_http *h)
 {
-    return h && mono_ns() - h->published_ns >= PUBLISH_INTERVAL_NS;
+    return h && mono_ns() >= h->next_ns;
+}
+
+void terni_http_refresh(terni_http *h, tern_value *(*build)(void))
+{
+    if (!terni_http_due(h))
+        return;
+    int64_t t0 = mono_ns();
+    tern_value *st = build();
+    int64_t cost = mono_ns() - t0;
+    terni_http_publish(h, st);
+    h->next_ns = t0 + (cost * COST_FACTOR > MIN_INTERVAL_NS ? cost * COST_FACTOR : MIN_INTERVAL_NS);
 }
 
 void terni_http_publish(terni_http *h, tern_value *status)
@@ -436,7 +451,7 @@ void terni_http_publish(terni_http *h, tern_value *status)
         tern_value_unref(status);
         return;
     }
-    h->published_ns = mono_ns();
+    h->next_ns = mono_ns() + MIN_INTERVAL_NS;
     pthread_mutex_lock(&h->lock);
     tern_value *old = h->snapshot;
     h->snapshot = status;

@@ -20,8 +20,13 @@ typedef struct terni_http terni_http;
 int terni_http_start(const char *addr, terni_http **out, char *url, size_t urllen, char *warn,
                      size_t warnlen, char *err, size_t errlen);
 
-/* True when the last snapshot is older than the publishing interval (200 ms). */
+/* True when a new snapshot is due (see terni_http_refresh). */
 bool terni_http_due(const terni_http *h);
+
+/* If a snapshot is due, builds one with build() (a status map) and publishes it. Snapshots
+ * are at least 250 ms apart and further apart when building them is slow (50 x the build
+ * time), so the dashboard takes at most ~2 % of the scheduler's time. NULL h: nothing. */
+void terni_http_refresh(terni_http *h, tern_value *(*build)(void));
 
 /* Replaces the snapshot the handlers serve (a status map as built by the scheduler's
  * "status" op). Steals the reference; NULL is ignored. Called by the scheduler thread. */

@@ -135,6 +135,7 @@ struct task {
     char *err_msg, *err_task, *err_key;
     bool forget_queued;
     task *next_forget;
+    struct symstat *sym; /* dashboard counters of its symbol, found once (see statistics) */
     UT_hash_handle hh;
 };
 
@@ -247,10 +248,11 @@ static void stats_placed(const task *t, const worker *w)
 }
 
 /* A worker reported a task finished (erred false) or failed, after duration_us. */
-static void stats_finished(const task *t, worker *w, int64_t duration_us, int64_t nbytes,
-                           bool erred)
+static void stats_finished(task *t, worker *w, int64_t duration_us, int64_t nbytes, bool erred)
 {
-    symstat *st = symstat_of(t->fn);
+    if (!t->sym)
+        t->sym = symstat_of(t->fn);
+    symstat *st = t->sym;
     if (st) {
         st->done += !erred;
         st->erred += erred;
@@ -306,20 +308,28 @@ static bool set_double(tern_value *m, const char *k, double d)
     return terni_set(m, k, tern_double(d));
 }
 
-/* Adds the dashboard's fields to a status map (see docs/protocol.md, "status"). Called after
- * the per-worker maps exist; fills symbols, stream, histogram and counters. */
-static bool stats_to_status(tern_value *out)
+/* op_status counts tasks by symbol in its one walk over the table: stats_begin() before it,
+ * stats_count(t) for each task. */
+static void stats_begin(void)
 {
     symstat *st, *stmp;
     HASH_ITER(hh, ST.symbols, st, stmp)
     memset(st->now, 0, sizeof(st->now));
-    task *t, *ttmp;
-    HASH_ITER(hh, S.tasks, t, ttmp)
-    {
-        symstat *ss = symstat_of(t->fn);
-        if (ss)
-            ss->now[t->state]++;
-    }
+}
+
+static inline void stats_count(task *t)
+{
+    if (!t->sym)
+        t->sym = symstat_of(t->fn);
+    if (t->sym)
+        t->sym->now[t->state]++;
+}
+
+/* Adds the dashboard's fields to a status map (see docs/protocol.md, "status"): symbols,
+ * stream, histogram and counters. Called by op_status after its walk (stats_count). */
+static bool stats_to_status(tern_value *out)
+{
+    symstat *st, *stmp;
     tern_value *symbols = tern_map_new();
     HASH_ITER(hh, ST.symbols, st, stmp)
     {
@@ -1111,10 +1121,12 @@ static tern_value *op_status(void)
     HASH_ITER(hh, S.workers, w, wtmp)
     w->status_keys = tern_list_new(0);
     task *t, *ttmp;
+    stats_begin();
     HASH_ITER(hh, S.tasks, t, ttmp)
     {
         counts[t->state]++;
         in_memory += t->state == T_MEMORY;
+        stats_count(t);
         if (t->state == T_PROCESSING && t->on && t->on->status_keys &&
             tern_list_len(t->on->status_keys) < RUNNING_SHOWN)
             tern_list_append(t->on->status_keys, tern_text(t->key));
@@ -1780,8 +1792,7 @@ int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
     uint64_t next_check = 0, check_every = (uint64_t)opts->heartbeat_ms * 1000000u / 2;
     int wait_ms = opts->heartbeat_ms < 200 ? opts->heartbeat_ms : 200;
     while (!*stop) {
-        if (terni_http_due(S.http))
-            terni_http_publish(S.http, op_status());
+        terni_http_refresh(S.http, op_status);
         terni_event ev;
         int got = terni_server_next(S.srv, wait_ms, &ev);
         uint64_t now = terni_now_ns();

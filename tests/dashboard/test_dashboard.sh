@@ -64,7 +64,7 @@ read -r -t 60 ready <&"${LOAD[0]}" || fail "the workload did not finish"
 grep -q '^progress 25/25 (100%), .* 1 failed$' "$work/workload.err" ||
   fail "tern_progress wrote no final plain line: $(cat "$work/workload.err")"
 
-# The page is fed a snapshot at most 200 ms old: wait until it has caught up.
+# The page is fed a snapshot at most 250 ms old: wait until it has caught up.
 for _ in $(seq 100); do
   fetch "${url}api/status" >"$work/status.json"
   python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); sys.exit(0 if s["tasks_done"] == 24 and s["tasks"]["memory"] == 24 else 1)' "$work/status.json" && break
