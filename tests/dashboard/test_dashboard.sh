@@ -105,7 +105,7 @@ echo "metrics: ok"
 
 # The page in a real browser. --virtual-time-budget lets the page's fetch and rendering run
 # before the DOM is dumped.
-chrome=(timeout 90 "$browser" --headless --no-sandbox --disable-gpu --no-first-run
+chrome=(timeout 90 "$browser" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run
         --user-data-dir="$work/chromium" --virtual-time-budget=10000 --window-size=1280,1000)
 HOME=$work "${chrome[@]}" --dump-dom "$url" >"$work/dom.html" 2>"$work/chromium.err" ||
   fail "chromium --dump-dom failed"
@@ -128,6 +128,12 @@ if timeout 10 "$build/bin/tern-scheduler" --listen tcp://127.0.0.1:0 --http "127
 fi
 grep -q "cannot serve the dashboard on --http 127.0.0.1:$port" "$work/clash.log" ||
   fail "no clear message for a taken --http port: $(cat "$work/clash.log")"
+# $TERN_HTTP is an explicit choice too
+if TERN_HTTP="127.0.0.1:$port" timeout 10 "$build/bin/tern-scheduler" --listen tcp://127.0.0.1:0 \
+     2>"$work/clash.log"; then
+  fail "a scheduler started with a taken \$TERN_HTTP"
+fi
+grep -q "cannot serve the dashboard" "$work/clash.log" || fail "no message for a taken \$TERN_HTTP"
 # ... and --http none runs without one.
 "$build/bin/tern-scheduler" --listen tcp://127.0.0.1:0 --address-file "$work/addr2" --http none \
   --exit-with-parent 2>"$work/none.log" &
