@@ -4,7 +4,10 @@
 #include <tern/plugin.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
@@ -57,4 +60,27 @@ TERN_TASK(mix)
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
     return tern_int((int64_t)acc);
+}
+
+/* flaky(path, n): appends a byte to the file at path; fails while the file holds at most n
+ * bytes (the first n runs), then returns the number of runs. */
+TERN_TASK(flaky)
+{
+    const char *path;
+    int64_t n;
+    if (tern_arg_text(ctx, 0, &path, NULL) || tern_arg_int(ctx, 1, &n))
+        return tern_fail(ctx, TERN_ETYPE, "flaky(path: text, n: int)");
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return tern_fail(ctx, TERN_EIO, "flaky: cannot open %s: errno %d", path, errno);
+    struct stat st;
+    ssize_t w = write(fd, "x", 1);
+    int rc = fstat(fd, &st);
+    close(fd);
+    if (w != 1 || rc != 0)
+        return tern_fail(ctx, TERN_EIO, "flaky: cannot append to %s", path);
+    if (st.st_size <= n)
+        return tern_fail(ctx, TERN_ETASK, "flaky: failure %lld of %lld", (long long)st.st_size,
+                         (long long)n);
+    return tern_int((int64_t)st.st_size);
 }

@@ -3,7 +3,11 @@
  * Design notes: one req socket per peer address, created on first use and kept; each
  * request opens its own context so threads never wait for each other's round trips. A peer
  * that disappears makes requests time out (timeout_ms); the scheduler learns of the death on
- * its own connection and reschedules, so a fetch never waits for ever. */
+ * its own connection and reschedules, so a fetch never waits for ever.
+ *  - Dials do not block: a blocking nng dial to a host that hangs or is cut off waits for the
+ *    kernel's SYN retries or nng's 10 s handshake, and it would do so holding the cache lock.
+ *    Instead a request waits at most CONNECT_MS for a connection (its send phase), and can be
+ *    cancelled meanwhile; nng keeps redialing in the background (backoff up to 5 s). */
 #include "peers.h"
 
 #include "tls.h"
@@ -16,6 +20,8 @@
 #include <string.h>
 
 #include <uthash.h>
+
+#define CONNECT_MS 3000 /* how long a request waits for a connection to its peer */
 
 typedef struct peer {
     char *address;
@@ -75,6 +81,8 @@ static int get_socket(terni_peers *p, const char *address, nng_socket *out, char
         rv = nng_socket_set_ms(e->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
     if (rv == 0)
         rv = nng_socket_set_size(e->sock, NNG_OPT_RECVMAXSZ, TERNI_MAX_MSG);
+    if (rv == 0)
+        rv = nng_socket_set_ms(e->sock, NNG_OPT_RECONNMAXT, 5000);
     int rc = TERN_OK;
     if (rv == 0) {
         nng_dialer d;
@@ -82,7 +90,7 @@ static int get_socket(terni_peers *p, const char *address, nng_socket *out, char
         if (rv == 0 && (rc = terni_tls_dialer(d, address, p->tls_ca, err, errlen)) != TERN_OK)
             rv = NNG_EINVAL;
         if (rv == 0)
-            rv = nng_dialer_start(d, 0);
+            rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
     }
     if (rv != 0) {
         if (rc == TERN_OK)
@@ -101,8 +109,46 @@ static int get_socket(terni_peers *p, const char *address, nng_socket *out, char
     return TERN_OK;
 }
 
-int terni_peers_request(terni_peers *p, const char *address, const tern_value *req, int timeout_ms,
-                        tern_value **reply, char *err, size_t errlen)
+/* Completion of one aio, waited for in slices so that a cancel flag is noticed. */
+typedef struct waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+} waiter;
+
+static void aio_done(void *arg)
+{
+    waiter *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->done = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Waits for the aio started last; cancels it once *cancel becomes non-zero. */
+static void wait_aio(nng_aio *aio, waiter *w, const int *cancel)
+{
+    pthread_mutex_lock(&w->lock);
+    while (!w->done) {
+        if (!cancel) {
+            pthread_cond_wait(&w->cond, &w->lock);
+            continue;
+        }
+        struct timespec ts;
+        terni_deadline(&ts, 50);
+        pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+        if (!w->done && __atomic_load_n(cancel, __ATOMIC_RELAXED)) {
+            pthread_mutex_unlock(&w->lock);
+            nng_aio_cancel(aio);
+            pthread_mutex_lock(&w->lock);
+        }
+    }
+    w->done = false;
+    pthread_mutex_unlock(&w->lock);
+}
+
+static int request(terni_peers *p, const char *address, const tern_value *req, int timeout_ms,
+                   const int *cancel, tern_value **reply, char *err, size_t errlen)
 {
     *reply = NULL;
     nng_socket sock;
@@ -116,28 +162,43 @@ int terni_peers_request(terni_peers *p, const char *address, const tern_value *r
     }
     nng_ctx ctx;
     nng_aio *aio = NULL;
+    waiter w = { .done = false };
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
     int rv = nng_ctx_open(&ctx, sock);
-    if (rv == 0 && (rv = nng_aio_alloc(&aio, NULL, NULL)) != 0)
+    if (rv == 0 && (rv = nng_aio_alloc(&aio, aio_done, &w)) != 0)
         nng_ctx_close(ctx);
     if (rv != 0) {
         nng_msg_free(m);
+        pthread_mutex_destroy(&w.lock);
+        pthread_cond_destroy(&w.cond);
         snprintf(err, errlen, "cannot talk to %s: %s", address, nng_strerror(rv));
         return terni_nng_err(rv);
     }
-    nng_aio_set_timeout(aio, timeout_ms < 0 ? NNG_DURATION_INFINITE : timeout_ms);
+    /* The send phase waits for a connection: bounded by CONNECT_MS. */
+    bool unreachable = false;
+    nng_aio_set_timeout(aio, timeout_ms >= 0 && timeout_ms < CONNECT_MS ? timeout_ms : CONNECT_MS);
     nng_aio_set_msg(aio, m);
     nng_ctx_send(ctx, aio);
-    nng_aio_wait(aio);
+    wait_aio(aio, &w, cancel);
     rv = nng_aio_result(aio);
     if (rv != 0) {
         nng_msg_free(nng_aio_get_msg(aio));
+        if (rv == NNG_ETIMEDOUT) { /* no connection to the peer */
+            snprintf(err, errlen, "cannot reach worker at %s (no connection within %d ms)", address,
+                     CONNECT_MS);
+            rv = NNG_ECONNREFUSED;
+            unreachable = true;
+        }
     } else {
+        nng_aio_set_timeout(aio, timeout_ms < 0 ? NNG_DURATION_INFINITE : timeout_ms);
         nng_ctx_recv(ctx, aio);
-        nng_aio_wait(aio);
+        wait_aio(aio, &w, cancel);
         rv = nng_aio_result(aio);
     }
     if (rv != 0) {
-        snprintf(err, errlen, "request to worker at %s failed: %s", address, nng_strerror(rv));
+        if (!unreachable)
+            snprintf(err, errlen, "request to worker at %s failed: %s", address, nng_strerror(rv));
         rc = terni_nng_err(rv);
     } else {
         rc = terni_msg_decode(nng_aio_get_msg(aio), reply, err, errlen);
@@ -152,11 +213,26 @@ int terni_peers_request(terni_peers *p, const char *address, const tern_value *r
     }
     nng_aio_free(aio);
     nng_ctx_close(ctx);
+    pthread_mutex_destroy(&w.lock);
+    pthread_cond_destroy(&w.cond);
     return rc;
+}
+
+int terni_peers_request(terni_peers *p, const char *address, const tern_value *req, int timeout_ms,
+                        tern_value **reply, char *err, size_t errlen)
+{
+    return request(p, address, req, timeout_ms, NULL, reply, err, errlen);
 }
 
 int terni_peers_get(terni_peers *p, const char *address, const tern_value *keys, int timeout_ms,
                     tern_value **values, char *err, size_t errlen)
+{
+    return terni_peers_get_cancellable(p, address, keys, timeout_ms, NULL, values, err, errlen);
+}
+
+int terni_peers_get_cancellable(terni_peers *p, const char *address, const tern_value *keys,
+                                int timeout_ms, const int *cancel, tern_value **values, char *err,
+                                size_t errlen)
 {
     *values = NULL;
     tern_value *req = terni_op("get");
@@ -165,7 +241,7 @@ int terni_peers_get(terni_peers *p, const char *address, const tern_value *keys,
         return TERN_ENOMEM;
     }
     tern_value *reply;
-    int rc = terni_peers_request(p, address, req, timeout_ms, &reply, err, errlen);
+    int rc = request(p, address, req, timeout_ms, cancel, &reply, err, errlen);
     tern_value_unref(req);
     if (rc != TERN_OK)
         return rc;

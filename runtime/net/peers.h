@@ -23,4 +23,11 @@ int terni_peers_request(terni_peers *p, const char *address, const tern_value *r
 int terni_peers_get(terni_peers *p, const char *address, const tern_value *keys, int timeout_ms,
                     tern_value **values, char *err, size_t errlen);
 
+/* terni_peers_get that gives up (TERN_ECANCELED) soon after *cancel becomes non-zero (read
+ * atomically; another thread sets it), e.g. when the task that needs the data is cancelled
+ * because its holder died. */
+int terni_peers_get_cancellable(terni_peers *p, const char *address, const tern_value *keys,
+                                int timeout_ms, const int *cancel, tern_value **values, char *err,
+                                size_t errlen);
+
 #endif

@@ -226,6 +226,12 @@ char *terni_http_metrics(const tern_value *st)
         put_label(&b, key);
         put(&b, "\"} %" PRId64 "\n", get_int(v, "done"));
     }
+    help(&b, "tern_workers_lost_total", "counter",
+         "Workers lost (connection dropped or silent past the death timeout).");
+    put(&b, "tern_workers_lost_total %" PRId64 "\n", get_int(st, "workers_lost"));
+    help(&b, "tern_recomputed_total", "counter",
+         "Tasks recomputed because their results were lost.");
+    put(&b, "tern_recomputed_total %" PRId64 "\n", get_int(st, "recomputed"));
     help(&b, "tern_workers", "gauge", "Connected workers.");
     put(&b, "tern_workers %zu\n", tern_list_len(workers));
     help(&b, "tern_clients", "gauge", "Connected clients.");

@@ -159,6 +159,7 @@ typedef struct sched {
     uint64_t ntasks_done;
     terni_http *http; /* dashboard, or NULL */
     char http_url[256];
+    uint64_t nworkers_lost, nrecomputed; /* failure counters for status */
 } sched;
 
 static sched S;
@@ -336,7 +337,7 @@ static bool stats_to_status(tern_value *out)
         tern_value *m = tern_map_new();
         bool ok = m && terni_set_int(m, "done", (int64_t)st->done) &&
                   terni_set_int(m, "failed", (int64_t)st->erred);
-        for (int i = 0; ok && i < 5; i++)
+        for (int i = 0; ok && i < T_NSTATES; i++)
             ok = terni_set_int(m, state_names[i], (int64_t)st->now[i]);
         if (!ok)
             tern_value_unref(m);
@@ -870,6 +871,7 @@ static void recompute(task *t, const char *why)
         return;
     }
     t->state = T_WAITING;
+    S.nrecomputed++;
     for (size_t i = 0; i < t->ndeps; i++)
         t->deps[i]->nneeders++;
     for (size_t i = 0; i < t->ndeps && t->state == T_WAITING; i++)
@@ -1116,7 +1118,7 @@ static int64_t rss_bytes(void)
 static tern_value *op_status(void)
 {
     tern_value *out = tern_map_new(), *workers = tern_list_new(0), *states = tern_map_new();
-    size_t counts[T_NSTATES] = { 0 }, in_memory = 0; /* T_RELEASED is counted, not shown */
+    size_t counts[T_NSTATES] = { 0 }, in_memory = 0;
     worker *w, *wtmp;
     HASH_ITER(hh, S.workers, w, wtmp)
     w->status_keys = tern_list_new(0);
@@ -1131,7 +1133,7 @@ static tern_value *op_status(void)
             tern_list_len(t->on->status_keys) < RUNNING_SHOWN)
             tern_list_append(t->on->status_keys, tern_text(t->key));
     }
-    for (int i = 0; states && i < 5; i++)
+    for (int i = 0; states && i < T_NSTATES; i++)
         tern_map_set(states, state_names[i], tern_int((int64_t)counts[i]));
     HASH_ITER(hh, S.workers, w, wtmp)
     {
@@ -1161,6 +1163,8 @@ static tern_value *op_status(void)
         !terni_set_int(out, "clients", (int64_t)nclients) ||
         !terni_set_int(out, "plugins", (int64_t)HASH_COUNT(S.plugins)) ||
         !terni_set_int(out, "tasks_done", (int64_t)S.ntasks_done) ||
+        !terni_set_int(out, "workers_lost", (int64_t)S.nworkers_lost) ||
+        !terni_set_int(out, "recomputed", (int64_t)S.nrecomputed) ||
         !terni_set_int(out, "rss_bytes", rss_bytes()) || !stats_to_status(out)) {
         tern_value_unref(out);
         return NULL;
@@ -1496,6 +1500,7 @@ static void free_worker(worker *w)
 static void worker_lost(worker *w, const char *why)
 {
     logf_("worker %s left: %s", w->name, why);
+    S.nworkers_lost++;
     w->gone = true;
     HASH_DEL(S.workers, w);
     size_t nlost = 0, caplost = 0;

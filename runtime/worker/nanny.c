@@ -9,8 +9,10 @@
  *    backoff (100 ms doubling to 5 s; back to 100 ms after a run of 10 s) and tells the new
  *    one how the old one ended (--crashed WHY), which it reports to the scheduler together
  *    with the tasks that were running (see worker.c, "Crash forensics").
- *  - Exit statuses of the executor: 0 (stopped), 1 (refused for good: nothing to retry), 2
- *    (bad options) end the nanny too; TERNI_EXIT_RESTART (a task timeout) restarts at once.
+ *  - Exit statuses of the executor: 0 (stopped), 2 (bad options) and TERNI_EXIT_FATAL
+ *    (refused for good, or setup failed) end the nanny too, with status 0, 2 or 1;
+ *    TERNI_EXIT_RESTART (a task timeout) restarts at once; any other status (a plugin calling
+ *    exit, a sanitizer's report) is a crash.
  *  - The executor gets PR_SET_PDEATHSIG and --exit-with-parent: a nanny killed with -9
  *    takes its executor with it.
  */
@@ -103,8 +105,10 @@ int terni_nanny_run(char **argv, int argc, volatile sig_atomic_t *stop, bool qui
         }
         if (WIFEXITED(status)) {
             int code = WEXITSTATUS(status);
-            if (code == 0 || code == 1 || code == 2)
+            if (code == 0 || code == 2)
                 return code;
+            if (code == TERNI_EXIT_FATAL)
+                return 1;
             if (code == TERNI_EXIT_RESTART) {
                 if (!quiet)
                     terni_log(TERNI_LOG_WARN,

@@ -68,7 +68,7 @@ typedef struct job {
     int priority;
     int64_t run, timeout_ms; /* attempt number echoed to the scheduler; 0: no timeout */
     uint64_t seq, start_ns;
-    bool cancelled;
+    int cancelled;     /* written under w->lock, read atomically by a fetch in progress */
     UT_hash_handle hh; /* in `running` while executing */
 } job;
 
@@ -297,12 +297,15 @@ static int gather(worker *w, const job *j, depvals *dv, char *msg, size_t msglen
         const tern_value *a;
         const char *addr;
         char err[512] = "no worker holds it";
-        for (size_t k = 0; !v && tern_list_get(addrs, k, &a) == TERN_OK; k++) {
+        for (size_t k = 0; !v && !__atomic_load_n(&j->cancelled, __ATOMIC_RELAXED) &&
+                           tern_list_get(addrs, k, &a) == TERN_OK;
+             k++) {
             if (tern_value_get_text(a, &addr, NULL) != TERN_OK || !strcmp(addr, w->address))
                 continue;
             tern_value *keys = tern_list_of(tern_text(key)), *values = NULL;
-            if (keys && terni_peers_get(w->peers, addr, keys, FETCH_TIMEOUT_MS, &values, err,
-                                        sizeof(err)) == TERN_OK) {
+            if (keys &&
+                terni_peers_get_cancellable(w->peers, addr, keys, FETCH_TIMEOUT_MS, &j->cancelled,
+                                            &values, err, sizeof(err)) == TERN_OK) {
                 const tern_value *got;
                 if (tern_map_get(values, key, &got) == TERN_OK) {
                     v = tern_value_ref((tern_value *)got);
@@ -568,7 +571,7 @@ static void on_drop(worker *w, const tern_value *ev, bool drop_data)
         job *r;
         HASH_FIND_STR(w->running, key, r);
         if (r)
-            r->cancelled = true;
+            __atomic_store_n(&r->cancelled, 1, __ATOMIC_RELAXED);
         for (size_t k = 0; k < w->nheap; k++)
             if (!strcmp(w->heap[k]->key, key)) {
                 job *q = w->heap[k];
@@ -640,7 +643,7 @@ static void forget_everything(worker *w)
         job_free(w->heap[--w->nheap]);
     job *j, *jtmp;
     HASH_ITER(hh, w->running, j, jtmp)
-    j->cancelled = true;
+    __atomic_store_n(&j->cancelled, 1, __ATOMIC_RELAXED);
     stored *s, *tmp;
     HASH_ITER(hh, w->store, s, tmp)
     store_drop_locked(w, s->key);
@@ -806,7 +809,7 @@ static int serve_scheduler(worker *w, tern_value *crashed)
                             on_events, on_down, w, &link, NULL, err, sizeof(err));
         if (rc == TERN_EPROTO || rc == TERN_EAUTH) { /* retrying cannot help */
             terni_log(TERNI_LOG_ERROR, "%s", err);
-            return 1;
+            return TERNI_EXIT_FATAL;
         }
         if (rc != TERN_OK) {
             if (failures++ % 20 == 0)
@@ -851,7 +854,7 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
         rc = start_data_server(w, err, sizeof(err));
     if (rc != TERN_OK) {
         terni_log(TERNI_LOG_ERROR, "%s", err);
-        return 1;
+        return TERNI_EXIT_FATAL;
     }
     tern_value *left = open_slots(w), *crashed = NULL;
     if (opts->crashed) { /* our predecessor died; the nanny says how */

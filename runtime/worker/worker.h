@@ -21,9 +21,12 @@ typedef struct terni_worker_opts {
 /* Exit status of an executor that ended itself to stop a task past its timeout: the nanny
  * restarts it at once and blames no task. */
 #define TERNI_EXIT_RESTART 75
+/* Exit status of an executor that cannot work and must not be restarted: the scheduler
+ * refused it for good (wire version, authentication) or its setup failed. */
+#define TERNI_EXIT_FATAL 78
 
 /* Runs until *stop is set, reconnecting whenever the scheduler is lost. Returns an exit
- * status (1 when the scheduler refuses us for good: wire version, authentication). */
+ * status (TERNI_EXIT_FATAL when the scheduler refuses us for good or setup fails). */
 int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop);
 
 /* The nanny (nanny.c): runs `argv` plus --no-nanny as the executor process, restarting it

@@ -75,7 +75,8 @@ def main():
     check("page script ran", dom.loaded, True)
     want_ids = {"n-workers": 2, "n-threads": 3, "tasks-done": 24, "tasks-erred": 1,
                 "keys-in-memory": 24, "state-memory": 24, "state-erred": 1,
-                "state-waiting": 0, "state-processing": 0, "state-no-worker": 0}
+                "state-waiting": 0, "state-processing": 0, "state-no-worker": 0,
+                "state-released": 0, "workers-lost": 0, "recomputed": 0}
     for ident, want in want_ids.items():
         check("#" + ident, dom.ids.get(ident, "<missing>"), want)
 
