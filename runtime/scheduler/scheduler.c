@@ -1418,8 +1418,9 @@ static void blame_crash(worker *w, const tern_value *crashed)
             continue;
         char msg[1024];
         snprintf(msg, sizeof(msg),
-                 "task %s (key %s) was running when %d workers died (last: worker %s, whose "
-                 "executor %s); it is not run again (--allowed-failures %d)",
+                 "task %s (key %s) killed %d workers: it was running each time one died "
+                 "(last: worker %s, whose executor %s); it is not run again "
+                 "(--allowed-failures %d)",
                  t->fn, t->key, t->suspicious, w->name, why ? why : "crashed",
                  S.opts->allowed_failures);
         if (t->state == T_PROCESSING && t->on)

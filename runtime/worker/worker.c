@@ -90,8 +90,8 @@ typedef struct worker {
     terni_peers *peers;
     pthread_mutex_t link_lock;
     terni_link *link; /* NULL while disconnected */
-    volatile sig_atomic_t link_down;
-    char *slots; /* nthreads x SLOT_SIZE, shared file mapping, or NULL */
+    int link_down;    /* set by the poll thread (on_down), read by the main loop: atomics */
+    char *slots;      /* nthreads x SLOT_SIZE, shared file mapping, or NULL */
     size_t slots_len;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -632,7 +632,7 @@ static void on_down(void *arg, const char *why)
 {
     worker *w = arg;
     wlog(w, "%s; reconnecting", why);
-    w->link_down = 1;
+    __atomic_store_n(&w->link_down, 1, __ATOMIC_RELEASE);
 }
 
 /* After losing the scheduler: it knows nothing of our data or queue any more. */
@@ -803,7 +803,7 @@ static int serve_scheduler(worker *w, tern_value *crashed)
             return 1;
         }
         terni_link *link = NULL;
-        w->link_down = 0;
+        __atomic_store_n(&w->link_down, 0, __ATOMIC_RELEASE);
         int rc =
             terni_link_open(w->opts->scheduler, w->opts->tls_ca, hello, w->opts->connect_timeout_ms,
                             on_events, on_down, w, &link, NULL, err, sizeof(err));
@@ -827,7 +827,7 @@ static int serve_scheduler(worker *w, tern_value *crashed)
         pthread_mutex_unlock(&w->link_lock);
         wlog(w, "connected to %s, serving data at %s, %d thread%s", w->opts->scheduler, w->address,
              w->opts->nthreads, w->opts->nthreads == 1 ? "" : "s");
-        while (!*w->stop && !w->link_down)
+        while (!*w->stop && !__atomic_load_n(&w->link_down, __ATOMIC_ACQUIRE))
             usleep(20 * 1000);
         pthread_mutex_lock(&w->link_lock);
         w->link = NULL;
