@@ -2,7 +2,7 @@
 #   make demo   install missing Debian packages, build, run the tree reduction
 #   make test   install missing Debian packages, build, run every test
 # Also: make build | bench (tern vs Dask vs floors) | asan (address+undefined suite) | tsan
-#       | fuzz [FUZZ_SECONDS=60] | format | clean
+#       | fuzz [FUZZ_SECONDS=60] | docs (API reference, Doxygen) | format | clean
 BUILD        ?= build
 ASAN_BUILD   ?= build-asan
 TSAN_BUILD   ?= build-tsan
@@ -10,8 +10,8 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS  ?=
 
-.PHONY: all deps deps-clang deps-bench build demo test bench asan tsan fuzz format format-check \
-        clean
+.PHONY: all deps deps-clang deps-bench build demo test bench asan tsan fuzz docs format \
+        format-check clean
 
 all: build
 
@@ -59,6 +59,10 @@ fuzz: deps deps-clang
 	      -DTERN_TESTS=OFF $(CMAKE_FLAGS)
 	cmake --build $(FUZZ_BUILD)
 	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# The API reference from the public headers: $(BUILD)/docs/api/html/index.html
+docs: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) --target docs
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(cmake ninja-build gcc make pkg-config
           libnng-dev libcbor-dev libopenblas-dev libcriterion-dev libmbedtls-dev uthash-dev
-          openssl libjansson-dev iproute2
+          openssl libjansson-dev iproute2 python3 chromium doxygen
           "$@")
 
 missing=()

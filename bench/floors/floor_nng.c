@@ -26,6 +26,7 @@
 
 #include <spawn.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,9 +315,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--messages") && i + 1 < argc)
             messages = parse_pos(argv[++i], "--messages"), have_msgs = 1;
         else {
-            fprintf(stderr, "usage: floor_nng [--quick] [--repeat N] [--roundtrips N] "
-                            "[--messages N]\n");
-            return 2;
+            bool help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+            fprintf(help ? stdout : stderr,
+                    "usage: floor_nng [--quick] [--repeat N] [--roundtrips N] [--messages N]\n"
+                    "The nng floor: req/rep round trips and bandwidth between two processes,\n"
+                    "with no tern code, printed as JSON lines (see bench/README.md).\n");
+            return help ? 0 : 2;
         }
     }
     if (quick) {

@@ -23,6 +23,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,8 +220,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--length") && i + 1 < argc)
             length = parse_pos(argv[++i], "--length");
         else {
-            fprintf(stderr, "usage: floor_tree [--quick] [--repeat N] [--arrays N] [--length N]\n");
-            return 2;
+            bool help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+            fprintf(help ? stdout : stderr,
+                    "usage: floor_tree [--quick] [--repeat N] [--arrays N] [--length N]\n"
+                    "The C floor of the tree reduction: the same sums in one process, no\n"
+                    "runtime, printed as JSON lines (see bench/README.md).\n");
+            return help ? 0 : 2;
         }
     }
     if (quick)

@@ -29,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <tern/tern.h>
@@ -42,9 +44,11 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  upload FILE.so...              upload plugins; prints id, name, version, task count\n"
-    "  call [--timeout S] PLUGIN:SYMBOL [ARG...]\n"
+    "  call [--timeout S] [--progress] PLUGIN:SYMBOL [ARG...]\n"
     "                                 run one task, wait, print its result as JSON\n"
-    "  status [--json]                workers, tasks by state, keys in memory\n"
+    "  status [--json] [--watch [--interval S] [--count N]]\n"
+    "                                 workers, tasks by state, keys in memory,\n"
+    "                                 progress per task; --watch redraws every S seconds\n"
     "  who-has KEY...                 which workers hold each key (JSON)\n"
     "\n"
     "options:\n"
@@ -55,7 +59,11 @@ static const char usage_text[] =
     "  --tls-ca PEM      CA certificate for tls+tcp:// (default: $TERN_TLS_CA)\n"
     "  --token-file F    the cluster's token file (default: $TERN_TOKEN_FILE)\n"
     "  --timeout S       call: give up after S seconds (default: wait for the result)\n"
+    "  --progress        call: show a progress bar on stderr (default: only on a terminal,\n"
+    "                    once the call has taken half a second)\n"
     "  --json            status: the scheduler's raw status map as JSON\n"
+    "  --watch           status: repeat every --interval S seconds (default 1) until\n"
+    "                    interrupted, or --count N times\n"
     "\n"
     "call arguments are JSON values: 41, 2.5, \"text\", true, null, [1, \"a\"], {\"k\": 1}.\n"
     "Integers become int, other numbers double, objects maps. JSON has no typed arrays, so\n"
@@ -71,6 +79,7 @@ static const char usage_text[] =
     "\n"
     "example: tern --scheduler local://1 call arrays:sum '{\"f64\": [1, 2, 3]}'\n"
     "\n"
+    "environment: TERN_SCHEDULER, TERN_TLS_CA\n"
     "exit status: 0 success, 1 failure (the reason is on stderr), 2 usage error\n";
 
 static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -404,6 +413,13 @@ static void put_double(FILE *f, double d, bool force_real)
         return;
     }
     char buf[40];
+    if (d == trunc(d) && fabs(d) < 1e15) { /* integral: 10, not the shorter 1e+01 */
+        snprintf(buf, sizeof(buf), "%.0f", d);
+        fputs(buf, f);
+        if (force_real)
+            fputs(".0", f);
+        return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, sizeof(buf), "%.*g", prec, d);
         if (strtod(buf, NULL) == d)
@@ -599,11 +615,25 @@ static int report_failure(const char *task, tern_future *f, int rc)
     return EXIT_FAILED;
 }
 
+/* The progress bar of `tern call`: with --progress always (plain lines when stderr is not a
+ * terminal); otherwise only on a terminal, and only once the call has taken 0.5 s. */
+static int show_progress(tern_client *c, tern_future *f, bool asked)
+{
+    if (!asked && !isatty(fileno(stderr)))
+        return TERN_OK;
+    if (!asked && tern_wait(&f, 1, 500, TERN_WAIT_ALL) == TERN_OK)
+        return TERN_OK;
+    return tern_progress(c, &f, 1, stderr);
+}
+
 static int cmd_call(const globals *g, int argc, char **argv)
 {
     int k = 0, timeout_ms = -1;
+    bool progress = false;
     for (; k < argc && argv[k][0] == '-' && argv[k][1] == '-'; k++) {
-        if (!strcmp(argv[k], "--timeout") && k + 1 < argc) {
+        if (!strcmp(argv[k], "--progress")) {
+            progress = true;
+        } else if (!strcmp(argv[k], "--timeout") && k + 1 < argc) {
             char *end;
             double s = strtod(argv[++k], &end);
             if (end == argv[k] || *end || !(s >= 0 && s <= INT_MAX / 1000.0))
@@ -668,6 +698,8 @@ static int cmd_call(const globals *g, int argc, char **argv)
                         ? ""
                         : " (a local:// cluster lasts one command and has only the built-in "
                           "arrays plugin)");
+    } else if (timeout_ms < 0 && (rc = show_progress(c, f, progress)) != TERN_OK) {
+        status = sdk_failed(task, rc);
     } else if ((rc = tern_result(f, timeout_ms, &result)) != TERN_OK)
         status = report_failure(task, f, rc);
     else {
@@ -735,6 +767,42 @@ static void worker_row(const tern_value *w, char cells[NCOLS][256])
     int_cell(cells[5], 256, w, "processing");
 }
 
+static int64_t int_of(const tern_value *m, const char *key)
+{
+    const tern_value *v;
+    int64_t i = 0;
+    if (tern_map_get(m, key, &v) == TERN_OK)
+        tern_value_get_int(v, &i);
+    return i;
+}
+
+/* One bar per task symbol: done / (done + failed + pending), as the dashboard shows it. */
+static void print_symbol_progress(const tern_value *st)
+{
+    const tern_value *symbols = NULL, *m;
+    const char *fn;
+    if (tern_map_get(st, "symbols", &symbols) != TERN_OK || !tern_map_len(symbols))
+        return;
+    size_t width = 0;
+    for (size_t k = 0; tern_map_entry(symbols, k, &fn, &m) == TERN_OK; k++)
+        width = strlen(fn) > width ? strlen(fn) : width;
+    printf("\n");
+    for (size_t k = 0; tern_map_entry(symbols, k, &fn, &m) == TERN_OK; k++) {
+        int64_t done = int_of(m, "done"), failed = int_of(m, "failed");
+        int64_t pending = int_of(m, "waiting") + int_of(m, "no-worker") + int_of(m, "processing");
+        int64_t total = done + failed + pending;
+        char bar[31];
+        int fill = total ? (int)(30 * (done + failed) / total) : 30;
+        for (int i = 0; i < 30; i++)
+            bar[i] = i < fill ? '#' : '-';
+        bar[30] = '\0';
+        printf("%-*s  [%s] %" PRId64 "/%" PRId64 " done", (int)width, fn, bar, done, total);
+        if (failed)
+            printf(", %" PRId64 " failed", failed);
+        printf("\n");
+    }
+}
+
 static void print_status_table(const char *scheduler, const tern_value *st)
 {
     static const char *const head[NCOLS] = { "NAME", "ADDRESS", "THREADS",
@@ -756,6 +824,9 @@ static void print_status_table(const char *scheduler, const tern_value *st)
     printf("tasks done      %s\n", cell);
     int_cell(cell, sizeof(cell), st, "keys_in_memory");
     printf("keys in memory  %s\n", cell);
+    text_cell(cell, sizeof(cell), st, "dashboard");
+    if (strcmp(cell, "?"))
+        printf("dashboard       %s\n", cell);
     printf("tasks          ");
     for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
         int_cell(cell, sizeof(cell), tasks, order[k]);
@@ -771,7 +842,9 @@ static void print_status_table(const char *scheduler, const tern_value *st)
             printf("  %s %s", key, cell);
         }
     }
-    printf("\n\n");
+    printf("\n");
+    print_symbol_progress(st);
+    printf("\n");
     if (!nworkers) {
         printf("(no workers connected)\n");
         return;
@@ -802,32 +875,69 @@ static void print_status_table(const char *scheduler, const tern_value *st)
 
 static int cmd_status(const globals *g, int argc, char **argv)
 {
-    bool json = false;
+    bool json = false, watch = false;
+    double interval = 1;
+    long count = -1;
     for (int k = 0; k < argc; k++) {
+        char *end;
         if (!strcmp(argv[k], "--json"))
             json = true;
-        else
-            return usage_error("status", "unexpected argument %s (usage: tern status [--json])",
+        else if (!strcmp(argv[k], "--watch"))
+            watch = true;
+        else if (!strcmp(argv[k], "--interval") && k + 1 < argc) {
+            interval = strtod(argv[++k], &end);
+            if (end == argv[k] || *end || !(interval >= 0.05 && interval <= 86400))
+                return usage_error("status", "--interval takes seconds (0.05 to 86400), not \"%s\"",
+                                   argv[k]);
+        } else if (!strcmp(argv[k], "--count") && k + 1 < argc) {
+            count = strtol(argv[++k], &end, 10);
+            if (end == argv[k] || *end || count < 1)
+                return usage_error("status", "--count takes a number >= 1, not \"%s\"", argv[k]);
+        } else
+            return usage_error("status",
+                               "unexpected argument %s (usage: tern status [--json] [--watch "
+                               "[--interval S] [--count N]])",
                                argv[k]);
     }
+    if (!watch && count > 0)
+        watch = true;
+    if (!watch)
+        count = 1;
     tern_client *c;
     if (open_client(g, &c) != 0)
         return EXIT_FAILED;
-    tern_value *st = NULL;
-    int rc = tern_status_info(c, &st), status = 0;
-    if (rc != TERN_OK) {
-        status = sdk_failed("status", rc);
-    } else if (json) {
-        put_value(stdout, st, 2, 0);
-        putchar('\n');
-    } else {
-        char where[1024];
-        const char *real = tern_client_address(c);
-        snprintf(where, sizeof(where), strcmp(real, g->scheduler) ? "%s (%s)" : "%s", g->scheduler,
-                 real);
-        print_status_table(where, st);
+    bool tty = isatty(fileno(stdout));
+    int status = 0;
+    for (long round = 0; count < 0 || round < count; round++) {
+        if (round) {
+            struct timespec nap = { (time_t)interval,
+                                    (long)((interval - (double)(time_t)interval) * 1e9) };
+            nanosleep(&nap, NULL);
+        }
+        tern_value *st = NULL;
+        int rc = tern_status_info(c, &st);
+        if (rc != TERN_OK) {
+            status = sdk_failed("status", rc);
+            break;
+        }
+        if (watch && tty)
+            printf("\033[H\033[2J"); /* redraw in place */
+        else if (round)
+            printf("\n");
+        if (json) {
+            put_value(stdout, st, watch ? -1 : 2, 0);
+            putchar('\n');
+        } else {
+            char where[1024];
+            const char *real = tern_client_address(c);
+            snprintf(where, sizeof(where), strcmp(real, g->scheduler) ? "%s (%s)" : "%s",
+                     g->scheduler, real);
+            print_status_table(where, st);
+        }
+        tern_value_unref(st);
+        if (fflush(stdout) != 0)
+            break;
     }
-    tern_value_unref(st);
     return close_client(c, status);
 }
 

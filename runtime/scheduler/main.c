@@ -3,6 +3,8 @@
 
 #include <limits.h>
 #include "daemon.h"
+#include "http.h"
+#include "log.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -12,37 +14,49 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: tern-scheduler [--listen URL] [--address-file PATH] [--tls-cert PEM] "
-            "[--workdir DIR]\n"
-            "                      [--tls-key PEM] [--tls-ca PEM] [--tls-verify-clients]\n"
-            "                      [--token-file FILE] [--insecure] [--allow-upload yes|no|local]\n"
-            "                      [--max-pending-tasks N]\n"
-            "                      [--preload PLUGIN.so]... [--no-preload] [--quiet]\n"
-            "                      [--heartbeat-ms N] [--death-timeout-ms N]\n"
-            "                      [--allowed-failures N] [--exit-with-parent]\n"
-            "  --listen URL        tcp://host:port, ipc:///path (default tcp://127.0.0.1:7786;\n"
-            "                      port 0 picks a free port)\n"
-            "  --address-file P    write the bound address to P once listening\n"
-            "  --tls-cert PEM      certificate (and key, unless --tls-key) for a tls+tcp:// URL\n"
-            "  --tls-key PEM       private key of --tls-cert\n"
-            "  --tls-ca PEM        with --tls-verify-clients: CA that signed client certificates\n"
-            "  --tls-verify-clients  require every peer to present a certificate (mutual TLS)\n"
-            "  --token-file FILE   cluster token (default $TERN_TOKEN_FILE); every client and\n"
-            "                      worker must prove it (HMAC challenge; never sent)\n"
-            "  --insecure          allow a non-loopback --listen without a token or client TLS\n"
-            "  --allow-upload M    who may upload plugins: yes (default: any authenticated\n"
-            "                      client), local (clients on this machine), no (--preload only)\n"
-            "  --max-pending-tasks N  unfinished tasks one client may have before its further\n"
-            "                      submissions wait (back-pressure; default 1000000)\n"
-            "  --preload P         plugin to offer to every worker from the start (default:\n"
-            "                      the built-in arrays plugin)\n"
-            "  --heartbeat-ms N    how often workers send heartbeats (default 1000)\n"
-            "  --death-timeout-ms N  a worker silent this long is declared dead and its\n"
-            "                      work moves elsewhere (default 30000)\n"
-            "  --allowed-failures N  a task running when N executors crashed errs with\n"
-            "                      TERN_EKILLED instead of running again (default 3)\n");
+    fprintf(
+        f, "usage: tern-scheduler [--listen URL] [--address-file PATH] [--tls-cert PEM] "
+           "[--workdir DIR]\n"
+           "                      [--tls-key PEM] [--tls-ca PEM] [--tls-verify-clients]\n"
+           "                      [--token-file FILE] [--insecure] [--allow-upload yes|no|local]\n"
+           "                      [--max-pending-tasks N]\n"
+           "                      [--preload PLUGIN.so]... [--no-preload] [--quiet]\n"
+           "                      [--heartbeat-ms N] [--death-timeout-ms N]\n"
+           "                      [--allowed-failures N] [--http ADDR|none] [--log-level L]\n"
+           "                      [--exit-with-parent]\n"
+           "  --listen URL        tcp://host:port, ipc:///path (default tcp://127.0.0.1:7786;\n"
+           "                      port 0 picks a free port)\n"
+           "  --address-file P    write the bound address to P once listening\n"
+           "  --tls-cert PEM      certificate (and key, unless --tls-key) for a tls+tcp:// URL\n"
+           "  --tls-key PEM       private key of --tls-cert\n"
+           "  --tls-ca PEM        with --tls-verify-clients: CA that signed client certificates\n"
+           "  --tls-verify-clients  require every peer to present a certificate (mutual TLS)\n"
+           "  --token-file FILE   cluster token (default $TERN_TOKEN_FILE); every client and\n"
+           "                      worker must prove it (HMAC challenge; never sent)\n"
+           "  --insecure          allow a non-loopback --listen without a token or client TLS\n"
+           "  --allow-upload M    who may upload plugins: yes (default: any authenticated\n"
+           "                      client), local (clients on this machine), no (--preload only)\n"
+           "  --max-pending-tasks N  unfinished tasks one client may have before its further\n"
+           "                      submissions wait (back-pressure; default 1000000)\n"
+           "  --preload P         plugin to offer to every worker from the start (default:\n"
+           "                      the built-in arrays plugin)\n"
+           "  --heartbeat-ms N    how often workers send heartbeats (default 1000)\n"
+           "  --death-timeout-ms N  a worker silent this long is declared dead and its\n"
+           "                      work moves elsewhere (default 30000)\n"
+           "  --allowed-failures N  a task running when N executors crashed errs with\n"
+           "                      TERN_EKILLED instead of running again (default 3)\n"
+           "  --http ADDR         dashboard, /api/status and /metrics on host:port (default\n"
+           "                      " TERNI_HTTP_DEFAULT ", skipped with a warning if busy;\n"
+           "                      port 0 picks one; \"none\" turns it off); also "
+           "$TERN_HTTP\n" TERNI_LOG_USAGE "  --quiet             log warnings and errors only\n"
+           "  --exit-with-parent  stop when the process that started this one exits\n"
+           "environment: TERN_LOG_LEVEL, TERN_HTTP, TERN_TOKEN_FILE, TERN_TLS_CERT, TERN_TLS_KEY,\n"
+           "TERN_TLS_CA\n");
 }
+
+#ifndef TERN_PLUGIN_RELDIR /* set by cmake/TernInstall.cmake */
+#define TERN_PLUGIN_RELDIR "../lib/tern/plugins"
+#endif
 
 /* <dir of this executable>/<rel>, or NULL. */
 static char *beside_exe(const char *rel)
@@ -73,6 +87,12 @@ int main(int argc, char **argv)
     size_t npre = 0;
     bool no_preload = false, exit_with_parent = false, insecure = false;
     const char *token_file = NULL;
+    if (!terni_log_init("tern-scheduler", NULL))
+        fprintf(stderr, "tern-scheduler: ignoring TERN_LOG_LEVEL=%s (not a level)\n",
+                getenv("TERN_LOG_LEVEL"));
+    if (terni_log_take_args("tern-scheduler", &argc, argv) != 0)
+        return 2;
+    o.http = getenv("TERN_HTTP") && *getenv("TERN_HTTP") ? getenv("TERN_HTTP") : NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -130,6 +150,8 @@ int main(int argc, char **argv)
                 return 2;
         } else if (!strcmp(a, "--no-preload"))
             no_preload = true;
+        else if (!strcmp(a, "--http") && has)
+            o.http = argv[++i];
         else if (!strcmp(a, "--quiet"))
             o.quiet = true;
         else if (!strcmp(a, "--exit-with-parent"))
@@ -143,6 +165,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (o.quiet)
+        terni_log_quiet();
     if (o.death_timeout_ms <= o.heartbeat_ms) {
         fprintf(stderr,
                 "tern-scheduler: --death-timeout-ms (%d) must be longer than "
@@ -163,7 +187,11 @@ int main(int argc, char **argv)
     }
     char *builtin = NULL;
     if (!npre && !no_preload) {
-        builtin = beside_exe("../lib/tern/plugins/arrays.so");
+        builtin = beside_exe(TERN_PLUGIN_RELDIR "/arrays.so"); /* installed */
+        if (!builtin || access(builtin, R_OK) != 0) {
+            free(builtin);
+            builtin = beside_exe("../lib/tern/plugins/arrays.so"); /* build tree */
+        }
         if (builtin && access(builtin, R_OK) == 0)
             preload[npre++] = builtin;
     }

@@ -47,6 +47,8 @@
  */
 #include "scheduler.h"
 
+#include "http.h"
+#include "log.h"
 #include "server.h"
 #include "wire.h"
 
@@ -56,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mbedtls/sha256.h>
@@ -86,7 +89,10 @@ typedef struct worker {
     int64_t nbytes;
     size_t order; /* join order, for block placement */
     bool gone;
-    uint64_t last_ns; /* when a request from it last arrived (liveness) */
+    uint64_t ndone;          /* tasks finished here (dashboard) */
+    int64_t rss;             /* its resident memory, as of its last "done" */
+    tern_value *status_keys; /* op_status only: keys processing here */
+    uint64_t last_ns;        /* when a request from it last arrived (liveness) */
     UT_hash_handle hh;
 } worker;
 
@@ -139,6 +145,7 @@ struct task {
     session *submitter; /* the client that created it, until it finishes */
     bool forget_queued;
     task *next_forget;
+    struct symstat *sym; /* dashboard counters of its symbol, found once (see statistics) */
     UT_hash_handle hh;
 };
 
@@ -161,6 +168,8 @@ typedef struct sched {
     size_t nheld;      /* sessions with a held request */
     double task_time;  /* mean task duration, seconds (EMA) */
     uint64_t ntasks_done;
+    terni_http *http; /* dashboard, or NULL */
+    char http_url[256];
     uint64_t nworkers_lost, nrecomputed; /* failure counters for status */
 } sched;
 
@@ -169,14 +178,223 @@ static sched S;
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logf_(const char *fmt, ...)
 {
-    if (S.opts->quiet)
+    if (!terni_log_enabled(TERNI_LOG_INFO))
         return;
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "tern-scheduler: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    terni_log(TERNI_LOG_INFO, "%s", msg);
+}
+
+/* ---- statistics for the dashboard and /metrics ------------------------------------- */
+
+/* Counters only the status op reads: per-symbol totals, a ring of recent completions (the
+ * task stream), a duration histogram and byte counters. All on the scheduler thread. */
+#define STREAM_LEN    256
+#define RUNNING_SHOWN 32 /* keys listed per worker in status (the count is exact) */
+
+static const double hist_bounds[] = { 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10, 60 };
+#define NBUCKETS (sizeof(hist_bounds) / sizeof(hist_bounds[0]) + 1)
+
+typedef struct symstat {
+    char *fn;
+    uint64_t done, erred;
+    size_t now[T_NSTATES]; /* op_status only: tasks of this symbol by state */
+    UT_hash_handle hh;
+} symstat;
+
+typedef struct completion {
+    char *key, *fn, *worker;
+    double start_ms, stop_ms; /* Unix time; start = stop - the worker's measured run time */
+    bool erred;
+} completion;
+
+static struct {
+    symstat *symbols;
+    completion stream[STREAM_LEN];
+    uint64_t nstream; /* completions ever recorded; the newest is stream[(nstream-1) % LEN] */
+    uint64_t hist[NBUCKETS], nhist, nerred;
+    double hist_sum;
+    int64_t transfer_bytes, result_bytes;
+} ST;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static symstat *symstat_of(const char *fn)
+{
+    if (!fn || !*fn)
+        return NULL;
+    symstat *st;
+    HASH_FIND_STR(ST.symbols, fn, st);
+    if (st)
+        return st;
+    st = calloc(1, sizeof(*st));
+    if (!st || !(st->fn = strdup(fn))) {
+        free(st);
+        return NULL;
+    }
+    HASH_ADD_KEYPTR(hh, ST.symbols, st->fn, strlen(st->fn), st);
+    return st;
+}
+
+/* A task was sent to w: count the dependency bytes w lacks as transferred. */
+static void stats_placed(const task *t, const worker *w)
+{
+    if (terni_log_enabled(TERNI_LOG_DEBUG))
+        terni_log(TERNI_LOG_DEBUG, "task %s (%s) placed on %s", t->key, t->fn, w->name);
+    for (size_t i = 0; i < t->ndeps; i++) {
+        const task *d = t->deps[i];
+        bool here = false;
+        for (size_t k = 0; k < d->nwho && !here; k++)
+            here = d->who[k] == w;
+        if (!here)
+            ST.transfer_bytes += d->nbytes;
+    }
+}
+
+/* A worker reported a task finished (erred false) or failed, after duration_us. */
+static void stats_finished(task *t, worker *w, int64_t duration_us, int64_t nbytes, bool erred)
+{
+    if (!t->sym)
+        t->sym = symstat_of(t->fn);
+    symstat *st = t->sym;
+    if (st) {
+        st->done += !erred;
+        st->erred += erred;
+    }
+    ST.nerred += erred;
+    if (!erred) {
+        w->ndone++;
+        ST.result_bytes += nbytes > 0 ? nbytes : 0;
+    }
+    double secs = duration_us > 0 ? (double)duration_us * 1e-6 : 0;
+    if (terni_log_enabled(TERNI_LOG_DEBUG))
+        terni_log(TERNI_LOG_DEBUG, "task %s %s on %s after %.3f ms", t->key,
+                  erred ? "failed" : "done", w->name, secs * 1e3);
+    if (duration_us >= 0 && !erred) {
+        size_t b = 0;
+        while (b < NBUCKETS - 1 && secs > hist_bounds[b])
+            b++;
+        ST.hist[b]++;
+        ST.nhist++;
+        ST.hist_sum += secs;
+    }
+    completion *c = &ST.stream[ST.nstream++ % STREAM_LEN];
+    free(c->key);
+    free(c->fn);
+    free(c->worker);
+    c->key = strdup(t->key);
+    c->fn = strdup(t->fn ? t->fn : "");
+    c->worker = strdup(w->name);
+    c->stop_ms = now_ms();
+    c->start_ms = c->stop_ms - secs * 1e3;
+    c->erred = erred;
+}
+
+static void stats_free(void)
+{
+    symstat *st, *tmp;
+    HASH_ITER(hh, ST.symbols, st, tmp)
+    {
+        HASH_DEL(ST.symbols, st);
+        free(st->fn);
+        free(st);
+    }
+    for (size_t i = 0; i < STREAM_LEN; i++) {
+        free(ST.stream[i].key);
+        free(ST.stream[i].fn);
+        free(ST.stream[i].worker);
+    }
+    memset(&ST, 0, sizeof(ST));
+}
+
+static bool set_double(tern_value *m, const char *k, double d)
+{
+    return terni_set(m, k, tern_double(d));
+}
+
+/* op_status counts tasks by symbol in its one walk over the table: stats_begin() before it,
+ * stats_count(t) for each task. */
+static void stats_begin(void)
+{
+    symstat *st, *stmp;
+    HASH_ITER(hh, ST.symbols, st, stmp)
+    memset(st->now, 0, sizeof(st->now));
+}
+
+static inline void stats_count(task *t)
+{
+    if (!t->sym)
+        t->sym = symstat_of(t->fn);
+    if (t->sym)
+        t->sym->now[t->state]++;
+}
+
+/* Adds the dashboard's fields to a status map (see docs/protocol.md, "status"): symbols,
+ * stream, histogram and counters. Called by op_status after its walk (stats_count). */
+static bool stats_to_status(tern_value *out)
+{
+    symstat *st, *stmp;
+    tern_value *symbols = tern_map_new();
+    HASH_ITER(hh, ST.symbols, st, stmp)
+    {
+        tern_value *m = tern_map_new();
+        bool ok = m && terni_set_int(m, "done", (int64_t)st->done) &&
+                  terni_set_int(m, "failed", (int64_t)st->erred);
+        for (int i = 0; ok && i < T_NSTATES; i++)
+            ok = terni_set_int(m, state_names[i], (int64_t)st->now[i]);
+        if (!ok)
+            tern_value_unref(m);
+        if (!ok || tern_map_set(symbols, st->fn, m) != TERN_OK) {
+            tern_value_unref(symbols);
+            return false;
+        }
+    }
+    tern_value *stream = tern_list_new(STREAM_LEN);
+    uint64_t first = ST.nstream > STREAM_LEN ? ST.nstream - STREAM_LEN : 0;
+    for (uint64_t i = first; stream && i < ST.nstream; i++) {
+        const completion *c = &ST.stream[i % STREAM_LEN];
+        tern_value *m = tern_map_new();
+        if (!m || !terni_set_text(m, "key", c->key ? c->key : "") ||
+            !terni_set_text(m, "fn", c->fn ? c->fn : "") ||
+            !terni_set_text(m, "worker", c->worker ? c->worker : "") ||
+            !set_double(m, "start_ms", c->start_ms) || !set_double(m, "stop_ms", c->stop_ms) ||
+            !terni_set(m, "erred", tern_bool(c->erred)) || tern_list_append(stream, m) != TERN_OK) {
+            tern_value_unref(stream);
+            stream = NULL;
+        }
+    }
+    tern_value *hist = tern_map_new(), *bounds = tern_list_new(NBUCKETS),
+               *counts = tern_list_new(NBUCKETS);
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        if (b + 1 < NBUCKETS)
+            tern_list_append(bounds, tern_double(hist_bounds[b]));
+        tern_list_append(counts, tern_int((int64_t)ST.hist[b]));
+    }
+    /* terni_set steals its value even when it fails, so every one is called */
+    bool ok = hist != NULL;
+    ok &= terni_set(hist, "bounds_s", bounds);
+    ok &= terni_set(hist, "counts", counts);
+    if (!ok || !set_double(hist, "sum_s", ST.hist_sum) ||
+        !terni_set_int(hist, "count", (int64_t)ST.nhist)) {
+        tern_value_unref(hist);
+        hist = NULL;
+    }
+    ok = terni_set(out, "symbols", symbols);
+    ok &= terni_set(out, "stream", stream);
+    ok &= terni_set(out, "duration_histogram", hist);
+    return ok && terni_set_int(out, "tasks_erred", (int64_t)ST.nerred) &&
+           terni_set_int(out, "transfer_bytes", ST.transfer_bytes) &&
+           terni_set_int(out, "result_bytes", ST.result_bytes) &&
+           set_double(out, "time_ms", now_ms()) &&
+           (!S.http_url[0] || terni_set_text(out, "dashboard", S.http_url));
 }
 
 /* ---- sessions and events ---------------------------------------------------------- */
@@ -192,7 +410,7 @@ static void send_event(session *s, tern_value *ev)
     if (!s->outbox)
         s->outbox = tern_list_new(8);
     if (!s->outbox || tern_list_append(s->outbox, ev) != TERN_OK)
-        fprintf(stderr, "tern-scheduler: out of memory queueing an event\n");
+        terni_log(TERNI_LOG_ERROR, "out of memory queueing an event");
 }
 
 /* Queues {"op": op, "keys": [key]} for a worker session (free, cancel). */
@@ -548,6 +766,7 @@ static void place(task *t)
     t->state = T_PROCESSING;
     t->on = w;
     w->nprocessing++;
+    stats_placed(t, w);
     send_event(w->s, ev);
 }
 
@@ -925,22 +1144,37 @@ static tern_value *op_status(void)
 {
     tern_value *out = tern_map_new(), *workers = tern_list_new(0), *states = tern_map_new();
     size_t counts[T_NSTATES] = { 0 }, in_memory = 0;
+    worker *w, *wtmp;
+    HASH_ITER(hh, S.workers, w, wtmp)
+    w->status_keys = tern_list_new(0);
     task *t, *ttmp;
+    stats_begin();
     HASH_ITER(hh, S.tasks, t, ttmp)
     {
         counts[t->state]++;
         in_memory += t->state == T_MEMORY;
+        stats_count(t);
+        if (t->state == T_PROCESSING && t->on && t->on->status_keys &&
+            tern_list_len(t->on->status_keys) < RUNNING_SHOWN)
+            tern_list_append(t->on->status_keys, tern_text(t->key));
     }
     for (int i = 0; states && i < T_NSTATES; i++)
         tern_map_set(states, state_names[i], tern_int((int64_t)counts[i]));
-    worker *w, *wtmp;
     HASH_ITER(hh, S.workers, w, wtmp)
     {
-        tern_value *m = tern_map_new();
-        if (m && terni_set_text(m, "name", w->name) && terni_set_text(m, "address", w->address) &&
-            terni_set_int(m, "nthreads", w->nthreads) && terni_set_int(m, "memory", w->memory) &&
-            terni_set_int(m, "keys", (int64_t)w->nkeys) && terni_set_int(m, "bytes", w->nbytes) &&
-            terni_set_int(m, "processing", (int64_t)w->nprocessing))
+        tern_value *m = tern_map_new(), *running = w->status_keys;
+        w->status_keys = NULL;
+        if (!m) {
+            tern_value_unref(running);
+            continue;
+        }
+        if (terni_set(m, "running", running) && terni_set_text(m, "name", w->name) &&
+            terni_set_text(m, "address", w->address) && terni_set_int(m, "nthreads", w->nthreads) &&
+            terni_set_int(m, "memory", w->memory) && terni_set_int(m, "keys", (int64_t)w->nkeys) &&
+            terni_set_int(m, "bytes", w->nbytes) &&
+            terni_set_int(m, "processing", (int64_t)w->nprocessing) &&
+            terni_set_int(m, "tasks_done", (int64_t)w->ndone) &&
+            terni_set_int(m, "rss_bytes", w->rss))
             tern_list_append(workers, m);
         else
             tern_value_unref(m);
@@ -957,7 +1191,7 @@ static tern_value *op_status(void)
         !terni_set_int(out, "workers_lost", (int64_t)S.nworkers_lost) ||
         !terni_set_int(out, "recomputed", (int64_t)S.nrecomputed) ||
         !terni_set_int(out, "rss_bytes", rss_bytes()) ||
-        !terni_set_int(out, "held_requests", (int64_t)S.nheld)) {
+        !terni_set_int(out, "held_requests", (int64_t)S.nheld) || !stats_to_status(out)) {
         tern_value_unref(out);
         return NULL;
     }
@@ -1110,6 +1344,7 @@ static tern_value *op_done(session *s, const tern_value *op)
     const char *key = terni_get_text(op, "key");
     int64_t nbytes = 0, duration_us = 0;
     terni_get_int(op, "nbytes", &nbytes);
+    terni_get_int(op, "rss_bytes", &s->w->rss); /* optional */
     task *t = NULL;
     if (key)
         HASH_FIND_STR(S.tasks, key, t);
@@ -1128,6 +1363,8 @@ static tern_value *op_done(session *s, const tern_value *op)
         return tern_null();
     }
     const tern_value *value = terni_get(op, "value");
+    if (t->state == T_PROCESSING)
+        stats_finished(t, s->w, duration_us, nbytes, false);
     task_in_memory(t, s->w, nbytes, (tern_value *)value);
     return tern_null();
 }
@@ -1161,6 +1398,7 @@ static tern_value *op_erred(session *s, const tern_value *op)
         place(t);
         return tern_null();
     }
+    stats_finished(t, s->w, -1, 0, true);
     char full[1024];
     snprintf(full, sizeof(full), "%s (task %s, key %s, on worker %s)", msg ? msg : "task failed",
              t->fn, t->key, s->w->name);
@@ -1577,7 +1815,7 @@ static int preload(const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fprintf(stderr, "tern-scheduler: cannot open plugin %s: %s\n", path, strerror(errno));
+        terni_log(TERNI_LOG_ERROR, "cannot open plugin %s: %s", path, strerror(errno));
         return TERN_ENOTFOUND;
     }
     fseek(f, 0, SEEK_END);
@@ -1590,7 +1828,7 @@ static int preload(const char *path)
         plugin *p;
         rc = add_plugin(buf, (size_t)n, &p, msg, sizeof(msg));
         if (rc != TERN_OK)
-            fprintf(stderr, "tern-scheduler: plugin %s refused: %s\n", path, msg);
+            terni_log(TERNI_LOG_ERROR, "plugin %s refused: %s", path, msg);
     }
     free(buf);
     fclose(f);
@@ -1677,9 +1915,19 @@ int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
     int rc = terni_server_open(opts->listen, &sec, &S.srv, bound, sizeof(bound), err, sizeof(err));
     memset(&sec.token, 0, sizeof(sec.token));
     if (rc != TERN_OK) {
-        fprintf(stderr, "tern-scheduler: %s\n", err);
+        terni_log(TERNI_LOG_ERROR, "%s", err);
         return 1;
     }
+    char warn[512];
+    rc = terni_http_start(opts->http, &S.http, S.http_url, sizeof(S.http_url), warn, sizeof(warn),
+                          err, sizeof(err));
+    if (rc != TERN_OK) {
+        terni_log(TERNI_LOG_ERROR, "%s", err);
+        terni_server_close(S.srv);
+        return 1;
+    }
+    if (warn[0])
+        terni_log(TERNI_LOG_WARN, "%s", warn);
     for (const char **p = opts->preload; p && *p; p++)
         preload(*p);
     if (opts->address_file) {
@@ -1688,16 +1936,19 @@ int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
         FILE *f = fopen(tmp, "w");
         if (!f || fprintf(f, "%s\n", bound) < 0 || fclose(f) != 0 ||
             rename(tmp, opts->address_file) != 0) {
-            fprintf(stderr, "tern-scheduler: cannot write %s: %s\n", opts->address_file,
-                    strerror(errno));
+            terni_log(TERNI_LOG_ERROR, "cannot write %s: %s", opts->address_file, strerror(errno));
+            terni_http_stop(S.http);
             terni_server_close(S.srv);
             return 1;
         }
     }
     logf_("listening on %s", bound);
+    if (S.http)
+        logf_("dashboard at %s", S.http_url);
     uint64_t next_check = 0, check_every = (uint64_t)opts->heartbeat_ms * 1000000u / 2;
     int wait_ms = opts->heartbeat_ms < 200 ? opts->heartbeat_ms : 200;
     while (!*stop) {
+        terni_http_refresh(S.http, op_status);
         terni_event ev;
         int got = terni_server_next(S.srv, wait_ms, &ev);
         uint64_t now = terni_now_ns();
@@ -1727,6 +1978,9 @@ int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
         flush_all();
     }
     logf_("shutting down");
+    terni_http_stop(S.http);
+    S.http = NULL;
+    stats_free();
     free_sessions();
     terni_server_close(S.srv);
     free_state();
@@ -1765,6 +2019,7 @@ void terni_sched_fuzz_end(void)
         if (s->held.req)
             terni_server_drop(s->held.req);
     }
+    stats_free();
     free_sessions();
     free_state();
 }

@@ -31,6 +31,7 @@ typedef struct terni_sched_opts {
     int death_timeout_ms;     /* a worker silent this long is declared dead */
     int allowed_failures;     /* a task running in this many crashed executors errs */
     bool quiet;
+    const char *http; /* dashboard host:port, "none", or NULL for TERNI_HTTP_DEFAULT (http.h) */
 } terni_sched_opts;
 
 /* Runs until *stop becomes non-zero (checked after every event and at least every 200 ms, so

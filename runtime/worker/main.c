@@ -2,6 +2,7 @@
 #include "worker.h"
 
 #include "daemon.h"
+#include "log.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -16,7 +17,12 @@ static void usage(FILE *f)
             "usage: tern-worker --scheduler URL [--nthreads N] [--name NAME] [--workdir DIR]\n"
             "                   [--listen URL] [--tls-ca PEM] [--tls-cert PEM] [--tls-key PEM]\n"
             "                   [--tls-verify-clients] [--token-file FILE] [--insecure]\n"
-            "                   [--quiet] [--no-nanny] [--exit-with-parent]\n"
+            "                   [--quiet] [--log-level L] [--no-nanny] [--exit-with-parent]\n"
+            "  --scheduler URL  the scheduler (default: $TERN_SCHEDULER)\n"
+            "  --nthreads N   executor threads (default 1)\n"
+            "  --name NAME    unique worker name (default: HOST-PID)\n"
+            "  --workdir DIR  where uploaded plugins are stored (default: a fresh temporary\n"
+            "                 directory, removed at exit)\n"
             "  --tls-ca PEM   CA that signed the scheduler's and peers' tls+tcp:// certificates\n"
             "  --tls-cert PEM certificate (and key, unless --tls-key) for a tls+tcp:// --listen;\n"
             "                 also presented to servers that verify clients\n"
@@ -27,9 +33,13 @@ static void usage(FILE *f)
             "  --insecure     allow a non-loopback --listen without a token or client TLS\n"
             "  --listen URL   where peers fetch this worker's data (default\n"
             "                 tcp://127.0.0.1:0, a free port)\n"
+            "  --log-level L  error, warn, info (default) or debug; also $TERN_LOG_LEVEL\n"
+            "  --quiet        log warnings and errors only\n"
+            "  --exit-with-parent  stop when the process that started this one exits\n"
             "  --no-nanny     run tasks in this process; by default a small supervising\n"
             "                 process (the nanny) runs them in a child it restarts after a\n"
-            "                 crash and after a task timeout\n");
+            "                 crash and after a task timeout\n"
+            "environment: TERN_SCHEDULER, TERN_LOG_LEVEL, TERN_TLS_CA\n");
 }
 
 static bool rm_rf(const char *dir)
@@ -46,6 +56,12 @@ int main(int argc, char **argv)
                             .connect_timeout_ms = 10000 };
     bool exit_with_parent = false, nanny = true, insecure = false;
     const char *token_file = NULL;
+    static char instance[320];
+    if (!terni_log_init("tern-worker", instance))
+        fprintf(stderr, "tern-worker: ignoring TERN_LOG_LEVEL=%s (not a level)\n",
+                getenv("TERN_LOG_LEVEL"));
+    if (terni_log_take_args("tern-worker", &argc, argv) != 0)
+        return 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -94,8 +110,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (!o.scheduler && getenv("TERN_SCHEDULER") && *getenv("TERN_SCHEDULER"))
+        o.scheduler = getenv("TERN_SCHEDULER");
     if (!o.scheduler) {
-        fprintf(stderr, "tern-worker: --scheduler URL is required\n");
+        fprintf(stderr, "tern-worker: --scheduler URL (or $TERN_SCHEDULER) is required\n");
         usage(stderr);
         return 2;
     }
@@ -117,6 +135,9 @@ int main(int argc, char **argv)
         snprintf(name, sizeof(name), "%s-%d", host, (int)getpid());
         o.name = name;
     }
+    if (o.quiet)
+        terni_log_quiet();
+    snprintf(instance, sizeof(instance), "worker=%s", o.name);
     char workdir[] = "/tmp/tern-worker-XXXXXX";
     bool own_workdir = false;
     if (!o.workdir) {
@@ -131,7 +152,7 @@ int main(int argc, char **argv)
     int rc;
     if (nanny) {
         /* The executor runs this binary again, with our name and work directory. */
-        char **args = calloc((size_t)argc + 8, sizeof(char *));
+        char **args = calloc((size_t)argc + 10, sizeof(char *));
         if (!args) {
             fprintf(stderr, "tern-worker: out of memory\n");
             return 1;
@@ -145,6 +166,10 @@ int main(int argc, char **argv)
         args[n++] = (char *)o.name;
         args[n++] = "--workdir";
         args[n++] = (char *)o.workdir;
+        if (terni_log_level_explicit()) { /* main() took --log-level out of argv */
+            args[n++] = "--log-level";
+            args[n++] = (char *)terni_log_level_name(terni_log_get_level());
+        }
         rc = terni_nanny_run(args, n, &terni_stop, o.quiet);
         free(args);
     } else {

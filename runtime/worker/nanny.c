@@ -16,6 +16,7 @@
  *  - The executor gets PR_SET_PDEATHSIG and --exit-with-parent: a nanny killed with -9
  *    takes its executor with it.
  */
+#include "log.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -84,7 +85,7 @@ int terni_nanny_run(char **argv, int argc, volatile sig_atomic_t *stop, bool qui
         double t0 = now_s();
         pid_t pid = start(argv, argc, crashed);
         if (pid < 0) {
-            fprintf(stderr, "tern-worker: cannot fork the executor: %s\n", strerror(errno));
+            terni_log(TERNI_LOG_ERROR, "cannot fork the executor: %s", strerror(errno));
             return 1;
         }
         int status = 0;
@@ -110,10 +111,9 @@ int terni_nanny_run(char **argv, int argc, volatile sig_atomic_t *stop, bool qui
                 return 1;
             if (code == TERNI_EXIT_RESTART) {
                 if (!quiet)
-                    fprintf(stderr,
-                            "tern-worker: executor %d ended a task past its timeout; "
-                            "starting a new one\n",
-                            (int)pid);
+                    terni_log(TERNI_LOG_WARN,
+                              "executor %d ended a task past its timeout; starting a new one",
+                              (int)pid);
                 crashed = NULL;
                 continue;
             }
@@ -128,8 +128,8 @@ int terni_nanny_run(char **argv, int argc, volatile sig_atomic_t *stop, bool qui
         if (now_s() - t0 > 10.0)
             backoff = 100;
         if (!quiet)
-            fprintf(stderr, "tern-worker: executor %d %s; restarting in %d ms\n", (int)pid, why,
-                    backoff);
+            terni_log(TERNI_LOG_WARN, "executor %d %s; restarting in %d ms", (int)pid, why,
+                      backoff);
         for (int t = 0; t < backoff && !*stop; t += 20)
             usleep(20 * 1000);
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;

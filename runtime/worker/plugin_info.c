@@ -65,7 +65,17 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "--describe"))
         return describe(argv[2]);
-    if (argc < 2 || !strcmp(argv[1], "--help")) {
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: tern-plugin-info PLUGIN.so [SYMBOL [ARG...]]\n"
+               "       tern-plugin-info --describe PLUGIN.so\n"
+               "Loads a plugin the way a worker does and prints its name, version and tasks,\n"
+               "or why it cannot be loaded. With SYMBOL, calls that task with the arguments\n"
+               "(each parsed as an integer, else a double, else text) and prints the result.\n"
+               "--describe prints one machine-readable line (what the scheduler uses).\n"
+               "exit status: 0 success, 1 the plugin or task failed, 2 usage error\n");
+        return 0;
+    }
+    if (argc < 2) {
         fprintf(stderr, "usage: tern-plugin-info PLUGIN.so [SYMBOL [ARG...]]\n");
         return 2;
     }

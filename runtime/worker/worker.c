@@ -30,6 +30,8 @@
 #include "auth.h"
 #include "link.h"
 #include "loader.h"
+#include "log.h"
+#include "rss.h"
 #include "peers.h"
 #include "task_ctx.h"
 #include "tls.h"
@@ -115,14 +117,15 @@ typedef struct worker {
 static void wlog(const worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void wlog(const worker *w, const char *fmt, ...)
 {
-    if (w->opts->quiet)
+    (void)w;
+    if (!terni_log_enabled(TERNI_LOG_INFO))
         return;
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "tern-worker %s: ", w->opts->name);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    terni_log(TERNI_LOG_INFO, "%s", msg);
 }
 
 /* ---- store ------------------------------------------------------------------------ */
@@ -253,7 +256,8 @@ static void report_done(worker *w, const job *j, tern_value *result, int64_t dur
     tern_value *op = terni_op("done");
     bool ok = op && terni_set_text(op, "key", j->key) &&
               terni_set_int(op, "nbytes", (int64_t)nbytes) &&
-              terni_set_int(op, "duration_us", duration_us) && terni_set_int(op, "run", j->run);
+              terni_set_int(op, "duration_us", duration_us) && terni_set_int(op, "run", j->run) &&
+              terni_set_int(op, "rss_bytes", terni_rss_bytes());
     if (ok && nbytes && nbytes <= INLINE_MAX) {
         uint8_t *buf;
         size_t len;
@@ -821,7 +825,7 @@ static int serve_scheduler(worker *w, tern_value *crashed)
     while (!*w->stop) {
         tern_value *hello = make_hello(w, crashed);
         if (!hello) {
-            fprintf(stderr, "tern-worker: out of memory\n");
+            terni_log(TERNI_LOG_ERROR, "out of memory");
             return 1;
         }
         terni_link *link = NULL;
@@ -829,7 +833,7 @@ static int serve_scheduler(worker *w, tern_value *crashed)
         int rc = terni_link_open(w->opts->scheduler, &w->sec, hello, w->opts->connect_timeout_ms,
                                  on_events, on_down, w, &link, NULL, err, sizeof(err));
         if (rc == TERN_EPROTO || rc == TERN_EAUTH) { /* retrying cannot help */
-            fprintf(stderr, "tern-worker: %s\n", err);
+            terni_log(TERNI_LOG_ERROR, "%s", err);
             return TERNI_EXIT_FATAL;
         }
         if (rc != TERN_OK) {
@@ -881,7 +885,7 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
     if (rc == TERN_OK)
         rc = start_data_server(w, err, sizeof(err));
     if (rc != TERN_OK) {
-        fprintf(stderr, "tern-worker: %s\n", err);
+        terni_log(TERNI_LOG_ERROR, "%s", err);
         return TERNI_EXIT_FATAL;
     }
     tern_value *left = open_slots(w), *crashed = NULL;

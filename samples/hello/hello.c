@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <tern/tern.h>
 
@@ -24,6 +25,13 @@ static int check(int rc, tern_client *c, const char *what)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: hello [SCHEDULER_ADDRESS [PLUGIN.so]]\n"
+               "Uploads the seed plugin and computes inc(1), then inc(of that future).\n"
+               "SCHEDULER_ADDRESS defaults to local://2 (a scheduler and two workers started\n"
+               "for this run); PLUGIN.so defaults to the seed plugin built with the sample.\n");
+        return 0;
+    }
     const char *address = argc > 1 ? argv[1] : "local://2";
     const char *plugin = argc > 2 ? argv[2] : HELLO_PLUGIN;
     tern_client *c;

@@ -69,7 +69,13 @@ int main(int argc, char **argv)
             length = parse_count(argv[++i], "--length");
         else if (argv[i][0] != '-')
             address = argv[i];
-        else {
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: tree_reduce [SCHEDULER_ADDRESS] [--arrays N] [--length N]\n"
+                   "Makes N random arrays on the workers (default 16 of 1000000 doubles), adds\n"
+                   "neighbours pairwise until one is left, fetches only that one and checks it\n"
+                   "against a local sum. SCHEDULER_ADDRESS defaults to local://2.\n");
+            return 0;
+        } else {
             fprintf(stderr, "usage: tree_reduce [SCHEDULER_ADDRESS] [--arrays N] [--length N]\n");
             return 2;
         }

@@ -157,12 +157,15 @@ int terni_local_start(int n, int threads, const char *bin_dir, const char *token
      * (measured with tern-bench chain); the sockets live in the scratch directory. */
     char listen[128];
     snprintf(listen, sizeof(listen), "ipc://%s/scheduler.ipc", l->dir);
+    /* No dashboard unless asked for ($TERN_LOCAL_HTTP=host:port): test suites start many
+     * local clusters at once, and they should not race for the default port. */
+    char *http = getenv("TERN_LOCAL_HTTP") && *getenv("TERN_LOCAL_HTTP") ? getenv("TERN_LOCAL_HTTP")
+                                                                         : "none";
     char *tf = (char *)token_file;
-    char *sargv[] = { sched,     "--listen",
-                      listen,    "--address-file",
-                      addrfile,  "--exit-with-parent",
-                      "--quiet", tf ? "--token-file" : NULL,
-                      tf,        NULL };
+    char *sargv[] = {
+        sched, "--listen",           listen,    "--address-file",           addrfile, "--http",
+        http,  "--exit-with-parent", "--quiet", tf ? "--token-file" : NULL, tf,       NULL
+    };
     int rc = spawn(l, sargv, err, errlen);
     /* Wait for the address file. */
     struct timespec start, now, nap = { 0, 2 * 1000 * 1000 };

@@ -112,6 +112,8 @@ same '{"f64": [4, 6]}' "$tern" call arrays:add '{"f64":[1,2]}' '{"f64":[3,4]}'
 same '{"f64": [2, 4, 6, 8], "shape": [2, 2]}' \
   "$tern" call arrays:add '{"f64":[1,2,3,4],"shape":[2,2]}' '{"f64":[1,2,3,4],"shape":[2,2]}'
 same '{"i64": [1, -2], "shape": [1, 2]}' "$tern" call testplug:echo '{"i64":[1,-2],"shape":[1,2]}'
+same '{"f64": [10, 20, 1e+20]}' "$tern" call arrays:add '{"f64":[5,10,1e20]}' '{"f64":[5,10,0]}'
+same 10.0 "$tern" call testplug:echo 10.0
 same 2.0 "$tern" call testplug:echo 2.0
 same 0.1 "$tern" call testplug:echo 0.1
 same '"héllo \"x\"\n"' "$tern" call testplug:echo '"h\u00e9llo \"x\"\n"'
@@ -143,6 +145,21 @@ expect 0 "$tern" status --json
 python3 -m json.tool "$work/out" >/dev/null || fail "status --json is not JSON"
 python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert len(s["workers"]) == 1 and s["workers"][0]["name"] == "cli-w1", s' \
   "$work/out" || fail "status --json does not list the worker"
+
+# progress: `call --progress` draws plain lines on a non-terminal stderr; `status --watch`
+# repeats the table with a bar per task symbol.
+expect 0 "$tern" call --progress testplug:inc 99
+[ "$(cat "$work/out")" = 100 ] || fail "call --progress printed '$(cat "$work/out")'"
+grep -q '^progress 1/1 (100%), .* took ' "$work/err" || fail "call --progress drew no progress"
+# on a terminal (script(1) gives it one): a bar redrawn in place with \r
+script -qec "$tern call --progress testplug:inc 7" /dev/null >"$work/tty" 2>&1 ||
+  fail "call --progress on a terminal failed: $(cat "$work/tty")"
+grep -q $'\r\\[#\\{30\\}\\] 1/1 100%' "$work/tty" || fail "no terminal progress bar: $(od -c "$work/tty" | head)"
+grep -q '^8' <(tr -d '\r' <"$work/tty" | tail -n 1) || fail "call --progress on a terminal printed no result"
+expect 0 "$tern" status --watch --count 2 --interval 0.1
+[ "$(grep -c '^workers ' "$work/out")" = 2 ] || fail "status --watch --count 2 did not print twice"
+grep -Eq '^testplug:inc +\[#+\] [0-9]+/[0-9]+ done$' "$work/out" || fail "status shows no progress per task"
+expect 2 "$tern" status --watch --interval 0
 
 # who-has: a key held by another client, and one nobody has.
 coproc HOLD { "$build/tests/cli_hold_key" "$addr"; }

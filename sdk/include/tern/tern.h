@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <tern/codec.h>
 #include <tern/error.h>
@@ -200,6 +201,24 @@ TERN_API int tern_as_completed_new(tern_future **fs, size_t n, tern_as_completed
  * future has been yielded; TERN_ETIMEDOUT. */
 TERN_API int tern_as_completed_next(tern_as_completed *it, int timeout_ms, tern_future **out);
 TERN_API void tern_as_completed_free(tern_as_completed *it);
+
+/* ---- progress ---------------------------------------------------------------------- */
+
+/* Shows the progress of n futures on `stream` and returns once every one of them is done
+ * (finished, erred, cancelled or lost). On a terminal it redraws one line about ten times a
+ * second: a bar, done/total, the completion rate, the estimated time left and the number
+ * that failed; on anything else (a file, a pipe) it writes a plain line at most once a second
+ * when the count changes, and a last line when all are done. stream NULL means stderr.
+ *
+ * Blocks until all futures are done — there is no timeout; use tern_wait first if you need
+ * one. Several threads may call it at once. It neither releases nor keeps references: fs and
+ * the futures stay the caller's (they must stay valid during the call); `stream` is written,
+ * never closed. The outcome of each future is not an error of this call: check the futures
+ * (tern_future_status, tern_result) afterwards.
+ *
+ * Returns TERN_OK once all are done; TERN_EINVAL (c NULL, fs NULL with n > 0, a NULL
+ * future), TERN_ENOMEM. With n == 0 it prints nothing and returns TERN_OK. */
+TERN_API int tern_progress(tern_client *c, tern_future **fs, size_t n, FILE *stream);
 
 /* ---- cluster information ----------------------------------------------------------- */
 
