@@ -55,3 +55,18 @@ uint32_t terni_request_pipe(const terni_request *r)
 }
 
 void terni_server_close_pipe(terni_server *s, uint32_t pipe) {}
+
+/* The dashboard (http.c) is not part of the fuzzed paths: the scheduler only starts it in
+ * terni_sched_run, so these stand-ins are never called with a server. */
+#include "http.h"
+
+int terni_http_start(const char *addr, terni_http **out, char *url, size_t urllen, char *warn,
+                     size_t warnlen, char *err, size_t errlen)
+{
+    *out = NULL;
+    return TERN_OK;
+}
+
+void terni_http_refresh(terni_http *h, tern_value *(*build)(void)) {}
+
+void terni_http_stop(terni_http *h) {}
