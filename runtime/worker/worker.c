@@ -95,7 +95,8 @@ typedef struct worker {
     char *slots;      /* nthreads x SLOT_SIZE, shared file mapping, or NULL */
     size_t slots_len;
     pthread_mutex_t lock;
-    pthread_cond_t cond;
+    pthread_cond_t cond;    /* executors: a job was queued, or stopping */
+    pthread_cond_t wd_cond; /* watchdog: stopping (its own, so it never takes a job's wake-up) */
     stored *store;
     job **heap; /* max-heap on (priority, -seq) */
     size_t nheap, capheap;
@@ -501,10 +502,13 @@ static void *watchdog_main(void *arg)
 {
     worker *w = arg;
     for (;;) {
-        usleep(20 * 1000);
         char key[SLOT_SIZE] = "";
         int64_t run = 0, timeout_ms = 0;
+        struct timespec ts;
+        terni_deadline(&ts, 20);
         pthread_mutex_lock(&w->lock);
+        while (!w->stopping && pthread_cond_timedwait(&w->wd_cond, &w->lock, &ts) == 0)
+            ;
         if (w->stopping) {
             pthread_mutex_unlock(&w->lock);
             return NULL;
@@ -879,6 +883,7 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
     pthread_mutex_init(&w->lock, NULL);
     pthread_mutex_init(&w->link_lock, NULL);
     pthread_cond_init(&w->cond, NULL);
+    pthread_cond_init(&w->wd_cond, NULL);
     int rc = terni_loader_open(opts->workdir, &w->loader, err, sizeof(err));
     if (rc == TERN_OK)
         rc = terni_peers_new(&w->sec, &w->peers);
@@ -913,6 +918,7 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
     pthread_mutex_lock(&w->lock);
     w->stopping = true;
     pthread_cond_broadcast(&w->cond);
+    pthread_cond_broadcast(&w->wd_cond);
     pthread_mutex_unlock(&w->lock);
     for (int i = 0; w->threads && w->executors && i < opts->nthreads; i++)
         pthread_join(w->threads[i], NULL);
@@ -944,6 +950,7 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
     pthread_mutex_destroy(&w->lock);
     pthread_mutex_destroy(&w->link_lock);
     pthread_cond_destroy(&w->cond);
+    pthread_cond_destroy(&w->wd_cond);
     return rc;
 }
 
@@ -960,6 +967,7 @@ void *terni_worker_fuzz_new(const terni_worker_opts *opts)
     pthread_mutex_init(&w->lock, NULL);
     pthread_mutex_init(&w->link_lock, NULL);
     pthread_cond_init(&w->cond, NULL);
+    pthread_cond_init(&w->wd_cond, NULL);
     if (terni_loader_open(opts->workdir, &w->loader, err, sizeof(err)) != TERN_OK ||
         terni_gate_new(&opts->token, &w->gate) != TERN_OK) {
         fprintf(stderr, "fuzz worker: %s\n", err);
@@ -1004,5 +1012,6 @@ void terni_worker_fuzz_free(void *arg)
     pthread_mutex_destroy(&w->lock);
     pthread_mutex_destroy(&w->link_lock);
     pthread_cond_destroy(&w->cond);
+    pthread_cond_destroy(&w->wd_cond);
     free(w);
 }
