@@ -581,7 +581,7 @@ static void release_many(tern_client *c, tern_future **fs, size_t n)
     if (link && tern_list_len(keys)) {
         tern_value *op = terni_op("release");
         if (op && terni_set(op, "keys", tern_value_ref(keys)))
-            terni_link_post(link, op);
+            terni_link_post_lazy(link, op);
         else
             tern_value_unref(op);
     }
