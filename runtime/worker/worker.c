@@ -2,8 +2,9 @@
  *
  * Design notes
  *  Threads:
- *   - the link's poll thread receives scheduler events (compute, free, cancel, plugin) and
- *     only queues or applies them; loading a plugin happens here too (rare, short);
+ *   - the link's poll callback (an nng thread, link.h) receives scheduler events (compute,
+ *     free, cancel, plugin) and only queues or applies them; loading a plugin happens there
+ *     too (rare, short);
  *   - N executor threads pop the highest-priority ready task, gather its dependencies (from
  *     the local store, or fetched directly from the peer workers listed in the compute event,
  *     never through the scheduler), substitute them into the arguments, call the task, store
@@ -91,7 +92,7 @@ typedef struct worker {
     terni_peers *peers;
     pthread_mutex_t link_lock;
     terni_link *link; /* NULL while disconnected */
-    int link_down;    /* set by the poll thread (on_down), read by the main loop: atomics */
+    int link_down;    /* set by on_down (an nng thread), read by the main loop: atomics */
     char *slots;      /* nthreads x SLOT_SIZE, shared file mapping, or NULL */
     size_t slots_len;
     pthread_mutex_t lock;
@@ -531,7 +532,7 @@ static void *watchdog_main(void *arg)
     }
 }
 
-/* ---- scheduler events (poll thread) ------------------------------------------------ */
+/* ---- scheduler events (the link's poll callback) ----------------------------------- */
 
 static void on_compute(worker *w, const tern_value *ev)
 {

@@ -5,9 +5,10 @@
  *    key (submitting the same pure call twice returns the same object with one more
  *    reference). The object is freed, and the scheduler told to release the key, when the
  *    last reference goes.
- *  - All ops go through the link's single ordered, batching stream (link.h); events arrive on
- *    the link's poll thread, which updates futures under the client lock and broadcasts one
- *    condition variable that every waiter (result, wait, as_completed) sleeps on.
+ *  - All ops go through the link's single ordered, batching stream (link.h); events arrive in
+ *    the link's poll callback (an nng thread), which updates futures under the client lock
+ *    and broadcasts one condition variable that every waiter (result, wait, as_completed)
+ *    sleeps on.
  *  - Keys are made here: pure keys hash the plugin's content id, the symbol and the
  *    canonical CBOR of the arguments (SHA-256, first 128 bits, like Dask's tokens), so a
  *    resent submission is idempotent; pure=false keys are random.
