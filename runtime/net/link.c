@@ -7,14 +7,30 @@
  *  - Batching: while a request is in flight, new ops accumulate and go together next time.
  *    Nothing waits to fill a batch, so a lone op is sent at once (latency) and a burst costs
  *    one message (throughput).
+ *  - No thread of our own on the message path: every wake-up of a thread costs 10-30 us on a
+ *    busy 2-core machine, and a task's round trip used to cross four of ours (sender and
+ *    poller, at the client and at the worker). Now the thread that queues an op onto an idle
+ *    link encodes and sends it itself (nng_ctx_send does not block), and both contexts run
+ *    as aio callbacks on nng's task threads: the op stream's callback finishes the batch's
+ *    waiters and sends whatever queued meanwhile; the poll's callback hands the events to
+ *    on_events and re-arms the poll. So on_events runs on an nng thread and must not block
+ *    (it queues work and signals). `inflight` (under the lock) says who owns op_aio: the
+ *    request in flight, or nobody. Only the heartbeat ticker is a thread, and it wakes once
+ *    per heartbeat interval, not per op.
  *  - NNG_OPT_REQ_RESENDTIME is infinite: nng would otherwise re-send a request unanswered
  *    after 60 s, duplicating ops (and every long poll).
- *  - A waiter that times out is marked abandoned and freed by the sender when its result
- *    arrives; the caller never touches it again.
- *  - Liveness (terni_link_liveness): an idle sender sends a "heartbeat" op every interval,
- *    and an op request unanswered for the timeout declares the link down (a scheduler host
- *    that hangs or is cut off keeps its TCP connection open, so nng alone would wait for
- *    ever). The pipe is then closed, so nng does not resend our requests elsewhere.
+ *  - A waiter that times out is marked abandoned and freed when its result arrives; the
+ *    caller never touches it again.
+ *  - Liveness (terni_link_liveness): when nothing was sent for an interval, the ticker sends
+ *    a "heartbeat" op, and an op request unanswered for the timeout declares the link down (a
+ *    scheduler host that hangs or is cut off keeps its TCP connection open, so nng alone
+ *    would wait for ever). The pipe is then closed, so nng does not resend our requests
+ *    elsewhere.
+ *  - Close (nng 1.5.2 aborts if an operation starts on a closed socket, and a reply arriving
+ *    during nng_close can hang it): set `closing` (nothing new starts: the poll callback
+ *    checks it under the lock before it re-arms, and it re-arms under the lock), stop the
+ *    poll aio, wait (bounded) for the op request in flight, stop the op aio, join the ticker,
+ *    and only then close the socket.
  */
 #include "link.h"
 
@@ -46,16 +62,27 @@ typedef struct item {
     struct item *next;
 } item;
 
+enum { OP_SEND, OP_RECV };                 /* op_aio's stage */
+enum { POLL_SEND, POLL_RECV, POLL_PAUSE }; /* poll_aio's stage */
+
 struct terni_link {
     nng_socket sock;
     nng_ctx op_ctx, poll_ctx;
-    nng_aio *op_aio, *poll_aio;
+    nng_aio *op_aio, *poll_aio; /* callbacks op_cb, poll_cb (after the handshake) */
+    nng_aio *hs_aio;            /* no callback: the handshake's blocking round trips */
     pthread_mutex_t lock;
-    pthread_cond_t cond;      /* queue non-empty, or closing */
-    pthread_cond_t done_cond; /* some waiter finished */
+    pthread_cond_t cond;      /* ticker: closing, down or liveness changed */
+    pthread_cond_t done_cond; /* some waiter finished, or the op stream went idle */
     item *head, *tail;
+    item *batch;   /* the request in flight (owned by whoever owns op_aio) */
+    size_t nbatch; /* ops in it */
+    bool inflight; /* op_aio is busy with `batch` */
+    int op_stage, poll_stage;
+    bool polling; /* the poll callback chain is alive */
+    bool flush;   /* lazy ops wait on an idle link: the ticker sends them */
+    uint64_t last_sent_ns;
     bool closing, down, threads_started;
-    pthread_t sender, poller;
+    pthread_t ticker;
     terni_events_fn on_events;
     terni_down_fn on_down;
     void *arg;
@@ -170,118 +197,261 @@ static void declare_down(terni_link *l, const char *why)
         l->on_down(l->arg, why);
 }
 
-static void *sender_main(void *arg)
-{
-    terni_link *l = arg;
-    for (;;) {
-        pthread_mutex_lock(&l->lock);
-        while (!l->head && !l->closing && !l->down) {
-            if (l->heartbeat_ms <= 0) {
-                pthread_cond_wait(&l->cond, &l->lock);
-                continue;
-            }
-            struct timespec ts;
-            terni_deadline(&ts, l->heartbeat_ms);
-            if (pthread_cond_timedwait(&l->cond, &l->lock, &ts) != 0 && !l->head && !l->closing &&
-                !l->down) {
-                item *hb = calloc(1, sizeof(*hb));
-                if (hb && (hb->op = terni_op("heartbeat"))) {
-                    hb->size = tern_encoded_size(hb->op);
-                    l->head = l->tail = hb;
-                } else {
-                    free(hb);
-                }
-            }
-        }
-        if (l->closing || l->down) {
-            pthread_mutex_unlock(&l->lock);
-            return NULL;
-        }
-        item *batch = l->head, *last = batch;
-        size_t n = 1, bytes = batch->size;
-        while (last->next && n < MAX_BATCH && bytes + last->next->size <= TERNI_MAX_BATCH_BYTES) {
-            last = last->next;
-            bytes += last->size;
-            n++;
-        }
-        l->head = last->next;
-        if (!l->head)
-            l->tail = NULL;
-        last->next = NULL;
-        pthread_mutex_unlock(&l->lock);
+static void kick(terni_link *l);
 
-        tern_value *req = tern_list_new(n);
-        for (item *it = batch; req && it; it = it->next)
-            if (tern_list_append(req, tern_value_ref(it->op)) != TERN_OK) {
-                tern_value_unref(req);
-                req = NULL;
-            }
-        tern_value *reply = NULL;
-        char err[512] = "out of memory";
-        int deadline = l->timeout_ms > 0 ? l->timeout_ms : -1;
-        int rc = req ? roundtrip(l->op_ctx, l->op_aio, req, deadline, &reply, err, sizeof(err))
-                     : TERN_ENOMEM;
-        tern_value_unref(req);
-        if (rc == TERN_ETIMEDOUT) {
-            snprintf(err, sizeof(err),
-                     "the scheduler did not answer for %d ms; it is gone or cut off",
-                     l->timeout_ms);
-            declare_down(l, err);
-            rc = TERN_ECLOSED;
-        }
-        if (rc == TERN_OK && tern_list_len(reply) != n) {
-            rc = TERN_EPROTO;
-            snprintf(err, sizeof(err), "the scheduler answered %zu results for %zu ops",
-                     tern_list_len(reply), n);
-        }
-        pthread_mutex_lock(&l->lock);
-        size_t i = 0;
-        for (item *it = batch; it; it = it->next, i++) {
-            const tern_value *r = NULL;
-            if (rc == TERN_OK)
-                tern_list_get(reply, i, &r);
-            const char *msg = err;
-            int code = rc == TERN_OK ? terni_result_error(r, &msg) : rc;
-            if (it->w)
-                finish(l, it->w, code, code == TERN_OK ? tern_value_ref((tern_value *)r) : NULL,
-                       msg);
-            else if (code != TERN_OK && rc == TERN_OK)
-                fprintf(stderr, "tern: %s failed: %s\n", terni_op_name(it->op), msg);
-            it->w = NULL;
-        }
-        pthread_mutex_unlock(&l->lock);
-        /* Free the sent items outside the lock (waiters are finished and detached). */
-        for (item *it = batch, *next; it; it = next) {
-            next = it->next;
-            tern_value_unref(it->op);
-            free(it);
-        }
-        tern_value_unref(reply);
+/* Finishes the request in flight: rc (and err) for a failed round trip, else the reply. Then
+ * sends what queued meanwhile. Called by the owner of op_aio, as the last use of it. */
+static void finish_batch(terni_link *l, int rc, tern_value *reply, char *err)
+{
+    item *batch = l->batch;
+    size_t n = l->nbatch;
+    if (rc == TERN_ETIMEDOUT) {
+        char why[512];
+        snprintf(why, sizeof(why), "the scheduler did not answer for %d ms; it is gone or cut off",
+                 l->timeout_ms);
+        declare_down(l, why);
+        snprintf(err, 512, "%s", why);
+        rc = TERN_ECLOSED;
     }
+    if (rc == TERN_OK && tern_list_len(reply) != n) {
+        rc = TERN_EPROTO;
+        snprintf(err, 512, "the scheduler answered %zu results for %zu ops", tern_list_len(reply),
+                 n);
+    }
+    pthread_mutex_lock(&l->lock);
+    size_t i = 0;
+    for (item *it = batch; it; it = it->next, i++) {
+        const tern_value *r = NULL;
+        if (rc == TERN_OK)
+            tern_list_get(reply, i, &r);
+        const char *msg = err;
+        int code = rc == TERN_OK ? terni_result_error(r, &msg) : rc;
+        if (it->w)
+            finish(l, it->w, code, code == TERN_OK ? tern_value_ref((tern_value *)r) : NULL, msg);
+        else if (code != TERN_OK && rc == TERN_OK)
+            fprintf(stderr, "tern: %s failed: %s\n", terni_op_name(it->op), msg);
+        it->w = NULL;
+    }
+    l->batch = NULL;
+    l->nbatch = 0;
+    l->inflight = false;
+    pthread_cond_broadcast(&l->done_cond);
+    pthread_mutex_unlock(&l->lock);
+    /* Free the sent items outside the lock (waiters are finished and detached). */
+    for (item *it = batch, *next; it; it = next) {
+        next = it->next;
+        tern_value_unref(it->op);
+        free(it);
+    }
+    tern_value_unref(reply);
+    kick(l);
 }
 
-static void *poller_main(void *arg)
+/* Sends the queued ops as one request if the link is idle; the caller must not hold the
+ * lock. The thread that wins `inflight` owns op_aio until finish_batch. */
+static void kick(terni_link *l)
+{
+    pthread_mutex_lock(&l->lock);
+    if (l->inflight || !l->head || l->closing || l->down) {
+        pthread_mutex_unlock(&l->lock);
+        return;
+    }
+    item *batch = l->head, *last = batch;
+    size_t n = 1, bytes = batch->size;
+    while (last->next && n < MAX_BATCH && bytes + last->next->size <= TERNI_MAX_BATCH_BYTES) {
+        last = last->next;
+        bytes += last->size;
+        n++;
+    }
+    l->head = last->next;
+    if (!l->head)
+        l->tail = NULL;
+    last->next = NULL;
+    l->batch = batch;
+    l->nbatch = n;
+    l->inflight = true;
+    l->last_sent_ns = terni_now_ns();
+    int timeout = l->timeout_ms > 0 ? l->timeout_ms : -1;
+    pthread_mutex_unlock(&l->lock);
+
+    char err[512] = "out of memory";
+    tern_value *req = tern_list_new(n);
+    for (item *it = batch; req && it; it = it->next)
+        if (tern_list_append(req, tern_value_ref(it->op)) != TERN_OK) {
+            tern_value_unref(req);
+            req = NULL;
+        }
+    nng_msg *m = NULL;
+    int rc = req ? terni_msg_encode(req, &m) : TERN_ENOMEM;
+    tern_value_unref(req);
+    if (rc != TERN_OK) {
+        snprintf(err, sizeof(err), "cannot encode request: %s", tern_strerror(rc));
+        finish_batch(l, rc, NULL, err);
+        return;
+    }
+    l->op_stage = OP_SEND;
+    nng_aio_set_timeout(l->op_aio, timeout < 0 ? NNG_DURATION_INFINITE : timeout);
+    nng_aio_set_msg(l->op_aio, m);
+    nng_ctx_send(l->op_ctx, l->op_aio);
+}
+
+static void op_cb(void *arg)
 {
     terni_link *l = arg;
+    int rv = nng_aio_result(l->op_aio);
+    char err[512];
+    if (l->op_stage == OP_SEND) {
+        if (rv == 0) {
+            l->op_stage = OP_RECV;
+            nng_ctx_recv(l->op_ctx, l->op_aio);
+            return;
+        }
+        nng_msg_free(nng_aio_get_msg(l->op_aio));
+        nng_aio_set_msg(l->op_aio, NULL);
+        snprintf(err, sizeof(err), "sending to the scheduler failed: %s", nng_strerror(rv));
+        finish_batch(l, terni_nng_err(rv), NULL, err);
+        return;
+    }
+    if (rv != 0) {
+        snprintf(err, sizeof(err), "no answer from the scheduler: %s", nng_strerror(rv));
+        finish_batch(l, terni_nng_err(rv), NULL, err);
+        return;
+    }
+    tern_value *reply = NULL;
+    int rc = terni_msg_decode(nng_aio_get_msg(l->op_aio), &reply, err, sizeof(err));
+    nng_aio_set_msg(l->op_aio, NULL);
+    if (rc == TERN_OK && tern_value_type(reply) != TERN_T_LIST) {
+        tern_value_unref(reply);
+        reply = NULL;
+        snprintf(err, sizeof(err), "the scheduler's reply is not a list");
+        rc = TERN_EPROTO;
+    }
+    finish_batch(l, rc, rc == TERN_OK ? reply : NULL, err);
+}
+
+/* Parks the next poll (or stops the chain when closing or down). Sends under the lock, so
+ * terni_link_close, which sets `closing` under it before stopping poll_aio, never races a
+ * poll being armed. */
+static void arm_poll(terni_link *l)
+{
+    nng_msg *m = NULL;
     tern_value *poll = tern_list_of(terni_op("poll"));
-    while (poll) {
-        pthread_mutex_lock(&l->lock);
-        bool stop = l->closing || l->down;
+    int rc = poll ? terni_msg_encode(poll, &m) : TERN_ENOMEM;
+    tern_value_unref(poll);
+    pthread_mutex_lock(&l->lock);
+    if (l->closing || l->down) {
+        l->polling = false;
         pthread_mutex_unlock(&l->lock);
-        if (stop)
-            break;
+        nng_msg_free(m);
+        return;
+    }
+    if (rc != TERN_OK) { /* out of memory: try again shortly */
+        l->poll_stage = POLL_PAUSE;
+        nng_sleep_aio(10, l->poll_aio);
+    } else {
+        l->poll_stage = POLL_SEND;
+        nng_aio_set_timeout(l->poll_aio, NNG_DURATION_INFINITE);
+        nng_aio_set_msg(l->poll_aio, m);
+        nng_ctx_send(l->poll_ctx, l->poll_aio);
+    }
+    pthread_mutex_unlock(&l->lock);
+}
+
+static void poll_cb(void *arg)
+{
+    terni_link *l = arg;
+    int rv = nng_aio_result(l->poll_aio);
+    if (l->poll_stage == POLL_PAUSE) {
+        arm_poll(l);
+        return;
+    }
+    if (l->poll_stage == POLL_SEND && rv == 0) {
+        pthread_mutex_lock(&l->lock);
+        bool stop = l->closing;
+        if (!stop) {
+            l->poll_stage = POLL_RECV;
+            nng_ctx_recv(l->poll_ctx, l->poll_aio);
+        } else {
+            l->polling = false;
+        }
+        pthread_mutex_unlock(&l->lock);
+        return;
+    }
+    int rc = terni_nng_err(rv);
+    if (l->poll_stage == POLL_SEND) {
+        nng_msg_free(nng_aio_get_msg(l->poll_aio));
+        nng_aio_set_msg(l->poll_aio, NULL);
+    } else if (rv == 0) {
         tern_value *events = NULL;
         char err[512];
-        int rc = roundtrip(l->poll_ctx, l->poll_aio, poll, -1, &events, err, sizeof(err));
-        if (rc == TERN_OK) {
+        rc = terni_msg_decode(nng_aio_get_msg(l->poll_aio), &events, err, sizeof(err));
+        nng_aio_set_msg(l->poll_aio, NULL);
+        if (rc == TERN_OK && tern_value_type(events) != TERN_T_LIST) {
+            tern_value_unref(events);
+            rc = TERN_EPROTO;
+        } else if (rc == TERN_OK) {
             l->on_events(l->arg, events);
             tern_value_unref(events);
-        } else if (rc != TERN_ECLOSED && rc != TERN_ETIMEDOUT) {
-            struct timespec ts = { 0, 10 * 1000 * 1000 }; /* don't spin on a broken link */
-            nanosleep(&ts, NULL);
         }
     }
-    tern_value_unref(poll);
+    if (rc == TERN_OK || rc == TERN_ECLOSED || rc == TERN_ETIMEDOUT) {
+        arm_poll(l);
+        return;
+    }
+    pthread_mutex_lock(&l->lock); /* don't spin on a broken link */
+    if (l->closing || l->down) {
+        l->polling = false;
+    } else {
+        l->poll_stage = POLL_PAUSE;
+        nng_sleep_aio(10, l->poll_aio);
+    }
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* Heartbeats: an idle link sends one every heartbeat_ms (nothing sent for that long). Also
+ * sends lazy ops (terni_link_post_lazy) queued on an idle link, one wake-up later. */
+static void *ticker_main(void *arg)
+{
+    terni_link *l = arg;
+    pthread_mutex_lock(&l->lock);
+    while (!l->closing && !l->down) {
+        if (l->flush) {
+            l->flush = false;
+            pthread_mutex_unlock(&l->lock);
+            kick(l);
+            pthread_mutex_lock(&l->lock);
+            continue;
+        }
+        if (l->heartbeat_ms <= 0) {
+            pthread_cond_wait(&l->cond, &l->lock);
+            continue;
+        }
+        uint64_t hb_ns = (uint64_t)l->heartbeat_ms * 1000000u, now = terni_now_ns();
+        uint64_t due = l->last_sent_ns + hb_ns;
+        if (now < due) {
+            struct timespec ts;
+            int ms = (int)((due - now + 999999u) / 1000000u);
+            terni_deadline(&ts, ms > 0 ? ms : 1);
+            pthread_cond_timedwait(&l->cond, &l->lock, &ts);
+            continue;
+        }
+        if (l->inflight || l->head) { /* busy: the answer to what is in flight is due first */
+            l->last_sent_ns = now;
+            continue;
+        }
+        item *hb = calloc(1, sizeof(*hb));
+        if (hb && (hb->op = terni_op("heartbeat"))) {
+            hb->size = tern_encoded_size(hb->op);
+            l->head = l->tail = hb;
+        } else {
+            free(hb);
+        }
+        l->last_sent_ns = now;
+        pthread_mutex_unlock(&l->lock);
+        kick(l);
+        pthread_mutex_lock(&l->lock);
+    }
+    pthread_mutex_unlock(&l->lock);
     return NULL;
 }
 
@@ -296,7 +466,7 @@ static int auth_rt(void *arg, const tern_value *op, tern_value **answer, char *e
     auth_rt_arg *a = arg;
     tern_value *req = tern_list_of(tern_value_ref((tern_value *)op)), *reply = NULL;
     const tern_value *first = NULL;
-    int rc = req ? roundtrip(a->l->op_ctx, a->l->op_aio, req, a->timeout_ms, &reply, err, errlen)
+    int rc = req ? roundtrip(a->l->op_ctx, a->l->hs_aio, req, a->timeout_ms, &reply, err, errlen)
                  : TERN_ENOMEM;
     tern_value_unref(req);
     if (rc == TERN_OK && tern_list_get(reply, 0, &first) != TERN_OK) {
@@ -341,9 +511,11 @@ int terni_link_open(const char *url, const terni_sec *sec, tern_value *hello, in
     if (rv == 0)
         rv = nng_ctx_open(&l->poll_ctx, l->sock);
     if (rv == 0)
-        rv = nng_aio_alloc(&l->op_aio, NULL, NULL);
+        rv = nng_aio_alloc(&l->op_aio, op_cb, l);
     if (rv == 0)
-        rv = nng_aio_alloc(&l->poll_aio, NULL, NULL);
+        rv = nng_aio_alloc(&l->poll_aio, poll_cb, l);
+    if (rv == 0)
+        rv = nng_aio_alloc(&l->hs_aio, NULL, NULL);
     int rc;
     if (rv == 0) {
         nng_dialer d;
@@ -380,7 +552,7 @@ int terni_link_open(const char *url, const terni_sec *sec, tern_value *hello, in
             snprintf(err, errlen, "authentication with %s failed: %s", url, why);
     }
     if (rc == TERN_OK)
-        rc = roundtrip(l->op_ctx, l->op_aio, req, timeout_ms, &reply, err, errlen);
+        rc = roundtrip(l->op_ctx, l->hs_aio, req, timeout_ms, &reply, err, errlen);
     tern_value_unref(req);
     if (rc == TERN_OK) {
         const tern_value *w = NULL;
@@ -420,6 +592,8 @@ int terni_link_open(const char *url, const terni_sec *sec, tern_value *hello, in
             nng_aio_free(l->op_aio);
         if (l->poll_aio)
             nng_aio_free(l->poll_aio);
+        if (l->hs_aio)
+            nng_aio_free(l->hs_aio);
         pthread_mutex_destroy(&l->lock);
         pthread_cond_destroy(&l->cond);
         pthread_cond_destroy(&l->done_cond);
@@ -428,21 +602,13 @@ int terni_link_open(const char *url, const terni_sec *sec, tern_value *hello, in
     }
     pthread_mutex_lock(&l->lock);
     l->threads_started = true;
+    l->polling = true;
+    l->last_sent_ns = terni_now_ns();
     pthread_mutex_unlock(&l->lock);
-    *out = l; /* before the poll thread starts: on_events may use it at once */
-    pthread_create(&l->sender, NULL, sender_main, l);
-    pthread_create(&l->poller, NULL, poller_main, l);
+    *out = l; /* before the poll starts: on_events may use it at once */
+    pthread_create(&l->ticker, NULL, ticker_main, l);
+    arm_poll(l);
     return TERN_OK;
-}
-
-/* Stops aio (if given), then waits up to ms for thread t to end. */
-static bool joined_within(pthread_t t, nng_aio *aio, int ms)
-{
-    if (aio)
-        nng_aio_stop(aio);
-    struct timespec ts;
-    terni_deadline(&ts, ms);
-    return pthread_timedjoin_np(t, NULL, &ts) == 0;
 }
 
 void terni_link_close(terni_link *l)
@@ -455,25 +621,29 @@ void terni_link_close(terni_link *l)
     l->head = l->tail = NULL;
     pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->lock);
-    /* Order matters with nng 1.5.2: no operation may start on the socket once nng_close runs
-     * (that aborts inside nng), and a reply arriving during nng_close can hang it. So: stop
-     * the poll and join its thread (stopping again if it re-armed in between), let the
-     * sender finish its request in flight (bounded), and only then close. */
-    while (!joined_within(l->poller, l->poll_aio, 50))
+    /* See the design notes: no operation may start on the socket once nng_close runs. The
+     * poll cannot re-arm once `closing` is set, so stopping its aio ends the chain; the op
+     * request in flight may finish (bounded), and nothing new starts after it. */
+    nng_aio_stop(l->poll_aio);
+    struct timespec ts;
+    terni_deadline(&ts, 2000);
+    pthread_mutex_lock(&l->lock);
+    while (l->inflight && pthread_cond_timedwait(&l->done_cond, &l->lock, &ts) == 0)
         ;
-    if (!joined_within(l->sender, NULL, 2000))
-        while (!joined_within(l->sender, l->op_aio, 50))
-            ;
+    pthread_mutex_unlock(&l->lock);
+    nng_aio_stop(l->op_aio);
+    pthread_join(l->ticker, NULL);
     terni_close_bounded(l->sock, 1000);
     nng_aio_free(l->op_aio);
     nng_aio_free(l->poll_aio);
+    nng_aio_free(l->hs_aio);
     pthread_mutex_destroy(&l->lock);
     pthread_cond_destroy(&l->cond);
     pthread_cond_destroy(&l->done_cond);
     free(l);
 }
 
-static int enqueue(terni_link *l, tern_value *op, waiter *w)
+static int enqueue(terni_link *l, tern_value *op, waiter *w, bool lazy)
 {
     item *it = malloc(sizeof(*it));
     if (!it || !op) {
@@ -497,14 +667,26 @@ static int enqueue(terni_link *l, tern_value *op, waiter *w)
     else
         l->head = it;
     l->tail = it;
-    pthread_cond_signal(&l->cond);
+    bool idle = !l->inflight;
+    if (idle && lazy) { /* the ticker sends it, unless an op that is not lazy comes first */
+        l->flush = true;
+        pthread_cond_signal(&l->cond);
+        idle = false;
+    }
     pthread_mutex_unlock(&l->lock);
+    if (idle) /* else the callback of the request in flight sends it next */
+        kick(l);
     return TERN_OK;
 }
 
 int terni_link_post(terni_link *l, tern_value *op)
 {
-    return enqueue(l, op, NULL);
+    return enqueue(l, op, NULL, false);
+}
+
+int terni_link_post_lazy(terni_link *l, tern_value *op)
+{
+    return enqueue(l, op, NULL, true);
 }
 
 int terni_link_call(terni_link *l, tern_value *op, int timeout_ms, tern_value **result, char *err,
@@ -516,7 +698,7 @@ int terni_link_call(terni_link *l, tern_value *op, int timeout_ms, tern_value **
         tern_value_unref(op);
         return TERN_ENOMEM;
     }
-    int rc = enqueue(l, op, w);
+    int rc = enqueue(l, op, w, false);
     if (rc != TERN_OK) {
         free(w);
         snprintf(err, errlen, "%s",

@@ -1,11 +1,12 @@
 /* The peer side of a scheduler connection, used by clients and workers.
  *
  * One nng req socket with two contexts:
- *  - the op stream: every op (terni_link_post, terni_link_call) joins one queue; a sender
- *    thread sends everything queued as one request (a list of ops) and waits for the list of
- *    results, so ops are never reordered and many small ops cost one message;
- *  - the long poll: a poll thread keeps one "poll" request parked at the scheduler; its reply
- *    is the batch of events the scheduler has for us, handed to on_events.
+ *  - the op stream: every op (terni_link_post, terni_link_call) joins one queue; everything
+ *    queued goes as one request (a list of ops), and the next request only after the list
+ *    of results came back, so ops are never reordered and many small ops cost one message;
+ *  - the long poll: one "poll" request stays parked at the scheduler; its reply is the batch
+ *    of events the scheduler has for us, handed to on_events.
+ * Both run as nng aio callbacks (no thread of ours on the message path; see link.c).
  * Loss of the connection (peer closed, process killed) is seen through nng's pipe events;
  * on_down is called once and every pending and later call fails with TERN_ECLOSED. */
 #ifndef TERNI_LINK_H
@@ -17,7 +18,8 @@
 
 typedef struct terni_link terni_link;
 
-/* Called on the poll thread with the list of events of one poll reply (borrowed). */
+/* Called on an nng task thread with the list of events of one poll reply (borrowed). It must
+ * not block: queue work and signal. */
 typedef void (*terni_events_fn)(void *arg, const tern_value *events);
 /* Called once when the connection is lost (not on terni_link_close). */
 typedef void (*terni_down_fn)(void *arg, const char *why);
@@ -38,6 +40,11 @@ void terni_link_close(terni_link *l);
 
 /* Queues op (stolen) for sending; does not wait. An error result for it is logged. */
 int terni_link_post(terni_link *l, tern_value *op);
+
+/* terni_link_post for an op nobody waits on (a release): on an idle link it is not sent at
+ * once but with the next op, or by the link's ticker thread a wake-up later. A release right
+ * after a result then rides with the next submit instead of delaying it by a round trip. */
+int terni_link_post_lazy(terni_link *l, tern_value *op);
 
 /* Queues op (stolen) and waits up to timeout_ms (negative: forever) for its result, given
  * to the caller in *result. An error result becomes the return code, with its message. */

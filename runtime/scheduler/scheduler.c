@@ -1928,8 +1928,9 @@ int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
     }
     if (warn[0])
         terni_log(TERNI_LOG_WARN, "%s", warn);
-    for (const char **p = opts->preload; p && *p; p++)
-        preload(*p);
+    /* The address file goes out before the preloads: checking a plugin starts a process
+     * (tern-plugin-info), and peers that dial meanwhile simply wait in nng until the loop
+     * below runs, which is after every preload, so no hello is answered without them. */
     if (opts->address_file) {
         char tmp[4096];
         snprintf(tmp, sizeof(tmp), "%s.tmp", opts->address_file);
@@ -1942,6 +1943,8 @@ int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
             return 1;
         }
     }
+    for (const char **p = opts->preload; p && *p; p++)
+        preload(*p);
     logf_("listening on %s", bound);
     if (S.http)
         logf_("dashboard at %s", S.http_url);

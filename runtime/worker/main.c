@@ -3,6 +3,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "rmtree.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -40,13 +41,6 @@ static void usage(FILE *f)
             "                 process (the nanny) runs them in a child it restarts after a\n"
             "                 crash and after a task timeout\n"
             "environment: TERN_SCHEDULER, TERN_LOG_LEVEL, TERN_TLS_CA\n");
-}
-
-static bool rm_rf(const char *dir)
-{
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0;
 }
 
 int main(int argc, char **argv)
@@ -175,7 +169,7 @@ int main(int argc, char **argv)
     } else {
         rc = terni_worker_run(&o, &terni_stop);
     }
-    if (own_workdir && !rm_rf(workdir))
+    if (own_workdir && !terni_rmtree(workdir))
         fprintf(stderr, "tern-worker: could not remove %s\n", workdir);
     return rc;
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "loader.h"
+#include "rmtree.h"
 #include "task_ctx.h"
 
 static tern_value *parse_arg(const char *s)
@@ -54,9 +55,7 @@ static int describe(const char *path)
         printf("error\t%d\t%s\n", rc, msg);
     }
     terni_loader_close(l);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
+    if (!terni_rmtree(dir))
         fprintf(stderr, "tern-plugin-info: could not remove %s\n", dir);
     return rc == TERN_OK ? 0 : 1;
 }
@@ -122,9 +121,7 @@ int main(int argc, char **argv)
         free(args);
     }
     terni_loader_close(l);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
+    if (!terni_rmtree(dir))
         fprintf(stderr, "tern-plugin-info: could not remove %s\n", dir);
     return rc == TERN_OK ? 0 : 1;
 }

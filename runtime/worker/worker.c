@@ -2,8 +2,9 @@
  *
  * Design notes
  *  Threads:
- *   - the link's poll thread receives scheduler events (compute, free, cancel, plugin) and
- *     only queues or applies them; loading a plugin happens here too (rare, short);
+ *   - the link's poll callback (an nng thread, link.h) receives scheduler events (compute,
+ *     free, cancel, plugin) and only queues or applies them; loading a plugin happens there
+ *     too (rare, short);
  *   - N executor threads pop the highest-priority ready task, gather its dependencies (from
  *     the local store, or fetched directly from the peer workers listed in the compute event,
  *     never through the scheduler), substitute them into the arguments, call the task, store
@@ -91,11 +92,12 @@ typedef struct worker {
     terni_peers *peers;
     pthread_mutex_t link_lock;
     terni_link *link; /* NULL while disconnected */
-    int link_down;    /* set by the poll thread (on_down), read by the main loop: atomics */
+    int link_down;    /* set by on_down (an nng thread), read by the main loop: atomics */
     char *slots;      /* nthreads x SLOT_SIZE, shared file mapping, or NULL */
     size_t slots_len;
     pthread_mutex_t lock;
-    pthread_cond_t cond;
+    pthread_cond_t cond;    /* executors: a job was queued, or stopping */
+    pthread_cond_t wd_cond; /* watchdog: stopping (its own, so it never takes a job's wake-up) */
     stored *store;
     job **heap; /* max-heap on (priority, -seq) */
     size_t nheap, capheap;
@@ -501,10 +503,13 @@ static void *watchdog_main(void *arg)
 {
     worker *w = arg;
     for (;;) {
-        usleep(20 * 1000);
         char key[SLOT_SIZE] = "";
         int64_t run = 0, timeout_ms = 0;
+        struct timespec ts;
+        terni_deadline(&ts, 20);
         pthread_mutex_lock(&w->lock);
+        while (!w->stopping && pthread_cond_timedwait(&w->wd_cond, &w->lock, &ts) == 0)
+            ;
         if (w->stopping) {
             pthread_mutex_unlock(&w->lock);
             return NULL;
@@ -527,7 +532,7 @@ static void *watchdog_main(void *arg)
     }
 }
 
-/* ---- scheduler events (poll thread) ------------------------------------------------ */
+/* ---- scheduler events (the link's poll callback) ----------------------------------- */
 
 static void on_compute(worker *w, const tern_value *ev)
 {
@@ -879,6 +884,7 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
     pthread_mutex_init(&w->lock, NULL);
     pthread_mutex_init(&w->link_lock, NULL);
     pthread_cond_init(&w->cond, NULL);
+    pthread_cond_init(&w->wd_cond, NULL);
     int rc = terni_loader_open(opts->workdir, &w->loader, err, sizeof(err));
     if (rc == TERN_OK)
         rc = terni_peers_new(&w->sec, &w->peers);
@@ -913,6 +919,7 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
     pthread_mutex_lock(&w->lock);
     w->stopping = true;
     pthread_cond_broadcast(&w->cond);
+    pthread_cond_broadcast(&w->wd_cond);
     pthread_mutex_unlock(&w->lock);
     for (int i = 0; w->threads && w->executors && i < opts->nthreads; i++)
         pthread_join(w->threads[i], NULL);
@@ -944,6 +951,7 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
     pthread_mutex_destroy(&w->lock);
     pthread_mutex_destroy(&w->link_lock);
     pthread_cond_destroy(&w->cond);
+    pthread_cond_destroy(&w->wd_cond);
     return rc;
 }
 
@@ -960,6 +968,7 @@ void *terni_worker_fuzz_new(const terni_worker_opts *opts)
     pthread_mutex_init(&w->lock, NULL);
     pthread_mutex_init(&w->link_lock, NULL);
     pthread_cond_init(&w->cond, NULL);
+    pthread_cond_init(&w->wd_cond, NULL);
     if (terni_loader_open(opts->workdir, &w->loader, err, sizeof(err)) != TERN_OK ||
         terni_gate_new(&opts->token, &w->gate) != TERN_OK) {
         fprintf(stderr, "fuzz worker: %s\n", err);
@@ -1004,5 +1013,6 @@ void terni_worker_fuzz_free(void *arg)
     pthread_mutex_destroy(&w->lock);
     pthread_mutex_destroy(&w->link_lock);
     pthread_cond_destroy(&w->cond);
+    pthread_cond_destroy(&w->wd_cond);
     free(w);
 }

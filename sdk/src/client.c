@@ -5,9 +5,10 @@
  *    key (submitting the same pure call twice returns the same object with one more
  *    reference). The object is freed, and the scheduler told to release the key, when the
  *    last reference goes.
- *  - All ops go through the link's single ordered, batching stream (link.h); events arrive on
- *    the link's poll thread, which updates futures under the client lock and broadcasts one
- *    condition variable that every waiter (result, wait, as_completed) sleeps on.
+ *  - All ops go through the link's single ordered, batching stream (link.h); events arrive in
+ *    the link's poll callback (an nng thread), which updates futures under the client lock
+ *    and broadcasts one condition variable that every waiter (result, wait, as_completed)
+ *    sleeps on.
  *  - Keys are made here: pure keys hash the plugin's content id, the symbol and the
  *    canonical CBOR of the arguments (SHA-256, first 128 bits, like Dask's tokens), so a
  *    resent submission is idempotent; pure=false keys are random.
@@ -581,7 +582,7 @@ static void release_many(tern_client *c, tern_future **fs, size_t n)
     if (link && tern_list_len(keys)) {
         tern_value *op = terni_op("release");
         if (op && terni_set(op, "keys", tern_value_ref(keys)))
-            terni_link_post(link, op);
+            terni_link_post_lazy(link, op);
         else
             tern_value_unref(op);
     }

@@ -5,6 +5,7 @@
  * no daemons behind. The scheduler picks its own port and writes it to an address file that
  * we poll for; this avoids races over a port chosen in advance. */
 #include "local.h"
+#include "rmtree.h"
 
 #include <tern/error.h>
 
@@ -225,8 +226,8 @@ void terni_local_stop(terni_local *l)
     for (size_t i = l->npids; i-- > 0;) /* workers first, then the scheduler */
         if (!l->reaped[i])
             kill(l->pids[i], SIGTERM);
-    struct timespec nap = { 0, 5 * 1000 * 1000 };
-    for (int tries = 0; tries < 400; tries++) { /* up to 2 s */
+    struct timespec nap = { 0, 500 * 1000 };
+    for (int tries = 0; tries < 4000; tries++) { /* up to 2 s */
         bool all = true;
         for (size_t i = 0; i < l->npids; i++) {
             int status;
@@ -243,9 +244,7 @@ void terni_local_stop(terni_local *l)
             kill(l->pids[i], SIGKILL);
             waitpid(l->pids[i], NULL, 0);
         }
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", l->dir);
-    if (system(cmd) != 0)
+    if (!terni_rmtree(l->dir))
         fprintf(stderr, "tern: could not remove %s\n", l->dir);
     free(l->pids);
     free(l->reaped);
