@@ -54,13 +54,13 @@ if timeout 10 "$bin/tern-scheduler" --token-file short.token 2>err.log; then
 fi
 grep -q "must be 16" err.log || fail "no clear token-length message: $(cat err.log)"
 "$bin/tern-scheduler" --listen tcp://0.0.0.0:0 --insecure --address-file insecure.addr \
-  --exit-with-parent --no-preload 2>insecure.log &
+  --http none --exit-with-parent --no-preload 2>insecure.log &
 pids+=($!)
 wait_file insecure.addr
 grep -q "WARNING: --insecure" insecure.log || fail "--insecure did not warn"
 # a token makes a non-loopback address acceptable
 "$bin/tern-scheduler" --listen tcp://0.0.0.0:0 --token-file good.token \
-  --address-file any.addr --exit-with-parent --no-preload 2>any.log &
+  --address-file any.addr --http none --exit-with-parent --no-preload 2>any.log &
 pids+=($!)
 wait_file any.addr
 
@@ -138,7 +138,7 @@ done
 
 # ---- --allow-upload no
 "$bin/tern-scheduler" --listen tcp://127.0.0.1:0 --token-file good.token --allow-upload no \
-  --address-file noup.addr --exit-with-parent 2>noup.log &
+  --address-file noup.addr --http none --exit-with-parent 2>noup.log &
 pids+=($!)
 wait_file noup.addr
 if TERN_TOKEN_FILE=good.token timeout 20 "$bin/tern" --scheduler "$(cat noup.addr)" \
@@ -148,7 +148,7 @@ fi
 grep -q "upload is disabled" err.log || fail "no clear upload refusal: $(cat err.log)"
 # --allow-upload local: a client on this machine (loopback TCP) may upload
 "$bin/tern-scheduler" --listen tcp://127.0.0.1:0 --token-file good.token --allow-upload local \
-  --address-file localup.addr --exit-with-parent 2>localup.log &
+  --address-file localup.addr --http none --exit-with-parent 2>localup.log &
 pids+=($!)
 wait_file localup.addr
 TERN_TOKEN_FILE=good.token timeout 20 "$bin/tern" --scheduler "$(cat localup.addr)" \
