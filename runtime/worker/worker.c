@@ -102,7 +102,7 @@ typedef struct worker {
     job *running; /* by key */
     uint64_t seq;
     bool stopping;
-    volatile sig_atomic_t *stop;
+    atomic_int *stop;
     pthread_t *threads;
     executor *executors;
     pthread_t watchdog;
@@ -811,7 +811,7 @@ static tern_value *make_hello(worker *w, tern_value *crashed)
 }
 
 /* Sleeps ms in small steps, returning early once *stop is set. */
-static void nap(volatile sig_atomic_t *stop, int ms)
+static void nap(atomic_int *stop, int ms)
 {
     for (int t = 0; t < ms && !*stop; t += 20)
         usleep(20 * 1000);
@@ -865,7 +865,7 @@ static int serve_scheduler(worker *w, tern_value *crashed)
     return 0;
 }
 
-int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
+int terni_worker_run(const terni_worker_opts *opts, atomic_int *stop)
 {
     worker w_ = { .opts = opts,
                   .stop = stop,

@@ -563,8 +563,8 @@ static void *http_attacker_main(void *arg)
             "POST /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000000\r\n\r\nabc",
             "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000000\r\n\r\n{\"x\":",
             "PUT /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n",
-            "POST /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-            "FFFFFFFFFFFF\r\nabc",
+            ("POST /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "FFFFFFFFFFFF\r\nabc"),
         };
         for (size_t i = 0; i < sizeof(posts) / sizeof(*posts); i++)
             expect_http_refusal(http_raw(posts[i], strlen(posts[i]), NULL), posts[i]);
