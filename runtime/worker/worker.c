@@ -70,6 +70,7 @@ typedef struct job {
     int64_t run, timeout_ms; /* attempt number echoed to the scheduler; 0: no timeout */
     uint64_t seq, start_ns;
     int cancelled;     /* written under w->lock, read atomically by a fetch in progress */
+    char *slot;        /* its executor's slot in <workdir>/running, or NULL */
     UT_hash_handle hh; /* in `running` while executing */
 } job;
 
@@ -396,6 +397,8 @@ static void run_job(worker *w, job *j)
     pthread_mutex_lock(&w->lock);
     bool cancelled = j->cancelled;
     HASH_DEL(w->running, j);
+    if (j->slot) /* under w->lock: see timed_out */
+        j->slot[0] = '\0';
     pthread_mutex_unlock(&w->lock);
     if (cancelled) {
         /* nothing to report: the scheduler already forgot or cancelled it */
@@ -428,12 +431,14 @@ static void *executor_main(void *arg)
         job *j = heap_pop(w);
         j->start_ns = terni_now_ns();
         HASH_ADD_KEYPTR(hh, w->running, j->key, strlen(j->key), j);
-        pthread_mutex_unlock(&w->lock);
-        if (slot) /* key first, then its terminator: a torn slot reads as another key */
-            snprintf(slot, SLOT_SIZE, "%s", j->key);
-        run_job(w, j);
+        /* The slot is written (key first, then its terminator: a torn slot reads as another
+         * key) and cleared (run_job) under w->lock, so that timed_out's clearing of every slot
+         * cannot interleave with an executor's write and leave a key behind to be blamed. */
+        j->slot = slot;
         if (slot)
-            slot[0] = '\0';
+            snprintf(slot, SLOT_SIZE, "%s", j->key);
+        pthread_mutex_unlock(&w->lock);
+        run_job(w, j);
     }
 }
 
@@ -492,7 +497,11 @@ static void timed_out(worker *w, const char *key, int64_t run, int64_t timeout_m
         tern_value_unref(r);
     }
     pthread_mutex_unlock(&w->link_lock);
-    if (w->slots) /* a deliberate restart: blame no task */
+    /* A deliberate restart: blame no task. Under w->lock, held until _exit, so no executor
+     * writes its slot after the clearing (found by make tsan: a data race with the executors'
+     * writes, which could leave a running task's key behind to be blamed for a crash). */
+    pthread_mutex_lock(&w->lock);
+    if (w->slots)
         memset(w->slots, 0, w->slots_len);
     _exit(TERNI_EXIT_RESTART);
 }
