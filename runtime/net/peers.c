@@ -37,7 +37,14 @@ typedef struct peer {
     _Atomic uint32_t pipe; /* current connection (set by a pipe callback) */
     uint32_t authed_pipe;  /* the connection authenticated last (under auth_lock) */
     UT_hash_handle hh;
+    struct peer *next_parked;
 } peer;
+
+/* Peers whose socket nng_close did not finish closing within its bound (terni_close_bounded):
+ * nng may still run peer_pipe_cb on them, so they are kept, reachable, and never freed (as
+ * link.c's parked links). */
+static pthread_mutex_t parked_lock = PTHREAD_MUTEX_INITIALIZER;
+static peer *parked;
 
 struct terni_peers {
     char *tls_ca, *tls_cert, *tls_key;
@@ -86,7 +93,13 @@ void terni_peers_free(terni_peers *p)
     HASH_ITER(hh, p->by_addr, e, tmp)
     {
         HASH_DEL(p->by_addr, e);
-        terni_close_bounded(e->sock, 1000);
+        if (!terni_close_bounded(e->sock, 1000)) {
+            pthread_mutex_lock(&parked_lock);
+            e->next_parked = parked;
+            parked = e;
+            pthread_mutex_unlock(&parked_lock);
+            continue;
+        }
         pthread_mutex_destroy(&e->auth_lock);
         free(e->address);
         free(e);

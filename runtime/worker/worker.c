@@ -929,11 +929,14 @@ int terni_worker_run(const terni_worker_opts *opts, atomic_int *stop)
         pthread_join(w->watchdog, NULL);
     free(w->threads);
     free(w->executors);
-    terni_close_bounded(w->data_sock, 1000);
-    for (int i = 0; i < DATA_RECEIVERS; i++)
-        if (w->data[i].aio)
-            nng_aio_free(w->data[i].aio);
-    terni_gate_free(w->gate);
+    /* If nng's close did not finish (terni_close_bounded), its reaper may still run the data
+     * aios' callbacks and the gate's pipe callback: leave both, the process is exiting. */
+    if (terni_close_bounded(w->data_sock, 1000)) {
+        for (int i = 0; i < DATA_RECEIVERS; i++)
+            if (w->data[i].aio)
+                nng_aio_free(w->data[i].aio);
+        terni_gate_free(w->gate);
+    }
     memset(&w->sec.token, 0, sizeof(w->sec.token));
     terni_peers_free(w->peers);
     while (w->nheap)
