@@ -5,6 +5,13 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "${BIN} --list failed (${rc}): ${err}")
 endif()
 string(REPLACE "\n" ";" lines "${out}")
+# Every test is labelled "criterion"; those that start tern daemons (DAEMONS) also "daemons":
+# make tsan runs those from the normal build against TSan-built daemons (scripts/tsan.sh).
+if(DAEMONS)
+  set(labels "criterion;daemons")
+else()
+  set(labels "criterion")
+endif()
 set(content "")
 set(suite "")
 foreach(line IN LISTS lines)
@@ -14,7 +21,7 @@ foreach(line IN LISTS lines)
     set(name ${CMAKE_MATCH_1})
     string(APPEND content
       "add_test(\"${PREFIX}.${suite}.${name}\" \"${BIN}\" --filter \"${suite}/${name}\" --jobs 1)\n"
-      "set_tests_properties(\"${PREFIX}.${suite}.${name}\" PROPERTIES TIMEOUT ${TIMEOUT})\n")
+      "set_tests_properties(\"${PREFIX}.${suite}.${name}\" PROPERTIES TIMEOUT ${TIMEOUT} LABELS \"${labels}\")\n")
   endif()
 endforeach()
 if(content STREQUAL "")

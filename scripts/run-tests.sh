@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs the ctest suite of a build directory and ends with one line "N passed, N failed".
 #   scripts/run-tests.sh BUILD_DIR [ctest args...]
-# Also writes "passed failed" to BUILD_DIR/test-summary for .ci/run. Exit status 0 only if
-# every test passed and at least one ran.
+# Also writes "passed failed" to BUILD_DIR/test-summary for .ci/run (or to $TEST_SUMMARY, with
+# the log in $TEST_LOG: scripts/tsan.sh runs a second suite from another build's tests). Exit
+# status 0 only if every test passed and at least one ran.
 set -uo pipefail
 build=${1:?usage: run-tests.sh BUILD_DIR}
 shift
-log="$build/test-output.log"
+log=${TEST_LOG:-$build/test-output.log}
+summary=${TEST_SUMMARY:-$build/test-summary}
 export TERN_ARRAYS_QUIET=1
 ctest --test-dir "$build" -j"$(nproc)" --output-on-failure --timeout 600 "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
@@ -25,7 +27,7 @@ if [ "$skipped" -gt 0 ]; then
   echo "$skipped skipped:"
   grep -E '^\s+[0-9]+ - .*\(Skipped\)' "$log"
 fi
-echo "$passed $failed" > "$build/test-summary"
+echo "$passed $failed" > "$summary"
 echo "$passed passed, $failed failed"
 if [ "$total" -eq 0 ]; then
   echo "run-tests: no test ran" >&2

@@ -88,7 +88,38 @@ struct terni_link {
     void *arg;
     uint32_t pipe;
     int heartbeat_ms, timeout_ms; /* 0: no heartbeats, no answer deadline */
+    struct terni_link *next_parked;
 };
+
+/* Links whose socket nng_close did not finish closing within its bound (nng 1.5.2 close
+ * deadlock, upstream #1813; terni_close_bounded). nng may still run pipe_cb on such a link,
+ * from its reaper thread, after we give up waiting: make tsan caught exactly that, pipe_cb
+ * locking a link that terni_link_close had destroyed and freed. So such a link is parked here,
+ * reachable (not a leak to LeakSanitizer) and never freed; it only happens when closing hangs. */
+static pthread_mutex_t parked_lock = PTHREAD_MUTEX_INITIALIZER;
+static terni_link *parked;
+
+/* Frees l after its socket was closed (closed: terni_close_bounded's result), or parks it. */
+static void free_link(terni_link *l, bool closed)
+{
+    if (!closed) {
+        pthread_mutex_lock(&parked_lock);
+        l->next_parked = parked;
+        parked = l;
+        pthread_mutex_unlock(&parked_lock);
+        return;
+    }
+    if (l->op_aio)
+        nng_aio_free(l->op_aio);
+    if (l->poll_aio)
+        nng_aio_free(l->poll_aio);
+    if (l->hs_aio)
+        nng_aio_free(l->hs_aio);
+    pthread_mutex_destroy(&l->lock);
+    pthread_cond_destroy(&l->cond);
+    pthread_cond_destroy(&l->done_cond);
+    free(l);
+}
 
 static void finish(terni_link *l, waiter *w, int rc, tern_value *result, const char *msg)
 {
@@ -587,17 +618,7 @@ int terni_link_open(const char *url, const terni_sec *sec, tern_value *hello, in
         if (welcome)
             *welcome = NULL;
         l->closing = true;
-        terni_close_bounded(l->sock, 1000);
-        if (l->op_aio)
-            nng_aio_free(l->op_aio);
-        if (l->poll_aio)
-            nng_aio_free(l->poll_aio);
-        if (l->hs_aio)
-            nng_aio_free(l->hs_aio);
-        pthread_mutex_destroy(&l->lock);
-        pthread_cond_destroy(&l->cond);
-        pthread_cond_destroy(&l->done_cond);
-        free(l);
+        free_link(l, terni_close_bounded(l->sock, 1000));
         return rc;
     }
     pthread_mutex_lock(&l->lock);
@@ -633,14 +654,7 @@ void terni_link_close(terni_link *l)
     pthread_mutex_unlock(&l->lock);
     nng_aio_stop(l->op_aio);
     pthread_join(l->ticker, NULL);
-    terni_close_bounded(l->sock, 1000);
-    nng_aio_free(l->op_aio);
-    nng_aio_free(l->poll_aio);
-    nng_aio_free(l->hs_aio);
-    pthread_mutex_destroy(&l->lock);
-    pthread_cond_destroy(&l->cond);
-    pthread_cond_destroy(&l->done_cond);
-    free(l);
+    free_link(l, terni_close_bounded(l->sock, 1000));
 }
 
 static int enqueue(terni_link *l, tern_value *op, waiter *w, bool lazy)

@@ -37,7 +37,14 @@ typedef struct peer {
     _Atomic uint32_t pipe; /* current connection (set by a pipe callback) */
     uint32_t authed_pipe;  /* the connection authenticated last (under auth_lock) */
     UT_hash_handle hh;
+    struct peer *next_parked;
 } peer;
+
+/* Peers whose socket nng_close did not finish closing within its bound (terni_close_bounded):
+ * nng may still run peer_pipe_cb on them, so they are kept, reachable, and never freed (as
+ * link.c's parked links). */
+static pthread_mutex_t parked_lock = PTHREAD_MUTEX_INITIALIZER;
+static peer *parked;
 
 struct terni_peers {
     char *tls_ca, *tls_cert, *tls_key;
@@ -86,7 +93,13 @@ void terni_peers_free(terni_peers *p)
     HASH_ITER(hh, p->by_addr, e, tmp)
     {
         HASH_DEL(p->by_addr, e);
-        terni_close_bounded(e->sock, 1000);
+        if (!terni_close_bounded(e->sock, 1000)) {
+            pthread_mutex_lock(&parked_lock);
+            e->next_parked = parked;
+            parked = e;
+            pthread_mutex_unlock(&parked_lock);
+            continue;
+        }
         pthread_mutex_destroy(&e->auth_lock);
         free(e->address);
         free(e);
@@ -192,7 +205,8 @@ static void wait_aio(nng_aio *aio, waiter *w, const int *cancel)
 
 /* One round trip on a fresh context; *reply gets the answer as sent (error results too). */
 static int raw_request(nng_socket sock, const char *address, const tern_value *req, int timeout_ms,
-                       const int *cancel, tern_value **reply, char *err, size_t errlen)
+                       const int *cancel, tern_value **reply, uint32_t *via, char *err,
+                       size_t errlen)
 {
     *reply = NULL;
     int rc;
@@ -242,7 +256,11 @@ static int raw_request(nng_socket sock, const char *address, const tern_value *r
             snprintf(err, errlen, "request to worker at %s failed: %s", address, nng_strerror(rv));
         rc = terni_nng_err(rv);
     } else {
-        rc = terni_msg_decode(nng_aio_get_msg(aio), reply, err, errlen);
+        nng_msg *got = nng_aio_get_msg(aio);
+        int id = nng_pipe_id(nng_msg_get_pipe(got));
+        if (via)
+            *via = id > 0 ? (uint32_t)id : 0;
+        rc = terni_msg_decode(got, reply, err, errlen);
     }
     nng_aio_free(aio);
     nng_ctx_close(ctx);
@@ -252,6 +270,7 @@ static int raw_request(nng_socket sock, const char *address, const tern_value *r
 }
 
 typedef struct auth_arg {
+    uint32_t via; /* the connection the last answer came on */
     peer *e;
     int timeout_ms;
     const int *cancel;
@@ -260,8 +279,8 @@ typedef struct auth_arg {
 static int auth_rt(void *arg, const tern_value *op, tern_value **answer, char *err, size_t errlen)
 {
     auth_arg *a = arg;
-    return raw_request(a->e->sock, a->e->address, op, a->timeout_ms, a->cancel, answer, err,
-                       errlen);
+    return raw_request(a->e->sock, a->e->address, op, a->timeout_ms, a->cancel, answer, &a->via,
+                       err, errlen);
 }
 
 /* Authenticates e's current connection unless that is done already (force: even so). */
@@ -271,14 +290,21 @@ static int ensure_auth(terni_peers *p, peer *e, int timeout_ms, const int *cance
     if (!p->sec.token.len)
         return TERN_OK;
     pthread_mutex_lock(&e->auth_lock);
+    /* e->pipe is set by the ADD_POST callback, which nng runs after the connection can already
+     * carry messages: until it has run for the first connection, the one we authenticated is
+     * the only one there is. (Reading e->pipe after the handshake instead, as this did, could
+     * record 0, and the next request then authenticated the same connection again and was
+     * refused, "this connection is already authenticated": seen once in make tsan.) */
     uint32_t pipe = atomic_load(&e->pipe);
+    if (!pipe)
+        pipe = e->authed_pipe;
     int rc = TERN_OK;
     if (force || !pipe || pipe != e->authed_pipe) {
-        auth_arg a = { e, timeout_ms, cancel };
+        auth_arg a = { .e = e, .timeout_ms = timeout_ms, .cancel = cancel };
         char why[512];
         rc = terni_auth_client(&p->sec.token, "peer", auth_rt, &a, why, sizeof(why));
-        /* the connection exists now (the answer came on it) */
-        e->authed_pipe = rc == TERN_OK ? atomic_load(&e->pipe) : 0;
+        /* the connection the proof was accepted on, from the answer itself */
+        e->authed_pipe = rc == TERN_OK ? a.via : 0;
         if (rc != TERN_OK)
             snprintf(err, errlen, "authentication with worker at %s failed: %s", e->address, why);
     }
@@ -297,7 +323,7 @@ static int request(terni_peers *p, const char *address, const tern_value *req, i
     if (rc != TERN_OK)
         return rc;
     tern_value *raw = NULL;
-    rc = raw_request(e->sock, address, req, timeout_ms, cancel, &raw, err, errlen);
+    rc = raw_request(e->sock, address, req, timeout_ms, cancel, &raw, NULL, err, errlen);
     const char *msg = NULL;
     if (rc == TERN_OK && p->sec.token.len && terni_result_error(raw, &msg) == TERN_EAUTH) {
         /* nng reconnected between our proof and this request: prove again, once */
@@ -305,7 +331,7 @@ static int request(terni_peers *p, const char *address, const tern_value *req, i
         raw = NULL;
         rc = ensure_auth(p, e, timeout_ms, cancel, true, err, errlen);
         if (rc == TERN_OK)
-            rc = raw_request(e->sock, address, req, timeout_ms, cancel, &raw, err, errlen);
+            rc = raw_request(e->sock, address, req, timeout_ms, cancel, &raw, NULL, err, errlen);
     }
     if (rc != TERN_OK)
         return rc;

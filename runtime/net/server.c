@@ -250,8 +250,11 @@ void terni_server_close(terni_server *s)
     s->closing = true;
     pthread_mutex_unlock(&s->lock);
     /* Aborts every pending aio (callbacks see NNG_ECLOSED). If nng's close deadlocks (see
-     * terni_close_bounded), nng may still hold our contexts: leave them, we are exiting. */
-    terni_request *r = terni_close_bounded(s->sock, 1000) ? s->all : NULL;
+     * terni_close_bounded), nng may still hold our contexts and call back into s (its lock,
+     * its gate): leave all of it, we are exiting. */
+    if (!terni_close_bounded(s->sock, 1000))
+        return;
+    terni_request *r = s->all;
     while (r) {
         terni_request *next = r->next_all;
         nng_aio_free(r->aio);

@@ -1901,7 +1901,7 @@ static void check_liveness(uint64_t now)
     }
 }
 
-int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop)
+int terni_sched_run(const terni_sched_opts *opts, atomic_int *stop)
 {
     memset(&S, 0, sizeof(S));
     S.opts = opts;

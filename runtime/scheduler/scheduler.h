@@ -4,6 +4,7 @@
 #define TERNI_SCHEDULER_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -36,7 +37,7 @@ typedef struct terni_sched_opts {
 
 /* Runs until *stop becomes non-zero (checked after every event and at least every 200 ms, so
  * a signal handler only sets it). Returns a process exit status. */
-int terni_sched_run(const terni_sched_opts *opts, volatile sig_atomic_t *stop);
+int terni_sched_run(const terni_sched_opts *opts, atomic_int *stop);
 
 /* Checks plugin bytes in a child process (tern-plugin-info --describe). On success fills
  * name, version and a space-separated task list (malloc'd, caller frees). Returns a tern code;

@@ -7,7 +7,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-volatile sig_atomic_t terni_stop;
+/* Written by the SIGINT/SIGTERM handler and by the parent watcher thread, read by the daemon's
+ * loop: a C11 atomic (a lock-free one, so the handler may store to it) rather than a volatile
+ * sig_atomic_t, which is only safe between a handler and the thread it interrupts. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the signal handler needs a lock-free atomic_int");
+atomic_int terni_stop;
 static pid_t parent;
 
 static void on_signal(int sig)

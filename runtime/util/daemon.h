@@ -4,10 +4,11 @@
 #define TERNI_DAEMON_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 /* The flag the daemon's loop watches; set by signals and by the parent watcher. */
-extern volatile sig_atomic_t terni_stop;
+extern atomic_int terni_stop;
 
 /* Installs the SIGINT/SIGTERM handlers, ignores SIGPIPE, and with exit_with_parent starts a
  * thread that sets terni_stop once our parent process has exited. */

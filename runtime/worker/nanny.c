@@ -76,7 +76,7 @@ static void stop_child(pid_t pid)
     waitpid(pid, NULL, 0);
 }
 
-int terni_nanny_run(char **argv, int argc, volatile sig_atomic_t *stop, bool quiet)
+int terni_nanny_run(char **argv, int argc, atomic_int *stop, bool quiet)
 {
     char why[256];
     const char *crashed = NULL;

@@ -71,6 +71,7 @@ typedef struct job {
     int64_t run, timeout_ms; /* attempt number echoed to the scheduler; 0: no timeout */
     uint64_t seq, start_ns;
     int cancelled;     /* written under w->lock, read atomically by a fetch in progress */
+    char *slot;        /* its executor's slot in <workdir>/running, or NULL */
     UT_hash_handle hh; /* in `running` while executing */
 } job;
 
@@ -104,7 +105,7 @@ typedef struct worker {
     job *running; /* by key */
     uint64_t seq;
     bool stopping;
-    volatile sig_atomic_t *stop;
+    atomic_int *stop;
     pthread_t *threads;
     executor *executors;
     pthread_t watchdog;
@@ -398,6 +399,8 @@ static void run_job(worker *w, job *j)
     pthread_mutex_lock(&w->lock);
     bool cancelled = j->cancelled;
     HASH_DEL(w->running, j);
+    if (j->slot) /* under w->lock: see timed_out */
+        j->slot[0] = '\0';
     pthread_mutex_unlock(&w->lock);
     if (cancelled) {
         /* nothing to report: the scheduler already forgot or cancelled it */
@@ -430,12 +433,14 @@ static void *executor_main(void *arg)
         job *j = heap_pop(w);
         j->start_ns = terni_now_ns();
         HASH_ADD_KEYPTR(hh, w->running, j->key, strlen(j->key), j);
-        pthread_mutex_unlock(&w->lock);
-        if (slot) /* key first, then its terminator: a torn slot reads as another key */
-            snprintf(slot, SLOT_SIZE, "%s", j->key);
-        run_job(w, j);
+        /* The slot is written (key first, then its terminator: a torn slot reads as another
+         * key) and cleared (run_job) under w->lock, so that timed_out's clearing of every slot
+         * cannot interleave with an executor's write and leave a key behind to be blamed. */
+        j->slot = slot;
         if (slot)
-            slot[0] = '\0';
+            snprintf(slot, SLOT_SIZE, "%s", j->key);
+        pthread_mutex_unlock(&w->lock);
+        run_job(w, j);
     }
 }
 
@@ -494,7 +499,11 @@ static void timed_out(worker *w, const char *key, int64_t run, int64_t timeout_m
         tern_value_unref(r);
     }
     pthread_mutex_unlock(&w->link_lock);
-    if (w->slots) /* a deliberate restart: blame no task */
+    /* A deliberate restart: blame no task. Under w->lock, held until _exit, so no executor
+     * writes its slot after the clearing (found by make tsan: a data race with the executors'
+     * writes, which could leave a running task's key behind to be blamed for a crash). */
+    pthread_mutex_lock(&w->lock);
+    if (w->slots)
         memset(w->slots, 0, w->slots_len);
     _exit(TERNI_EXIT_RESTART);
 }
@@ -816,7 +825,7 @@ static tern_value *make_hello(worker *w, tern_value *crashed)
 }
 
 /* Sleeps ms in small steps, returning early once *stop is set. */
-static void nap(volatile sig_atomic_t *stop, int ms)
+static void nap(atomic_int *stop, int ms)
 {
     for (int t = 0; t < ms && !*stop; t += 20)
         usleep(20 * 1000);
@@ -870,7 +879,7 @@ static int serve_scheduler(worker *w, tern_value *crashed)
     return 0;
 }
 
-int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
+int terni_worker_run(const terni_worker_opts *opts, atomic_int *stop)
 {
     worker w_ = { .opts = opts,
                   .stop = stop,
@@ -927,11 +936,14 @@ int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop)
         pthread_join(w->watchdog, NULL);
     free(w->threads);
     free(w->executors);
-    terni_close_bounded(w->data_sock, 1000);
-    for (int i = 0; i < DATA_RECEIVERS; i++)
-        if (w->data[i].aio)
-            nng_aio_free(w->data[i].aio);
-    terni_gate_free(w->gate);
+    /* If nng's close did not finish (terni_close_bounded), its reaper may still run the data
+     * aios' callbacks and the gate's pipe callback: leave both, the process is exiting. */
+    if (terni_close_bounded(w->data_sock, 1000)) {
+        for (int i = 0; i < DATA_RECEIVERS; i++)
+            if (w->data[i].aio)
+                nng_aio_free(w->data[i].aio);
+        terni_gate_free(w->gate);
+    }
     memset(&w->sec.token, 0, sizeof(w->sec.token));
     terni_peers_free(w->peers);
     while (w->nheap)

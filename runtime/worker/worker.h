@@ -3,6 +3,7 @@
 #define TERNI_WORKER_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "auth.h"
@@ -33,7 +34,7 @@ typedef struct terni_worker_opts {
 
 /* Runs until *stop is set, reconnecting whenever the scheduler is lost. Returns an exit
  * status (TERNI_EXIT_FATAL when the scheduler refuses us for good or setup fails). */
-int terni_worker_run(const terni_worker_opts *opts, volatile sig_atomic_t *stop);
+int terni_worker_run(const terni_worker_opts *opts, atomic_int *stop);
 
 /* Fuzzing entry points (tests/fuzz/fuzz_worker.c, with a stand-in for link.c): a worker
  * without threads or sockets; scheduler events and data-plane messages go through the real
@@ -45,6 +46,6 @@ void terni_worker_fuzz_free(void *w);
 
 /* The nanny (nanny.c): runs `argv` plus --no-nanny as the executor process, restarting it
  * after a crash with backoff, until *stop. Returns an exit status. */
-int terni_nanny_run(char **argv, int argc, volatile sig_atomic_t *stop, bool quiet);
+int terni_nanny_run(char **argv, int argc, atomic_int *stop, bool quiet);
 
 #endif

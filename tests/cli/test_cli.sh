@@ -56,7 +56,7 @@ same() {
 }
 
 "$build/bin/tern-scheduler" --listen tcp://127.0.0.1:0 --address-file "$work/addr" \
-  --exit-with-parent 2>"$work/scheduler.log" &
+  --http none --exit-with-parent 2>"$work/scheduler.log" &
 pids+=($!)
 for _ in $(seq 200); do [ -s "$work/addr" ] && break; sleep 0.05; done
 addr=$(cat "$work/addr")

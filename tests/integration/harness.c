@@ -313,11 +313,21 @@ pid_t wait_child_of(pid_t parent, pid_t not_this)
     return -1;
 }
 
+const char *test_bin(const char *name)
+{
+    static char paths[4][512];
+    static int slot;
+    const char *dir = getenv("TERN_TEST_BIN_DIR");
+    char *p = paths[slot++ % 4];
+    snprintf(p, 512, "%s/%s", dir && *dir ? dir : TERN_TEST_BIN_DIR, name);
+    return p;
+}
+
 pid_t start_scheduler(const char *listen, const char *const *extra, char *addr, size_t addrlen)
 {
     char addrfile[256];
     snprintf(addrfile, sizeof(addrfile), "%s/address-%zu", tmpdir, nprocs);
-    char *argv[32] = { TERN_TEST_BIN_DIR "/tern-scheduler",
+    char *argv[32] = { (char *)test_bin("tern-scheduler"),
                        "--listen",
                        (char *)listen,
                        "--address-file",
@@ -325,8 +335,17 @@ pid_t start_scheduler(const char *listen, const char *const *extra, char *addr, 
                        "--exit-with-parent",
                        "--quiet" };
     int n = 7;
-    for (; extra && *extra && n < 31; extra++)
+    bool http = false;
+    for (; extra && *extra && n < 29; extra++) {
+        http |= !strcmp(*extra, "--http");
         argv[n++] = (char *)*extra;
+    }
+    /* No dashboard unless the test asks for one: tests run in parallel, and schedulers on the
+     * default port 7787 would race for it (the losers only warn, but the port is not theirs). */
+    if (!http) {
+        argv[n++] = "--http";
+        argv[n++] = "none";
+    }
     argv[n] = NULL;
     pid_t pid = spawn(argv);
     addr[0] = '\0';
@@ -350,7 +369,7 @@ pid_t start_worker_with(const char *addr, const char *name, const char *const *e
 {
     char workdir[256];
     snprintf(workdir, sizeof(workdir), "%s/%s", tmpdir, name);
-    char *argv[32] = { TERN_TEST_BIN_DIR "/tern-worker",
+    char *argv[32] = { (char *)test_bin("tern-worker"),
                        "--scheduler",
                        (char *)addr,
                        "--name",

@@ -85,8 +85,11 @@ pid_t child_of(pid_t parent);
 /* Waits (bounded) until parent has a child other than not_this, and returns it. */
 pid_t wait_child_of(pid_t parent, pid_t not_this);
 
+/* The path of a tern program: $TERN_TEST_BIN_DIR (make tsan points it at the TSan-built
+ * daemons) or else the build's bin directory. A static buffer per call (4 rotating). */
+const char *test_bin(const char *name);
 /* tern-scheduler on listen (port 0 / unique ipc path) with extra options (NULL-terminated,
- * or NULL); addr receives the bound address. */
+ * or NULL), and --http none unless extra has --http; addr receives the bound address. */
 pid_t start_scheduler(const char *listen, const char *const *extra, char *addr, size_t addrlen);
 /* tern-worker NAME with its workdir under tmpdir, --exit-with-parent --quiet, plus extra. */
 void start_worker(const char *addr, const char *name);

@@ -9,13 +9,27 @@
  * (including a CBOR header claiming 2^40 bytes); out-of-order ops (auth_proof before auth,
  * poll/done/get before authenticating); a wrong wire version; a wrong token (a made-up
  * proof after a real challenge); a server proof check with a wrong token; and, after a
- * correct authentication, malformed ops of every name the daemons handle. Exit status 0 only
- * if every check held. */
+ * correct authentication, malformed ops of every name the daemons handle.
+ *
+ * When the scheduler serves its dashboard (the status map's "dashboard" URL), a third thread
+ * attacks that HTTP port over raw TCP: random bytes, a truncated request, a 1 MiB header and a
+ * 1 MiB request line, a POST claiming a 100 GB body, unknown paths and methods, and slow
+ * requests that stop mid-header and are held open (up to 64 at a time), then abandoned; between
+ * rounds a well-formed GET /api/status must answer 200 with a JSON object. After the attack,
+ * /api/status must still answer 200 with valid JSON listing the workers, and /metrics 200.
+ *
+ * Exit status 0 only if every check held. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,7 +41,7 @@
 #include "wire.h"
 
 static atomic_int failures;
-static atomic_long attacks, refusals, closed_conns;
+static atomic_long attacks, refusals, closed_conns, http_attacks, http_ok;
 static atomic_bool stop_attack;
 
 #define CHECK(cond, ...)                                                                           \
@@ -369,6 +383,244 @@ static void *attacker_main(void *arg)
     return NULL;
 }
 
+/* ---- the HTTP port ---------------------------------------------------------------- */
+
+static struct sockaddr_in http_sa;
+
+/* A TCP connection to the dashboard with 5 s send/receive timeouts, or -1. */
+static int http_dial(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = { 5, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&http_sa, sizeof(http_sa)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Sends everything it can (the server may close or reset early: that is a refusal). */
+static bool http_send(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* Reads one response: its status code (0 when the connection closed, was reset or timed out
+ * before a status line) and, if body is given, its body (Content-Length bytes, NUL-terminated,
+ * malloc'd) */
+static int http_read(int fd, char **body)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap + 1);
+    int status = 0;
+    if (body)
+        *body = NULL;
+    if (!buf)
+        return 0;
+    char *eoh = NULL;
+    for (;;) {
+        if (len == cap) {
+            if (cap >= (8u << 20))
+                break;
+            char *grown = realloc(buf, 2 * cap + 1);
+            if (!grown)
+                break;
+            buf = grown;
+            cap *= 2;
+        }
+        ssize_t n = recv(fd, buf + len, cap - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = '\0';
+        if (!eoh && (eoh = strstr(buf, "\r\n\r\n")) != NULL) {
+            if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+                status = -1; /* not HTTP at all */
+            if (!body)
+                break;
+        }
+        if (eoh) {
+            const char *cl = strcasestr(buf, "\r\nContent-Length:");
+            size_t want = cl && cl < eoh ? strtoul(cl + 17, NULL, 10) : 0;
+            if (len >= (size_t)(eoh + 4 - buf) + want) {
+                buf[(eoh + 4 - buf) + want] = '\0';
+                break;
+            }
+        }
+    }
+    if (body && eoh && status > 0) {
+        size_t off = (size_t)(eoh + 4 - buf);
+        memmove(buf, buf + off, len - off + 1);
+        *body = buf;
+        return status;
+    }
+    free(buf);
+    return eoh ? status : 0;
+}
+
+/* One request on a fresh connection: sends req (len bytes) and returns the status code (0 if
+ * the server closed without one). */
+static int http_raw(const void *req, size_t len, char **body)
+{
+    atomic_fetch_add(&http_attacks, 1);
+    int fd = http_dial();
+    if (fd < 0)
+        return 0;
+    int status = http_send(fd, req, len) ? http_read(fd, body) : 0;
+    close(fd);
+    return status;
+}
+
+static int http_get(const char *path, char **body)
+{
+    char req[512];
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+    int status = http_raw(req, (size_t)n, body);
+    atomic_fetch_sub(&http_attacks, 1); /* not an attack */
+    return status;
+}
+
+/* GET /api/status answers 200 with a JSON object that has a "workers" list; returns the
+ * number of workers in it, or -1 (having counted a failure). */
+static long check_api_status(const char *when)
+{
+    char *body = NULL;
+    int status = http_get("/api/status", &body);
+    CHECK(status == 200, "%s: GET /api/status answered %d", when, status);
+    long nw = -1;
+    if (status == 200) {
+        json_error_t jerr;
+        json_t *j = json_loads(body ? body : "", 0, &jerr);
+        CHECK(j && json_is_object(j), "%s: /api/status is not a JSON object: %s", when, jerr.text);
+        json_t *ws = j ? json_object_get(j, "workers") : NULL;
+        CHECK(json_is_array(ws), "%s: /api/status has no workers list", when);
+        if (json_is_array(ws))
+            nw = (long)json_array_size(ws);
+        json_decref(j);
+        atomic_fetch_add(&http_ok, 1);
+    }
+    free(body);
+    return nw;
+}
+
+/* An answer to a malformed or refused request: a closed connection or an error status. */
+static void expect_http_refusal(int status, const char *what)
+{
+    CHECK(status == 0 || status >= 400 || status == -1, "HTTP %s answered %d", what, status);
+}
+
+enum { HELD_MAX = 64 };
+
+static void *http_attacker_main(void *arg)
+{
+    unsigned seed = 99u, *s = &seed;
+    (void)arg;
+    int held[HELD_MAX];
+    size_t nheld = 0;
+    size_t big = 1u << 20;
+    char *huge = malloc(big + 256);
+    if (!huge)
+        return NULL;
+    while (!atomic_load(&stop_attack)) {
+        /* random bytes */
+        char rb[3000];
+        size_t n = rnd(s) % sizeof(rb);
+        for (size_t i = 0; i < n; i++)
+            rb[i] = (char)rnd(s);
+        int st = http_raw(rb, n, NULL);
+        CHECK(st != 200, "random bytes answered 200");
+        /* a truncated request, abandoned at once */
+        static const char trunc[] = "GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nAcc";
+        int fd = http_dial();
+        if (fd >= 0) {
+            atomic_fetch_add(&http_attacks, 1);
+            http_send(fd, trunc, rnd(s) % (sizeof(trunc) - 1));
+            close(fd);
+        }
+        /* a 1 MiB header, and a 1 MiB request line */
+        int k = snprintf(huge, 256, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ");
+        memset(huge + k, 'a', big);
+        memcpy(huge + k + big, "\r\n\r\n", 4);
+        expect_http_refusal(http_raw(huge, (size_t)k + big + 4, NULL), "1 MiB header");
+        k = snprintf(huge, 256, "GET /");
+        memset(huge + k, 'b', big);
+        memcpy(huge + k + big, " HTTP/1.1\r\n\r\n", 13);
+        expect_http_refusal(http_raw(huge, (size_t)k + big + 13, NULL), "1 MiB request line");
+        /* a POST claiming a 100 GB body (a few bytes of it sent) */
+        static const char *const posts[] = {
+            "POST /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000000\r\n\r\nabc",
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000000\r\n\r\n{\"x\":",
+            "PUT /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n",
+            ("POST /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "FFFFFFFFFFFF\r\nabc"),
+        };
+        for (size_t i = 0; i < sizeof(posts) / sizeof(*posts); i++)
+            expect_http_refusal(http_raw(posts[i], strlen(posts[i]), NULL), posts[i]);
+        /* unknown paths and methods */
+        static const char *const odd[] = {
+            "GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            "GET /../../../etc/passwd HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            "GET /api/status/../../x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            "BREW /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            "DELETE /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            "OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            "GET /api/status HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n",
+            "GET\r\n\r\n",
+            "\r\n\r\n\r\n",
+        };
+        for (size_t i = 0; i < sizeof(odd) / sizeof(*odd); i++)
+            expect_http_refusal(http_raw(odd[i], strlen(odd[i]), NULL), odd[i]);
+        /* slow requests: a few more connections stopped mid-header, held; the oldest
+         * abandoned once HELD_MAX are open */
+        for (int i = 0; i < 4; i++) {
+            if (nheld == HELD_MAX) {
+                close(held[0]);
+                memmove(held, held + 1, (HELD_MAX - 1) * sizeof(int));
+                nheld--;
+            }
+            fd = http_dial();
+            if (fd < 0)
+                continue;
+            atomic_fetch_add(&http_attacks, 1);
+            http_send(fd, trunc, sizeof(trunc) - 1);
+            held[nheld++] = fd;
+        }
+        /* the port still serves a well-formed request */
+        check_api_status("during the attack");
+    }
+    /* one last check with the slow connections still open, then abandon them */
+    check_api_status("with slow connections held");
+    for (size_t i = 0; i < nheld; i++)
+        close(held[i]);
+    free(huge);
+    return NULL;
+}
+
+/* "http://127.0.0.1:PORT/" into http_sa; false for anything else. */
+static bool parse_dashboard(const char *url)
+{
+    char host[64];
+    unsigned port;
+    if (!url || sscanf(url, "http://%63[0-9.]:%u", host, &port) != 2 || port == 0 || port > 65535)
+        return false;
+    memset(&http_sa, 0, sizeof(http_sa));
+    http_sa.sin_family = AF_INET;
+    http_sa.sin_port = htons((uint16_t)port);
+    return inet_pton(AF_INET, host, &http_sa.sin_addr) == 1;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -410,6 +662,7 @@ int main(int argc, char **argv)
     const tern_value *ws = NULL, *w;
     if (tern_status_info(c, &st) == TERN_OK)
         tern_map_get(st, "workers", &ws);
+    bool http = parse_dashboard(terni_get_text(st, "dashboard"));
     for (size_t i = 0; nt < 16 && tern_list_get(ws, i, &w) == TERN_OK; i++) {
         const char *addr = terni_get_text(w, "address"), *name = terni_get_text(w, "name");
         if (name && i < 2)
@@ -428,6 +681,9 @@ int main(int argc, char **argv)
         att[i] = (attacker){ .targets = targets, .ntargets = nt, .seed = 1234u + (unsigned)i };
         pthread_create(&att[i].thread, NULL, attacker_main, &att[i]);
     }
+    pthread_t http_thread;
+    if (http)
+        pthread_create(&http_thread, NULL, http_attacker_main, NULL);
     /* The workload: chains x -> inc(x) -> inc(inc(x)), checked exactly, until time is up;
      * with two workers the first step runs on one and the second on the other, so every
      * chain moves data between workers over their data plane. */
@@ -465,6 +721,24 @@ int main(int argc, char **argv)
     atomic_store(&stop_attack, true);
     for (int i = 0; i < 2; i++)
         pthread_join(att[i].thread, NULL);
+    if (http) {
+        pthread_join(http_thread, NULL);
+        /* the dashboard survived: a fresh snapshot (published at most every 250 ms) lists
+         * every worker, and /metrics answers */
+        long nw = -1;
+        for (int i = 0; i < 40 && nw != (long)nworkers; i++) {
+            nw = check_api_status("after the attack");
+            if (nw != (long)nworkers)
+                nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
+        }
+        CHECK(nw == (long)nworkers, "/api/status lists %ld workers after the attack, not %zu", nw,
+              nworkers);
+        char *body = NULL;
+        int status = http_get("/metrics", &body);
+        CHECK(status == 200 && body && strstr(body, "tern_workers "),
+              "GET /metrics after the attack: %d", status);
+        free(body);
+    }
     /* every daemon still up: the workers are all still registered */
     st = NULL;
     ws = NULL;
@@ -477,9 +751,12 @@ int main(int argc, char **argv)
     tern_value_unref(st);
     tern_close(c);
     printf("hostile: %ld correct results in %ld rounds; %ld attack messages on %zu ports, "
-           "%ld refused with an error, %ld answered by closing; %d failures\n",
+           "%ld refused with an error, %ld answered by closing; %s%ld HTTP attacks, %ld good "
+           "/api/status answers; %d failures\n",
            results, rounds, atomic_load(&attacks), nt, atomic_load(&refusals),
-           atomic_load(&closed_conns), atomic_load(&failures));
+           atomic_load(&closed_conns), http ? "" : "no dashboard: ", atomic_load(&http_attacks),
+           atomic_load(&http_ok), atomic_load(&failures));
     CHECK(results > 0, "no workload result");
+    CHECK(!http || atomic_load(&http_ok) > 1, "no good /api/status answer during the attack");
     return atomic_load(&failures) ? 1 : 0;
 }

@@ -42,6 +42,14 @@ static void nap_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* $TERN_TEST_BIN_DIR (make tsan: the TSan-built daemons) or the build's bin directory. */
+static char *bin_path(char *out, size_t len, const char *name)
+{
+    const char *d = getenv("TERN_TEST_BIN_DIR");
+    snprintf(out, len, "%s/%s", d && *d ? d : TERN_TEST_BIN_DIR, name);
+    return out;
+}
+
 static void spawn(char **argv)
 {
     pid_t pid;
@@ -89,13 +97,16 @@ Test(flood, pending_limit_holds_a_flooding_client, .fini = stop_all, .timeout = 
     char addrfile[128], addr[256] = "", wdir[128];
     snprintf(addrfile, sizeof(addrfile), "%s/address", dir);
     snprintf(wdir, sizeof(wdir), "%s/w", dir);
-    char *sargv[] = { TERN_TEST_BIN_DIR "/tern-scheduler",
+    char sched[512], worker[512];
+    char *sargv[] = { bin_path(sched, sizeof(sched), "tern-scheduler"),
                       "--listen",
                       "tcp://127.0.0.1:0",
                       "--address-file",
                       addrfile,
                       "--max-pending-tasks",
                       "100",
+                      "--http",
+                      "none",
                       "--exit-with-parent",
                       "--quiet",
                       NULL };
@@ -109,7 +120,7 @@ Test(flood, pending_limit_holds_a_flooding_client, .fini = stop_all, .timeout = 
         }
     }
     cr_assert(addr[0], "no scheduler address");
-    char *wargv[] = { TERN_TEST_BIN_DIR "/tern-worker",
+    char *wargv[] = { bin_path(worker, sizeof(worker), "tern-worker"),
                       "--scheduler",
                       addr,
                       "--nthreads",

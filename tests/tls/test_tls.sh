@@ -29,7 +29,7 @@ mkcert good
 mkcert other
 
 "$build/bin/tern-scheduler" --listen tls+tcp://localhost:0 --tls-cert good-both.pem \
-  --address-file addr --exit-with-parent --quiet &
+  --address-file addr --http none --exit-with-parent --quiet &
 pids+=($!)
 for _ in $(seq 200); do [ -s addr ] && break; sleep 0.05; done
 addr=$(cat addr)
@@ -64,7 +64,7 @@ head -c 32 /dev/urandom | base64 > token
 tls=(--tls-ca pki/ca.pem --tls-cert pki/server.pem --tls-key pki/server.key --tls-verify-clients
      --token-file token)
 "$build/bin/tern-scheduler" --listen tls+tcp://localhost:0 "${tls[@]}" --address-file addr2 \
-  --exit-with-parent --quiet &
+  --http none --exit-with-parent --quiet &
 pids+=($!)
 for _ in $(seq 200); do [ -s addr2 ] && break; sleep 0.05; done
 addr2=$(cat addr2)
