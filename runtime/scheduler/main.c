@@ -33,7 +33,8 @@ static void usage(FILE *f)
            "  --tls-verify-clients  require every peer to present a certificate (mutual TLS)\n"
            "  --token-file FILE   cluster token (default $TERN_TOKEN_FILE); every client and\n"
            "                      worker must prove it (HMAC challenge; never sent)\n"
-           "  --insecure          allow a non-loopback --listen without a token or client TLS\n"
+           "  --insecure          allow a non-loopback --listen without a token or client TLS,\n"
+           "                      and a non-loopback --http (the dashboard has no login)\n"
            "  --allow-upload M    who may upload plugins: yes (default: any authenticated\n"
            "                      client), local (clients on this machine), no (--preload only)\n"
            "  --max-pending-tasks N  unfinished tasks one client may have before its further\n"
@@ -75,6 +76,33 @@ static char *beside_exe(const char *rel)
     if (out)
         snprintf(out, len, "%s/%s", exe, rel);
     return out;
+}
+
+/* The dashboard has no authentication (docs/security.md): it shows keys, task names and
+ * worker addresses to whoever reaches it. Like the cluster port, it stays on loopback unless
+ * --insecure says otherwise (then with a loud warning); ssh -L reaches it from elsewhere. */
+static int http_policy(const char *http, bool insecure, char *err, size_t errlen)
+{
+    if (!http || !strcmp(http, "none"))
+        return TERN_OK; /* off, or the loopback default */
+    char url[512];
+    snprintf(url, sizeof(url), "tcp://%s", http);
+    if (terni_url_is_loopback(url))
+        return TERN_OK;
+    if (!insecure) {
+        snprintf(err, errlen,
+                 "refusing to serve the dashboard on %s: it has no login and shows the "
+                 "cluster's tasks, keys and worker addresses to anyone who can reach it. Keep it "
+                 "on loopback and use ssh -L 7787:127.0.0.1:7787 HOST, or give --insecure "
+                 "(see docs/security.md)",
+                 http);
+        return TERN_EAUTH;
+    }
+    fprintf(stderr,
+            "tern-scheduler: WARNING: --insecure: dashboard on %s WITHOUT AUTHENTICATION: "
+            "anyone who can reach it sees the cluster's tasks, keys and workers\n",
+            http);
+    return TERN_OK;
 }
 
 int main(int argc, char **argv)
@@ -182,6 +210,10 @@ int main(int argc, char **argv)
     terni_sec sec = { .token = o.token, .tls_verify_clients = o.tls_verify_clients };
     if (terni_listen_policy("tern-scheduler", o.listen, &sec, insecure, err, sizeof(err)) !=
         TERN_OK) {
+        fprintf(stderr, "tern-scheduler: %s\n", err);
+        return 2;
+    }
+    if (http_policy(o.http, insecure, err, sizeof(err)) != TERN_OK) {
         fprintf(stderr, "tern-scheduler: %s\n", err);
         return 2;
     }

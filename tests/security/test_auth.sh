@@ -49,15 +49,22 @@ if timeout 10 "$bin/tern-worker" --scheduler tcp://127.0.0.1:1 --listen tcp://0.
   fail "worker served data on 0.0.0.0 without protection"
 fi
 grep -q "refusing to listen" err.log || fail "no clear refusal: $(cat err.log)"
+# the dashboard has no login: a non-loopback --http is refused even with a token
+if timeout 10 "$bin/tern-scheduler" --listen tcp://127.0.0.1:0 --token-file good.token \
+  --http 0.0.0.0:0 2>err.log; then
+  fail "scheduler served the dashboard on 0.0.0.0 without --insecure"
+fi
+grep -q "refusing to serve the dashboard" err.log || fail "no clear dashboard refusal: $(cat err.log)"
 if timeout 10 "$bin/tern-scheduler" --token-file short.token 2>err.log; then
   fail "a 5-byte token was accepted"
 fi
 grep -q "must be 16" err.log || fail "no clear token-length message: $(cat err.log)"
 "$bin/tern-scheduler" --listen tcp://0.0.0.0:0 --insecure --address-file insecure.addr \
-  --http none --exit-with-parent --no-preload 2>insecure.log &
+  --http 0.0.0.0:0 --exit-with-parent --no-preload 2>insecure.log &
 pids+=($!)
 wait_file insecure.addr
-grep -q "WARNING: --insecure" insecure.log || fail "--insecure did not warn"
+grep -q "WARNING: --insecure: listening" insecure.log || fail "--insecure did not warn"
+grep -q "WARNING: --insecure: dashboard" insecure.log || fail "--insecure did not warn of the dashboard"
 # a token makes a non-loopback address acceptable
 "$bin/tern-scheduler" --listen tcp://0.0.0.0:0 --token-file good.token \
   --address-file any.addr --http none --exit-with-parent --no-preload 2>any.log &
