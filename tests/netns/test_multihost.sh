@@ -118,4 +118,19 @@ if ip netns exec "$tag-node1" env -u TERN_TOKEN_FILE "$build/bin/tern" \
      --scheduler tcp://head:7786 status >"$work/notoken.log" 2>&1; then
   fail "a client without the token was let in"
 fi
+# --allow-upload local, which only a second host can test: refused from node1, accepted on head.
+ip netns exec "$tag-head" env TERN_TOKEN_FILE="$work/token" "$build/bin/tern-scheduler" \
+  --listen tcp://0.0.0.0:7796 --allow-upload local --http none >"$work/local-only.log" 2>&1 &
+pids+=($!)
+for i in $(seq 100); do grep -q "listening" "$work/local-only.log" && break; sleep 0.05; done
+if ip netns exec "$tag-node1" env TERN_TOKEN_FILE="$work/token" "$build/bin/tern" \
+     --scheduler tcp://head:7796 upload "$build/lib/tern/plugins/faultplug.so" \
+     >"$work/remote-upload.log" 2>&1; then
+  fail "--allow-upload local accepted an upload from another host"
+fi
+grep -q "only from clients on its own machine" "$work/remote-upload.log" ||
+  fail "no clear refusal of a remote upload: $(cat "$work/remote-upload.log")"
+ip netns exec "$tag-head" env TERN_TOKEN_FILE="$work/token" "$build/bin/tern" \
+  --scheduler tcp://127.0.0.1:7796 upload "$build/lib/tern/plugins/faultplug.so" \
+  >"$work/local-upload.log" 2>&1 || fail "--allow-upload local refused a client on its host"
 echo "multi-host quick start: ok"
