@@ -120,7 +120,8 @@ LTest(failures, crashing_and_hanging_tasks_err_and_the_cluster_keeps_serving, .i
         fs[i] = submit("faultplug:mix", tern_list_of(tern_int(i), tern_int(2000)), NULL);
 
     const char *m = error_of(seg, TERN_EKILLED);
-    cr_assert(contains(m, "killed 2 workers") && contains(m, "killed by signal"), "segfault: %s", m);
+    cr_assert(contains(m, "killed 2 workers") && contains(m, "killed by signal"), "segfault: %s",
+              m);
     m = error_of(abrt, TERN_EKILLED);
     cr_assert(contains(m, "killed 2 workers") && contains(m, "killed by signal"), "abort: %s", m);
     m = error_of(spin, TERN_ETIMEDOUT);

@@ -560,7 +560,8 @@ static void *http_attacker_main(void *arg)
         expect_http_refusal(http_raw(huge, (size_t)k + big + 13, NULL), "1 MiB request line");
         /* a POST claiming a 100 GB body (a few bytes of it sent) */
         static const char *const posts[] = {
-            "POST /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000000\r\n\r\nabc",
+            "POST /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
+            "100000000000\r\n\r\nabc",
             "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000000\r\n\r\n{\"x\":",
             "PUT /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n",
             ("POST /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
