@@ -331,24 +331,25 @@ static void respond(nng_aio *aio, char *body, const char *type)
     nng_aio_finish(aio, 0);
 }
 
-static void on_status(nng_aio *aio)
+/* Answers with the current snapshot rendered by render (a malloc'd body, or NULL). */
+static void respond_snapshot(nng_aio *aio, char *(*render)(const tern_value *), const char *type)
 {
     nng_http_handler *hd = nng_aio_get_input(aio, 1);
     terni_http *h = nng_http_handler_get_data(hd);
     tern_value *st = current(h);
-    char *body = st ? terni_http_status_json(st) : NULL;
+    char *body = st ? render(st) : NULL;
     tern_value_unref(st);
-    respond(aio, body, "application/json");
+    respond(aio, body, type);
+}
+
+static void on_status(nng_aio *aio)
+{
+    respond_snapshot(aio, terni_http_status_json, "application/json");
 }
 
 static void on_metrics(nng_aio *aio)
 {
-    nng_http_handler *hd = nng_aio_get_input(aio, 1);
-    terni_http *h = nng_http_handler_get_data(hd);
-    tern_value *st = current(h);
-    char *body = st ? terni_http_metrics(st) : NULL;
-    tern_value_unref(st);
-    respond(aio, body, "text/plain; version=0.0.4; charset=utf-8");
+    respond_snapshot(aio, terni_http_metrics, "text/plain; version=0.0.4; charset=utf-8");
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------ */

@@ -49,6 +49,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "rss.h"
 #include "server.h"
 #include "wire.h"
 
@@ -1127,19 +1128,6 @@ static tern_value *op_who_has(const tern_value *op)
     return out;
 }
 
-/* Resident set size of this process in bytes (0 if /proc is unreadable). */
-static int64_t rss_bytes(void)
-{
-    long pages = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%*d %ld", &pages) != 1)
-            pages = 0;
-        fclose(f);
-    }
-    return (int64_t)pages * sysconf(_SC_PAGESIZE);
-}
-
 static tern_value *op_status(void)
 {
     tern_value *out = tern_map_new(), *workers = tern_list_new(0), *states = tern_map_new();
@@ -1190,7 +1178,7 @@ static tern_value *op_status(void)
         !terni_set_int(out, "tasks_done", (int64_t)S.ntasks_done) ||
         !terni_set_int(out, "workers_lost", (int64_t)S.nworkers_lost) ||
         !terni_set_int(out, "recomputed", (int64_t)S.nrecomputed) ||
-        !terni_set_int(out, "rss_bytes", rss_bytes()) ||
+        !terni_set_int(out, "rss_bytes", terni_rss_bytes_now()) ||
         !terni_set_int(out, "held_requests", (int64_t)S.nheld) || !stats_to_status(out)) {
         tern_value_unref(out);
         return NULL;

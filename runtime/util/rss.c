@@ -11,6 +11,18 @@
 
 static atomic_llong cached, read_at_ns;
 
+int64_t terni_rss_bytes_now(void)
+{
+    long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%*d %ld", &pages) != 1)
+            pages = 0;
+        fclose(f);
+    }
+    return (int64_t)pages * sysconf(_SC_PAGESIZE);
+}
+
 int64_t terni_rss_bytes(void)
 {
     struct timespec ts;
@@ -19,14 +31,7 @@ int64_t terni_rss_bytes(void)
     long long at = atomic_load(&read_at_ns);
     if (at && now - at < REFRESH_NS)
         return atomic_load(&cached);
-    long pages = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%*d %ld", &pages) != 1)
-            pages = 0;
-        fclose(f);
-    }
-    long long bytes = (long long)pages * sysconf(_SC_PAGESIZE);
+    long long bytes = terni_rss_bytes_now();
     atomic_store(&cached, bytes);
     atomic_store(&read_at_ns, now);
     return bytes;

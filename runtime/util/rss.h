@@ -9,4 +9,8 @@
  * Thread-safe. */
 int64_t terni_rss_bytes(void);
 
+/* The same, read now (no cache): for a report that must be current (the scheduler's status,
+ * from which the benchmarks take memory per task). Thread-safe. */
+int64_t terni_rss_bytes_now(void);
+
 #endif
