@@ -83,10 +83,16 @@ static char *beside_exe(const char *rel)
  * --insecure says otherwise (then with a loud warning); ssh -L reaches it from elsewhere. */
 static int http_policy(const char *http, bool insecure, char *err, size_t errlen)
 {
-    if (!http || !strcmp(http, "none"))
+    if (!http || !strcmp(http, "none") || !strcmp(http, "off"))
         return TERN_OK; /* off, or the loopback default */
+    const char *hostport = strncmp(http, "http://", 7) ? http : http + 7;
+    if (!strchr(hostport, ':'))
+        return TERN_OK; /* not HOST:PORT: terni_http_start refuses it, naming the format */
     char url[512];
-    snprintf(url, sizeof(url), "tcp://%s", http);
+    snprintf(url, sizeof(url), "tcp://%s", hostport);
+    size_t n = strlen(url);
+    if (n && url[n - 1] == '/')
+        url[n - 1] = '\0';
     if (terni_url_is_loopback(url))
         return TERN_OK;
     if (!insecure) {
