@@ -33,9 +33,10 @@ echo "== tsan part 1: the tests of $tsan that are not Criterion binaries (all TS
 TEST_LOG=$tsan/test-output-part1.log TEST_SUMMARY=$tsan/test-summary-part1 \
   "$here/run-tests.sh" "$tsan" -LE criterion
 rc1=$?
-# Part 2 means nothing if the daemons it points at are not instrumented.
+# Part 2 means nothing if the daemons it points at are not instrumented. (grep without -q:
+# with pipefail, grep -q quitting early would fail nm with SIGPIPE.)
 for d in tern-scheduler tern-worker; do
-  nm "$tsan/bin/$d" 2>/dev/null | grep -q __tsan_init ||
+  nm "$tsan/bin/$d" 2>/dev/null | grep __tsan_init >/dev/null ||
     { echo "tsan: $tsan/bin/$d is not built with ThreadSanitizer" >&2; exit 1; }
 done
 echo "== tsan part 2: the Criterion tests that start daemons, from $build, with the daemons of $tsan"
