@@ -707,7 +707,10 @@ static void cb_map_start(void *c, size_t size)
         return;
     }
     tern_value *map = tern_map_new();
-    if (!map) {
+    /* room for the claimed entries, up to a few dozen: enough for every protocol message,
+     * and a map that claims more than it holds cannot make us reserve much */
+    if (!map || terni_map_reserve(map, size < 32 ? size : 32) != TERN_OK) {
+        tern_value_unref(map);
         fail(d, TERN_ENOMEM, "out of memory");
         return;
     }

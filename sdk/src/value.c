@@ -43,11 +43,46 @@ const char *tern_type_name(tern_type type)
 
 /* ---- allocation and reference counting --------------------------------------------- */
 
+static void entry_key_free(char *k); /* maps, below */
+
+/* Values are allocated at their type's size (value_size), smaller than sizeof(tern_value);
+ * gcc's -Warray-bounds sees the member accesses through a tern_value pointer as partly outside
+ * the allocation although each touches only bytes inside it. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Warray-bounds"
+#endif
+
+/* Bytes a value of `type` occupies before any trailing data: the header and the one union
+ * member its type uses. A small value is not charged for the array member's shape (an int is
+ * 16 bytes, not 112); no code touches a member other than its type's. */
+static size_t value_size(tern_type type)
+{
+    const size_t head = offsetof(tern_value, u);
+    switch (type) {
+    case TERN_T_NULL:
+    case TERN_T_BOOL:
+    case TERN_T_INT:
+    case TERN_T_DOUBLE:
+        return head + sizeof(int64_t);
+    case TERN_T_TEXT:
+    case TERN_T_BYTES:
+    case TERN_T_KEYREF:
+        return head + sizeof(((tern_value *)0)->u.str);
+    case TERN_T_LIST:
+        return head + sizeof(((tern_value *)0)->u.list);
+    case TERN_T_MAP:
+        return head + sizeof(((tern_value *)0)->u.map);
+    default:
+        return sizeof(tern_value);
+    }
+}
+
 static tern_value *value_alloc(tern_type type, size_t extra)
 {
-    if (extra > SIZE_MAX - sizeof(tern_value))
+    size_t size = value_size(type);
+    if (extra > SIZE_MAX - size)
         return NULL;
-    tern_value *v = malloc(sizeof(tern_value) + extra);
+    tern_value *v = malloc(size + extra);
     if (!v)
         return NULL;
     atomic_init(&v->refs, 1);
@@ -83,7 +118,7 @@ void tern_value_unref(tern_value *v)
         break;
     case TERN_T_MAP:
         for (size_t i = 0; i < v->u.map.len; i++) {
-            free(v->u.map.entries[i].key);
+            entry_key_free(v->u.map.entries[i].key);
             tern_value_unref(v->u.map.entries[i].val);
         }
         free(v->u.map.entries);
@@ -184,7 +219,7 @@ static tern_value *str_new(tern_type type, const void *data, size_t len)
     tern_value *v = value_alloc(type, len + 1);
     if (!v)
         return NULL;
-    v->u.str.data = (char *)(v + 1);
+    v->u.str.data = (char *)v + value_size(type);
     v->u.str.len = len;
     if (len)
         memcpy(v->u.str.data, data, len);
@@ -421,17 +456,72 @@ static int map_grow(tern_value *map)
     return TERN_OK;
 }
 
+/* Map keys that the runtime's messages carry for every task. An entry with one of these keys
+ * points into this pool instead of owning a copy: a malloc and a free fewer per entry (a task
+ * crosses three processes as maps of about eight entries, several times). One array, so that
+ * a key can be recognised as the pool's by its address. Most frequent first. */
+#define POOL_KEY_MAX 16
+static const char key_pool[][POOL_KEY_MAX] = {
+    "op",       "key",      "fn",          "plugin",     "args",   "deps",    "run",
+    "priority", "tasks",    "value",       "nbytes",     "group",  "gindex",  "gsize",
+    "retries",  "workers",  "timeout_ms",  "duration_us", "rss_bytes", "values", "keys",
+    "error",    "code",     "message",     "worker",     "who",    "task",    "root",
+    "events",   "ops",      "id",          "name",       "result_bytes",
+};
+
+static const char *pool_key(const char *key, size_t key_len)
+{
+    if (key_len >= POOL_KEY_MAX)
+        return NULL;
+    for (size_t i = 0; i < sizeof(key_pool) / sizeof(key_pool[0]); i++)
+        if (key_pool[i][key_len] == '\0' && !memcmp(key_pool[i], key, key_len))
+            return key_pool[i];
+    return NULL;
+}
+
+static bool is_pool_key(const char *k)
+{
+    uintptr_t p = (uintptr_t)k, lo = (uintptr_t)key_pool;
+    return p >= lo && p < lo + sizeof(key_pool);
+}
+
+static void entry_key_free(char *k)
+{
+    if (!is_pool_key(k))
+        free(k);
+}
+
+int terni_map_reserve(tern_value *map, size_t n)
+{
+    if (!map || map->type != TERN_T_MAP)
+        return TERN_EINVAL;
+    if (n <= map->u.map.cap)
+        return TERN_OK;
+    if (n > SIZE_MAX / sizeof(terni_map_entry))
+        return TERN_ENOMEM;
+    terni_map_entry *grown = realloc(map->u.map.entries, n * sizeof(*grown));
+    if (!grown)
+        return TERN_ENOMEM;
+    map->u.map.entries = grown;
+    map->u.map.cap = n;
+    return TERN_OK;
+}
+
 static int map_insert_at(tern_value *map, size_t at, const char *key, size_t key_len,
                          tern_value *val)
 {
-    char *k = key_len < SIZE_MAX ? malloc(key_len + 1) : NULL;
+    char *k = (char *)pool_key(key, key_len);
+    bool own = !k;
+    if (own && key_len < SIZE_MAX && (k = malloc(key_len + 1))) {
+        memcpy(k, key, key_len);
+        k[key_len] = '\0';
+    }
     if (!k || map_grow(map) != TERN_OK) {
-        free(k);
+        if (own)
+            free(k);
         tern_value_unref(val);
         return TERN_ENOMEM;
     }
-    memcpy(k, key, key_len);
-    k[key_len] = '\0';
     terni_map_entry *e = map->u.map.entries;
     memmove(&e[at + 1], &e[at], (map->u.map.len - at) * sizeof(*e));
     e[at] = (terni_map_entry){ .key = k, .key_len = key_len, .val = val };

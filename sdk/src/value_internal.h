@@ -71,6 +71,9 @@ tern_value *terni_array_alloc(tern_type type, size_t ndim, const size_t *shape, 
  * key, as in canonical input. Steals val. TERN_EINVAL if the key is already present. */
 int terni_map_add_unique(tern_value *map, const char *key, size_t key_len, tern_value *val);
 
+/* Makes room for n entries in a map (the decoder knows a map's size before its entries). */
+int terni_map_reserve(tern_value *map, size_t n);
+
 void terni_borrow_unref(terni_borrow *b);
 
 /* Encodes v into buf, whose size `need` the caller got from tern_encoded_size(v): saves the
