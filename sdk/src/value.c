@@ -462,11 +462,11 @@ static int map_grow(tern_value *map)
  * a key can be recognised as the pool's by its address. Most frequent first. */
 #define POOL_KEY_MAX 16
 static const char key_pool[][POOL_KEY_MAX] = {
-    "op",       "key",      "fn",          "plugin",     "args",   "deps",    "run",
-    "priority", "tasks",    "value",       "nbytes",     "group",  "gindex",  "gsize",
-    "retries",  "workers",  "timeout_ms",  "duration_us", "rss_bytes", "values", "keys",
-    "error",    "code",     "message",     "worker",     "who",    "task",    "root",
-    "events",   "ops",      "id",          "name",       "result_bytes",
+    "op",       "key",     "fn",         "plugin",      "args",         "deps",   "run",
+    "priority", "tasks",   "value",      "nbytes",      "group",        "gindex", "gsize",
+    "retries",  "workers", "timeout_ms", "duration_us", "rss_bytes",    "values", "keys",
+    "error",    "code",    "message",    "worker",      "who",          "task",   "root",
+    "events",   "ops",     "id",         "name",        "result_bytes",
 };
 
 static const char *pool_key(const char *key, size_t key_len)
