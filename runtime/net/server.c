@@ -166,6 +166,7 @@ static void request_cb(void *arg)
     nng_msg *m = nng_aio_get_msg(r->aio);
     terni_event ev = { .kind = TERNI_EV_REQUEST, .req = r };
     ev.pipe = r->pipe = nng_pipe_id(nng_msg_get_pipe(m));
+    ev.bytes = nng_msg_len(m);
     r->state = R_HELD;
     arm_receiver(s);
     bool authed = terni_gate_authed(s->gate, ev.pipe);

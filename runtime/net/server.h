@@ -33,6 +33,7 @@ typedef struct terni_event {
     tern_value *body; /* the decoded request; NULL when it could not be decoded */
     char error[256];  /* why body is NULL */
     uint64_t at_ns;   /* when the event was queued (terni_now_ns), for liveness checks */
+    size_t bytes;     /* a request's encoded size */
 } terni_event;
 
 /* Listens on url (tcp://host:0 picks a port); tls+tcp:// uses sec's certificate (tls.h).
