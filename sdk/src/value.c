@@ -14,6 +14,8 @@
  */
 #include "value_internal.h"
 
+#include "bigbuf.h"
+
 #include <tern/codec.h> /* tern_value_is_borrowed is declared there */
 
 #include <math.h>
@@ -127,6 +129,8 @@ void tern_value_unref(tern_value *v)
     case TERN_T_I64_ARRAY:
         if (v->u.arr.borrow)
             terni_borrow_unref(v->u.arr.borrow);
+        else if (terni_bigbuf_wants(v->u.arr.n * TERNI_ELEM_SIZE)) /* as terni_array_alloc */
+            terni_bigbuf_free(v->u.arr.data, v->u.arr.n * TERNI_ELEM_SIZE);
         else
             free(v->u.arr.data);
         break;
@@ -660,10 +664,17 @@ tern_value *terni_array_alloc(tern_type type, size_t ndim, const size_t *shape, 
     tern_value *v = array_header(type, ndim, shape, n);
     if (!v)
         return NULL;
-    /* aligned_alloc needs a size that is a multiple of the alignment. */
+    /* aligned_alloc needs a size that is a multiple of the alignment; large arrays come
+     * page-aligned from bigbuf.c, which reuses freed ones */
     size_t bytes = n * TERNI_ELEM_SIZE;
     size_t rounded = (bytes + 63) & ~(size_t)63;
-    if (rounded < bytes || !(v->u.arr.data = aligned_alloc(64, rounded ? rounded : 64))) {
+    if (rounded < bytes)
+        v->u.arr.data = NULL;
+    else if (terni_bigbuf_wants(bytes))
+        v->u.arr.data = terni_bigbuf_alloc(bytes);
+    else
+        v->u.arr.data = aligned_alloc(64, rounded ? rounded : 64);
+    if (!v->u.arr.data) {
         free(v);
         return NULL;
     }
