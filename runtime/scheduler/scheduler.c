@@ -818,24 +818,26 @@ static worker *choose_worker(const task *t)
     return best;
 }
 
+/* {op: compute, key, fn, plugin, args, run, deps?, priority?, timeout_ms?}: deps, priority
+ * and timeout_ms only when there are any / non-zero. */
 static tern_value *compute_event(const task *t)
 {
-    tern_value *deps = tern_map_new();
+    tern_value *deps = t->ndeps ? tern_map_new() : NULL;
     for (size_t i = 0; deps && i < t->ndeps; i++)
         if (tern_map_set(deps, t->deps[i]->key, addresses_of(t->deps[i])) != TERN_OK) {
             tern_value_unref(deps);
             deps = NULL;
         }
-    tern_value *ev = deps ? terni_op("compute") : NULL;
+    tern_value *ev = deps || !t->ndeps ? terni_op("compute") : NULL;
     if (!ev) {
         tern_value_unref(deps);
         return NULL;
     }
     /* terni_set steals deps whether or not it succeeds */
-    if (!terni_set(ev, "deps", deps) || !terni_set_text(ev, "key", t->key) ||
+    if ((deps && !terni_set(ev, "deps", deps)) || !terni_set_text(ev, "key", t->key) ||
         !terni_set_text(ev, "fn", t->fn) || !terni_set_text(ev, "plugin", t->plugin_id) ||
-        !terni_set(ev, "args", tern_value_ref(t->args)) ||
-        !terni_set_int(ev, "priority", t->priority) || !terni_set_int(ev, "run", t->attempt) ||
+        !terni_set(ev, "args", tern_value_ref(t->args)) || !terni_set_int(ev, "run", t->attempt) ||
+        (t->priority && !terni_set_int(ev, "priority", t->priority)) ||
         (t->timeout_ms > 0 && !terni_set_int(ev, "timeout_ms", t->timeout_ms))) {
         tern_value_unref(ev);
         return NULL;
@@ -1034,13 +1036,32 @@ static plugin *plugin_by_name(const char *name)
     return best;
 }
 
+/* A field of a task spec, or the submit op's when the spec has none (fn, plugin, group and
+ * gsize are sent once per op by our client). */
+static const tern_value *spec_get(const tern_value *spec, const tern_value *op, const char *k)
+{
+    const tern_value *v = terni_get(spec, k);
+    return v ? v : terni_get(op, k);
+}
+
+static const char *spec_text(const tern_value *spec, const tern_value *op, const char *k)
+{
+    const char *s = NULL;
+    return tern_value_get_text(spec_get(spec, op, k), &s, NULL) == TERN_OK ? s : NULL;
+}
+
+static bool spec_int(const tern_value *spec, const tern_value *op, const char *k, int64_t *out)
+{
+    return tern_value_get_int(spec_get(spec, op, k), out) == TERN_OK;
+}
+
 /* One task of a submit op. Errors become an erred task (so the future errs), never a failed
  * request: other tasks of the batch are unaffected. */
-static void submit_one(session *s, const tern_value *spec)
+static void submit_one(session *s, const tern_value *spec, const tern_value *op)
 {
     const char *key = terni_get_text(spec, "key");
-    const char *fn = terni_get_text(spec, "fn");
-    const char *pid = terni_get_text(spec, "plugin");
+    const char *fn = spec_text(spec, op, "fn");
+    const char *pid = spec_text(spec, op, "plugin");
     const tern_value *args = terni_get(spec, "args");
     const tern_value *deps = terni_get(spec, "deps");
     if (!terni_valid_key(key))
@@ -1069,11 +1090,11 @@ static void submit_one(session *s, const tern_value *spec)
         t->priority = (int)v;
     if (terni_get_int(spec, "retries", &v) && v > 0)
         t->retries = (int)(v > 1000 ? 1000 : v);
-    if (terni_get_int(spec, "group", &v))
+    if (spec_int(spec, op, "group", &v))
         t->group = v;
     if (terni_get_int(spec, "gindex", &v))
         t->gindex = v;
-    if (terni_get_int(spec, "gsize", &v))
+    if (spec_int(spec, op, "gsize", &v))
         t->gsize = v;
     if (terni_get_int(spec, "timeout_ms", &v) && v > 0)
         t->timeout_ms = v;
@@ -1159,7 +1180,7 @@ static tern_value *op_submit(session *s, const tern_value *op)
     const tern_value *tasks = terni_get(op, "tasks");
     const tern_value *spec;
     for (size_t i = 0; tern_list_get(tasks, i, &spec) == TERN_OK; i++)
-        submit_one(s, spec);
+        submit_one(s, spec, op);
     return tern_null();
 }
 

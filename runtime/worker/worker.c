@@ -552,7 +552,7 @@ static void on_compute(worker *w, const tern_value *ev)
     terni_get_int(ev, "priority", &prio);
     terni_get_int(ev, "run", &run);
     terni_get_int(ev, "timeout_ms", &timeout_ms);
-    if (!key || !fn || !plugin || !args || tern_value_type(deps) != TERN_T_MAP) {
+    if (!key || !fn || !plugin || !args || (deps && tern_value_type(deps) != TERN_T_MAP)) {
         wlog(w, "ignoring a malformed compute event");
         return;
     }
@@ -563,7 +563,7 @@ static void on_compute(worker *w, const tern_value *ev)
         return;
     }
     j->args = tern_value_ref((tern_value *)args);
-    j->deps = tern_value_ref((tern_value *)deps);
+    j->deps = deps ? tern_value_ref((tern_value *)deps) : NULL; /* absent: none */
     j->priority = (int)prio;
     j->run = run;
     j->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;

@@ -21,7 +21,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define CACHE_SLOTS 64
+#define CACHE_SLOTS      64
 #define DEFAULT_CACHE_MB 256
 
 typedef struct slot {

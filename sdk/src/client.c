@@ -26,8 +26,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +80,8 @@ struct tern_client {
     tern_future *futures; /* by key */
     plugin_rec *plugins;
     uint64_t plugin_seq, done_seq, group_seq;
+    uint64_t key_nonce[2]; /* random, per client: impure keys are the nonce plus a count */
+    atomic_uint_fast64_t key_seq;
     char address[512];
 };
 
@@ -322,6 +326,10 @@ int tern_connect(const char *address, const tern_connect_opts *opts, tern_client
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
     c->refs = 1;
+    if (getrandom(c->key_nonce, sizeof(c->key_nonce), 0) != (ssize_t)sizeof(c->key_nonce)) {
+        client_free(c);
+        return fail(TERN_EIO, "getrandom failed");
+    }
     char err[1024] = "";
     int rc = TERN_OK, nlocal = 0;
     terni_sec sec = { .tls_ca = opts ? opts->tls_ca_file : NULL,
@@ -673,8 +681,10 @@ static void add_dep(void *arg, const char *key)
 }
 
 /* Builds the wire spec of one task and its key. */
-static int make_spec(const char *fn, const char *symbol, const char *plugin_id, tern_value *args,
-                     const tern_submit_opts *opts, const char *explicit_key, int64_t group,
+/* One task spec of a submit op. fn, plugin, group and gsize are the op's (shared by every
+ * spec in it), not repeated here. */
+static int make_spec(tern_client *c, const char *fn, const char *symbol, const char *plugin_id,
+                     tern_value *args, const tern_submit_opts *opts, const char *explicit_key,
                      size_t gindex, size_t gsize, tern_value **spec, char *key, size_t keylen)
 {
     size_t need = tern_encoded_size(args);
@@ -691,14 +701,11 @@ static int make_spec(const char *fn, const char *symbol, const char *plugin_id, 
     if (explicit_key) {
         snprintf(key, keylen, "%s", explicit_key);
     } else if (opts && opts->impure) {
-        unsigned char rnd[16];
-        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-            free(buf);
-            return fail(TERN_EIO, "getrandom failed");
-        }
-        char h[33];
-        hex(rnd, 16, h);
-        snprintf(key, keylen, "%s-%s", symbol, h);
+        /* unique without a system call per task: the client's random 128-bit nonce, the
+         * low half advanced by a per-client count */
+        uint64_t seq = atomic_fetch_add(&c->key_seq, 1);
+        snprintf(key, keylen, "%s-%016" PRIx64 "%016" PRIx64, symbol, c->key_nonce[0],
+                 c->key_nonce[1] + seq);
     } else {
         mbedtls_sha256_context ctx;
         unsigned char digest[32];
@@ -717,9 +724,12 @@ static int make_spec(const char *fn, const char *symbol, const char *plugin_id, 
     if (deps)
         terni_walk_keyrefs(args, add_dep, deps);
     tern_value *s = tern_map_new();
-    bool ok = s && deps && terni_set_text(s, "key", key) && terni_set_text(s, "fn", fn) &&
-              terni_set_text(s, "plugin", plugin_id) &&
-              terni_set(s, "args", tern_bytes(buf, len)) && terni_set(s, "deps", deps);
+    bool ok =
+        s && deps && terni_set_text(s, "key", key) && terni_set(s, "args", tern_bytes(buf, len));
+    if (ok && tern_list_len(deps)) /* absent when empty */
+        ok = terni_set(s, "deps", deps);
+    else
+        tern_value_unref(deps);
     deps = NULL;
     free(buf);
     if (ok && opts && opts->priority)
@@ -729,8 +739,7 @@ static int make_spec(const char *fn, const char *symbol, const char *plugin_id, 
     if (ok && opts && opts->timeout_ms > 0)
         ok = terni_set_int(s, "timeout_ms", opts->timeout_ms);
     if (ok && gsize > 1)
-        ok = terni_set_int(s, "group", group) && terni_set_int(s, "gindex", (int64_t)gindex) &&
-             terni_set_int(s, "gsize", (int64_t)gsize);
+        ok = terni_set_int(s, "gindex", (int64_t)gindex);
     if (ok && opts && opts->workers) {
         tern_value *w = tern_list_new(0);
         for (const char **n = opts->workers; w && *n; n++)
@@ -800,7 +809,7 @@ int tern_map(tern_client *c, const char *task, tern_value **arglists, size_t n,
             }
         }
         tern_value *spec = NULL;
-        rc = make_spec(task, symbol, id, arglists[i], opts, explicit_key, group, i, n, &spec, key,
+        rc = make_spec(c, task, symbol, id, arglists[i], opts, explicit_key, i, n, &spec, key,
                        sizeof(key));
         if (rc == TERN_OK && (!specs || tern_list_append(specs, spec) != TERN_OK || !keys ||
                               !(keys[i] = strdup(key))))
@@ -808,7 +817,10 @@ int tern_map(tern_client *c, const char *task, tern_value **arglists, size_t n,
     }
     unref_all(arglists, n);
     tern_value *op = rc == TERN_OK ? terni_op("submit") : NULL;
-    if (rc == TERN_OK && (!op || !terni_set(op, "tasks", tern_value_ref(specs))))
+    if (rc == TERN_OK && (!op || !terni_set(op, "tasks", tern_value_ref(specs)) ||
+                          !terni_set_text(op, "fn", task) || !terni_set_text(op, "plugin", id) ||
+                          (n > 1 && (!terni_set_int(op, "group", group) ||
+                                     !terni_set_int(op, "gsize", (int64_t)n)))))
         rc = fail(TERN_ENOMEM, "out of memory");
     tern_value_unref(specs);
     if (rc == TERN_OK) {
