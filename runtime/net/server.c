@@ -322,10 +322,15 @@ int terni_server_reply(terni_request *r, const tern_value *reply)
             return rc;
         }
     }
+    terni_server_reply_msg(r, m);
+    return TERN_OK;
+}
+
+void terni_server_reply_msg(terni_request *r, nng_msg *m)
+{
     r->state = R_SEND;
     nng_aio_set_msg(r->aio, m);
     nng_ctx_send(r->ctx, r->aio);
-    return TERN_OK;
 }
 
 void terni_server_drop(terni_request *r)

@@ -52,6 +52,8 @@ void terni_server_wake(terni_server *s);
 
 /* Answers a request with `reply` (not stolen) and recycles it. Returns a tern code. */
 int terni_server_reply(terni_request *r, const tern_value *reply);
+/* terni_server_reply with a message already encoded (taken; one CBOR value). */
+void terni_server_reply_msg(terni_request *r, nng_msg *m);
 /* Recycles a request without answering (its peer is gone). */
 void terni_server_drop(terni_request *r);
 /* The pipe a request arrived on. */

@@ -49,6 +49,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "outbox.h"
 #include "rss.h"
 #include "server.h"
 #include "wire.h"
@@ -115,7 +116,7 @@ struct session {
     uint32_t pipe;
     int role;
     terni_request *poll;
-    tern_value *outbox; /* list of events, NULL when empty */
+    terni_outbox ob; /* queued events, encoded (outbox.h) */
     worker *w;
     size_t npending;  /* tasks this client created that have not finished */
     terni_event held; /* a request held back by the pending-task limit (held.req != NULL) */
@@ -430,29 +431,81 @@ static void send_event(session *s, tern_value *ev)
         tern_value_unref(ev);
         return;
     }
-    if (!s->outbox)
-        s->outbox = tern_list_new(8);
-    if (!s->outbox || tern_list_append(s->outbox, ev) != TERN_OK)
+    if (!terni_outbox_add(&s->ob, ev))
+        terni_log(TERNI_LOG_ERROR, "out of memory queueing an event");
+    tern_value_unref(ev);
+}
+
+/* Direct writers of the frequent events (outbox.h): no value tree. Map keys go in CBOR's
+ * deterministic order (shorter first, then bytewise), as our encoder writes them. */
+static bool can_send(const session *s)
+{
+    return s && s->role != ROLE_NONE;
+}
+
+static void ob_done(session *s, size_t mark)
+{
+    if (!terni_ob_end(&s->ob, mark))
         terni_log(TERNI_LOG_ERROR, "out of memory queueing an event");
 }
 
-/* Queues {"op": op, "keys": [key]} for a worker session (free, cancel). */
+/* {"op": op, "keys": [key]} for a worker session (free, cancel). */
 static void send_key_event(session *s, const char *op, const char *key)
 {
-    tern_value *ev = terni_op(op);
-    if (ev && terni_set(ev, "keys", tern_list_of(tern_text(key))))
-        send_event(s, ev);
-    else
-        tern_value_unref(ev);
+    if (!can_send(s))
+        return;
+    size_t mark;
+    terni_ob_begin(&s->ob, &mark);
+    terni_ob_map(&s->ob, 2);
+    terni_ob_text(&s->ob, "op");
+    terni_ob_text(&s->ob, op);
+    terni_ob_text(&s->ob, "keys");
+    terni_ob_list(&s->ob, 1);
+    terni_ob_text(&s->ob, key);
+    ob_done(s, mark);
+}
+
+static void ob_addresses(terni_outbox *o, const task *t)
+{
+    terni_ob_list(o, t->nwho);
+    for (size_t i = 0; i < t->nwho; i++)
+        terni_ob_text(o, t->who[i]->address);
+}
+
+/* {"op": "finished", "key", "who": [addresses], "value"?: bytes, "nbytes"} */
+static void send_finished(session *s, const task *t)
+{
+    if (!can_send(s))
+        return;
+    const void *inl = NULL;
+    size_t inl_len = 0;
+    bool has_value = tern_value_get_bytes(t->inline_value, &inl, &inl_len) == TERN_OK;
+    size_t mark;
+    terni_ob_begin(&s->ob, &mark);
+    terni_ob_map(&s->ob, has_value ? 5 : 4);
+    terni_ob_text(&s->ob, "op");
+    terni_ob_text(&s->ob, "finished");
+    terni_ob_text(&s->ob, "key");
+    terni_ob_text(&s->ob, t->key);
+    terni_ob_text(&s->ob, "who");
+    ob_addresses(&s->ob, t);
+    if (has_value) {
+        terni_ob_text(&s->ob, "value");
+        terni_ob_bytes(&s->ob, inl, inl_len);
+    }
+    terni_ob_text(&s->ob, "nbytes");
+    terni_ob_int(&s->ob, t->nbytes);
+    ob_done(s, mark);
 }
 
 static void flush_session(session *s)
 {
-    if (s->poll && s->outbox) {
-        terni_server_reply(s->poll, s->outbox);
-        tern_value_unref(s->outbox);
-        s->outbox = NULL;
-        s->poll = NULL;
+    if (s->poll && s->ob.n) {
+        nng_msg *m = terni_outbox_take(&s->ob);
+        if (m) {
+            terni_server_reply_msg(s->poll, m);
+            s->poll = NULL;
+        }
     }
 }
 
@@ -491,17 +544,6 @@ static bool ptr_remove(void **arr, uint32_t *n, void *p)
     return false;
 }
 
-static tern_value *addresses_of(const task *t)
-{
-    tern_value *l = tern_list_new(t->nwho);
-    for (size_t i = 0; l && i < t->nwho; i++)
-        if (tern_list_append(l, tern_text(t->who[i]->address)) != TERN_OK) {
-            tern_value_unref(l);
-            return NULL;
-        }
-    return l;
-}
-
 static void error_free(task_error *e)
 {
     if (e) {
@@ -537,18 +579,6 @@ static const task_error *error_of(const task *t)
 
 /* ---- notifications ---------------------------------------------------------------- */
 
-static tern_value *finished_event(const task *t)
-{
-    tern_value *ev = terni_op("finished");
-    if (!ev || !terni_set_text(ev, "key", t->key) || !terni_set_int(ev, "nbytes", t->nbytes) ||
-        !terni_set(ev, "who", addresses_of(t)) ||
-        (t->inline_value && !terni_set(ev, "value", tern_value_ref(t->inline_value)))) {
-        tern_value_unref(ev);
-        return NULL;
-    }
-    return ev;
-}
-
 static tern_value *erred_event(const task *t)
 {
     tern_value *ev = terni_op("erred");
@@ -562,10 +592,19 @@ static tern_value *erred_event(const task *t)
     return ev;
 }
 
+/* Tells s that t has finished: a finished or an erred event. */
+static void notify(session *s, const task *t)
+{
+    if (t->state == T_MEMORY)
+        send_finished(s, t);
+    else
+        send_event(s, erred_event(t));
+}
+
 static void notify_wanters(task *t)
 {
     for (size_t i = 0; i < t->nwanters; i++)
-        send_event(t->wanters[i], t->state == T_MEMORY ? finished_event(t) : erred_event(t));
+        notify(t->wanters[i], t);
 }
 
 /* ---- forgetting ------------------------------------------------------------------- */
@@ -818,31 +857,69 @@ static worker *choose_worker(const task *t)
     return best;
 }
 
-/* {op: compute, key, fn, plugin, args, run, deps?, priority?, timeout_ms?}: deps, priority
- * and timeout_ms only when there are any / non-zero. */
-static tern_value *compute_event(const task *t)
+static int cmp_key_order(const void *a, const void *b)
 {
-    tern_value *deps = t->ndeps ? tern_map_new() : NULL;
-    for (size_t i = 0; deps && i < t->ndeps; i++)
-        if (tern_map_set(deps, t->deps[i]->key, addresses_of(t->deps[i])) != TERN_OK) {
-            tern_value_unref(deps);
-            deps = NULL;
+    const task *x = *(task *const *)a, *y = *(task *const *)b;
+    size_t lx = strlen(x->key), ly = strlen(y->key); /* CBOR order: shorter first */
+    return lx != ly ? (lx < ly ? -1 : 1) : memcmp(x->key, y->key, lx);
+}
+
+/* {"op": "compute", "key", "fn", "plugin", "args", "run", "deps"?: {key: [addresses]},
+ * "priority"?, "timeout_ms"?}: deps, priority and timeout_ms only when there are any /
+ * non-zero. Written straight into the worker's outbox; false if out of memory. */
+static bool send_compute(session *s, const task *t)
+{
+    const void *args = NULL;
+    size_t args_len = 0;
+    if (!can_send(s) || tern_value_get_bytes(t->args, &args, &args_len) != TERN_OK)
+        return false;
+    task *one, **deps = t->ndeps == 1 ? &one : NULL;
+    if (t->ndeps == 1)
+        one = t->deps[0];
+    else if (t->ndeps > 1) {
+        if (!(deps = malloc(t->ndeps * sizeof(*deps))))
+            return false;
+        memcpy(deps, t->deps, t->ndeps * sizeof(*deps));
+        qsort(deps, t->ndeps, sizeof(*deps), cmp_key_order);
+    }
+    size_t mark;
+    terni_outbox *o = &s->ob;
+    terni_ob_begin(o, &mark);
+    terni_ob_map(o, 6 + (t->ndeps > 0) + (t->priority != 0) + (t->timeout_ms > 0));
+    terni_ob_text(o, "fn");
+    terni_ob_text(o, t->fn);
+    terni_ob_text(o, "op");
+    terni_ob_text(o, "compute");
+    terni_ob_text(o, "key");
+    terni_ob_text(o, t->key);
+    terni_ob_text(o, "run");
+    terni_ob_int(o, t->attempt);
+    terni_ob_text(o, "args");
+    terni_ob_bytes(o, args, args_len);
+    if (t->ndeps) {
+        terni_ob_text(o, "deps");
+        terni_ob_map(o, t->ndeps);
+        for (size_t i = 0; i < t->ndeps; i++) {
+            terni_ob_text(o, deps[i]->key);
+            ob_addresses(o, deps[i]);
         }
-    tern_value *ev = deps || !t->ndeps ? terni_op("compute") : NULL;
-    if (!ev) {
-        tern_value_unref(deps);
-        return NULL;
     }
-    /* terni_set steals deps whether or not it succeeds */
-    if ((deps && !terni_set(ev, "deps", deps)) || !terni_set_text(ev, "key", t->key) ||
-        !terni_set_text(ev, "fn", t->fn) || !terni_set_text(ev, "plugin", t->plugin_id) ||
-        !terni_set(ev, "args", tern_value_ref(t->args)) || !terni_set_int(ev, "run", t->attempt) ||
-        (t->priority && !terni_set_int(ev, "priority", t->priority)) ||
-        (t->timeout_ms > 0 && !terni_set_int(ev, "timeout_ms", t->timeout_ms))) {
-        tern_value_unref(ev);
-        return NULL;
+    terni_ob_text(o, "plugin");
+    terni_ob_text(o, t->plugin_id);
+    if (t->priority) {
+        terni_ob_text(o, "priority");
+        terni_ob_int(o, t->priority);
     }
-    return ev;
+    if (t->timeout_ms > 0) {
+        terni_ob_text(o, "timeout_ms");
+        terni_ob_int(o, t->timeout_ms);
+    }
+    if (deps != &one)
+        free(deps);
+    bool ok = terni_ob_end(o, mark);
+    if (!ok)
+        terni_log(TERNI_LOG_ERROR, "out of memory queueing a compute event");
+    return ok;
 }
 
 static void place(task *t)
@@ -853,8 +930,7 @@ static void place(task *t)
         return;
     }
     t->attempt++;
-    tern_value *ev = compute_event(t);
-    if (!ev) {
+    if (!send_compute(w->s, t)) {
         t->state = T_NO_WORKER;
         return;
     }
@@ -862,7 +938,6 @@ static void place(task *t)
     t->on = w;
     w->nprocessing++;
     stats_placed(t, w);
-    send_event(w->s, ev);
 }
 
 static void place_unassigned(void)
@@ -1073,7 +1148,7 @@ static void submit_one(session *s, const tern_value *spec, const tern_value *op)
         if (t->state == T_RELEASED)
             recompute(t, "submitted again");
         else if (finished(t))
-            send_event(s, t->state == T_MEMORY ? finished_event(t) : erred_event(t));
+            notify(s, t);
         return;
     }
     t = task_new(key);
@@ -1417,7 +1492,7 @@ static tern_value *op_scatter(session *s, const tern_value *op)
     if (t) {
         add_wanter(t, s);
         if (finished(t))
-            send_event(s, t->state == T_MEMORY ? finished_event(t) : erred_event(t));
+            notify(s, t);
     }
     worker *w, *tmp, *best = NULL;
     HASH_ITER(hh, S.workers, w, tmp)
@@ -1725,7 +1800,6 @@ static void session_lost(uint32_t pipe, const char *why)
     HASH_DEL(S.sessions, s);
     if (s->poll)
         terni_server_drop(s->poll);
-    tern_value_unref(s->outbox);
     if (s->role == ROLE_WORKER && s->w)
         worker_lost(s->w, why);
     if (s->role == ROLE_CLIENT) {
@@ -1743,6 +1817,7 @@ static void session_lost(uint32_t pipe, const char *why)
         tern_value_unref(s->held.body);
         S.nheld--;
     }
+    terni_outbox_free(&s->ob);
     free(s);
 }
 
@@ -1950,7 +2025,7 @@ static void free_sessions(void)
     HASH_ITER(hh, S.sessions, s, stmp)
     {
         HASH_DEL(S.sessions, s);
-        tern_value_unref(s->outbox);
+        terni_outbox_free(&s->ob);
         tern_value_unref(s->held.body);
         free(s);
     }
