@@ -36,8 +36,10 @@
 
 #include "auth.h"
 #include "tls.h"
+#include "value_internal.h" /* terni_encode_sized */
 #include "wire.h"
 
+#include <cbor.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -55,12 +57,42 @@ typedef struct waiter {
     char msg[512];
 } waiter;
 
+/* A queued op, already encoded: the queuing thread encodes it (item_new) and a request is
+ * the CBOR list head followed by its items' bytes, so no thread walks the op's tree twice. */
 typedef struct item {
-    tern_value *op;
-    size_t size; /* encoded size of op */
-    waiter *w;   /* NULL for a post */
+    uint8_t *enc;
+    size_t size;   /* bytes of enc */
+    char name[24]; /* the op's name, for the log */
+    waiter *w;     /* NULL for a post */
     struct item *next;
 } item;
+
+/* An item for op (consumed), or NULL with *rc set: TERN_ENOMEM, or TERN_ETOODEEP for an op
+ * nested deeper than the encoder allows. */
+static item *item_new(tern_value *op, waiter *w, int *rc)
+{
+    item *it = op ? calloc(1, sizeof(*it)) : NULL;
+    size_t size = it ? tern_encoded_size(op) : 0;
+    *rc = it && !size ? TERN_ETOODEEP : TERN_ENOMEM;
+    if (size && (it->enc = malloc(size)) && terni_encode_sized(op, size, it->enc) == TERN_OK) {
+        it->size = size;
+        snprintf(it->name, sizeof(it->name), "%s", terni_op_name(op));
+        it->w = w;
+        *rc = TERN_OK;
+    } else if (it) {
+        free(it->enc);
+        free(it);
+        it = NULL;
+    }
+    tern_value_unref(op);
+    return it;
+}
+
+static void item_free(item *it)
+{
+    free(it->enc);
+    free(it);
+}
 
 enum { OP_SEND, OP_RECV };                 /* op_aio's stage */
 enum { POLL_SEND, POLL_RECV, POLL_PAUSE }; /* poll_aio's stage */
@@ -143,8 +175,7 @@ static void fail_queue(terni_link *l, item *it, const char *why)
         item *next = it->next;
         if (it->w)
             finish(l, it->w, TERN_ECLOSED, NULL, why);
-        tern_value_unref(it->op);
-        free(it);
+        item_free(it);
         it = next;
     }
 }
@@ -260,7 +291,7 @@ static void finish_batch(terni_link *l, int rc, tern_value *reply, char *err)
         if (it->w)
             finish(l, it->w, code, code == TERN_OK ? tern_value_ref((tern_value *)r) : NULL, msg);
         else if (code != TERN_OK && rc == TERN_OK)
-            fprintf(stderr, "tern: %s failed: %s\n", terni_op_name(it->op), msg);
+            fprintf(stderr, "tern: %s failed: %s\n", it->name, msg);
         it->w = NULL;
     }
     l->batch = NULL;
@@ -271,8 +302,7 @@ static void finish_batch(terni_link *l, int rc, tern_value *reply, char *err)
     /* Free the sent items outside the lock (waiters are finished and detached). */
     for (item *it = batch, *next; it; it = next) {
         next = it->next;
-        tern_value_unref(it->op);
-        free(it);
+        item_free(it);
     }
     tern_value_unref(reply);
     kick(l);
@@ -306,19 +336,19 @@ static void kick(terni_link *l)
     pthread_mutex_unlock(&l->lock);
 
     char err[512] = "out of memory";
-    tern_value *req = tern_list_new(n);
-    for (item *it = batch; req && it; it = it->next)
-        if (tern_list_append(req, tern_value_ref(it->op)) != TERN_OK) {
-            tern_value_unref(req);
-            req = NULL;
-        }
+    uint8_t head[9];
+    size_t hlen = cbor_encode_array_start(n, head, sizeof(head));
     nng_msg *m = NULL;
-    int rc = req ? terni_msg_encode(req, &m) : TERN_ENOMEM;
-    tern_value_unref(req);
-    if (rc != TERN_OK) {
-        snprintf(err, sizeof(err), "cannot encode request: %s", tern_strerror(rc));
-        finish_batch(l, rc, NULL, err);
+    if (nng_msg_alloc(&m, hlen + bytes) != 0) {
+        finish_batch(l, TERN_ENOMEM, NULL, err);
         return;
+    }
+    uint8_t *p = nng_msg_body(m);
+    memcpy(p, head, hlen);
+    p += hlen;
+    for (item *it = batch; it; it = it->next) {
+        memcpy(p, it->enc, it->size);
+        p += it->size;
     }
     l->op_stage = OP_SEND;
     nng_aio_set_timeout(l->op_aio, timeout < 0 ? NNG_DURATION_INFINITE : timeout);
@@ -470,13 +500,10 @@ static void *ticker_main(void *arg)
             l->last_sent_ns = now;
             continue;
         }
-        item *hb = calloc(1, sizeof(*hb));
-        if (hb && (hb->op = terni_op("heartbeat"))) {
-            hb->size = tern_encoded_size(hb->op);
+        int rc;
+        item *hb = item_new(terni_op("heartbeat"), NULL, &rc);
+        if (hb)
             l->head = l->tail = hb;
-        } else {
-            free(hb);
-        }
         l->last_sent_ns = now;
         pthread_mutex_unlock(&l->lock);
         kick(l);
@@ -659,21 +686,14 @@ void terni_link_close(terni_link *l)
 
 static int enqueue(terni_link *l, tern_value *op, waiter *w, bool lazy)
 {
-    item *it = malloc(sizeof(*it));
-    if (!it || !op) {
-        free(it);
-        tern_value_unref(op);
-        return TERN_ENOMEM;
-    }
-    it->op = op;
-    it->size = tern_encoded_size(op);
-    it->w = w;
-    it->next = NULL;
+    int rc;
+    item *it = item_new(op, w, &rc);
+    if (!it)
+        return rc;
     pthread_mutex_lock(&l->lock);
     if (l->closing || l->down) {
         pthread_mutex_unlock(&l->lock);
-        tern_value_unref(op);
-        free(it);
+        item_free(it);
         return TERN_ECLOSED;
     }
     if (l->tail)
