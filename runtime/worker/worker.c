@@ -46,6 +46,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -940,6 +941,18 @@ static int serve_scheduler(worker *w, tern_value *crashed)
     return 0;
 }
 
+/* Each large array served to a peer on this host keeps a memfd open while it is stored
+ * (shm.h): lift the soft descriptor limit (often 1024) to the hard one. When even that runs
+ * out, those arrays go as bytes. */
+static void raise_fd_limit(void)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &r);
+    }
+}
+
 int terni_worker_run(const terni_worker_opts *opts, atomic_int *stop)
 {
     worker w_ = { .opts = opts,
@@ -951,6 +964,7 @@ int terni_worker_run(const terni_worker_opts *opts, atomic_int *stop)
                            .token = opts->token } },
            *w = &w_;
     char err[1024];
+    raise_fd_limit();
     pthread_mutex_init(&w->lock, NULL);
     pthread_mutex_init(&w->link_lock, NULL);
     pthread_cond_init(&w->cond, NULL);
