@@ -3,7 +3,7 @@
  * Design notes
  *  - Who: a `get` carries the requester's host identity (terni_shm_host: boot id + pid
  *    namespace). A data server with the same identity answers each array of at least
- *    TERNI_SHM_MIN_BYTES with a descriptor {pid, fd, ino, dev, len, type, shape} in the
+ *    TERNI_SHM_MIN_BYTES (256 KiB, shm.h) with a descriptor {pid, fd, ino, dev, len, type, shape} in the
  *    reply's "shm" map instead of the bytes in "values" (worker.c serve()). Both ends check
  *    $TERN_NO_SHM, so either side can turn it off.
  *  - Sender: the bytes are copied once into a memfd (MFD_ALLOW_SEALING | MFD_CLOEXEC) with
@@ -24,9 +24,10 @@
  *    fails on the receiver (process gone, fd closed or reused for another file, permission
  *    denied, a malformed descriptor) makes the caller (peers.c) ask again for those keys
  *    without the host identity, i.e. as bytes: the shortcut never turns into an error.
- *  - MAP_POPULATE: the receiver reads every element (it fetched the array to use it), and
- *    faulting 8 MB in one call is cheaper than 2048 page faults; measured in
- *    docs/performance.md (Transfer).
+ *  - No MAP_POPULATE: read faults on a shared-memory file map 16 pages each (fault-around),
+ *    and in three interleaved rounds of `tern-bench transfer` the populated mapping was
+ *    slower (5.3-5.8 ms per 8 MB move against 4.2-4.9 ms); an array that is only partly
+ *    read also faults in only that part.
  *  - Only arrays that are the value of a key go this way; arrays inside lists or maps travel
  *    as bytes. */
 #ifndef _GNU_SOURCE
@@ -201,7 +202,7 @@ int terni_shm_map(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size_t le
         snprintf(err, errlen, "%s is not sealed against writes and shrinking", path);
         rc = TERN_EIO;
     } else {
-        void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, f, 0);
+        void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, f, 0);
         if (m == MAP_FAILED) {
             snprintf(err, errlen, "cannot map %s: %s", path, strerror(errno));
             rc = TERN_EIO;
