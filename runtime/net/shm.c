@@ -3,9 +3,9 @@
  * Design notes
  *  - Who: a `get` carries the requester's host identity (terni_shm_host: boot id + pid
  *    namespace). A data server with the same identity answers each array of at least
- *    TERNI_SHM_MIN_BYTES (256 KiB, shm.h) with a descriptor {pid, fd, ino, dev, len, type, shape} in the
- *    reply's "shm" map instead of the bytes in "values" (worker.c serve()). Both ends check
- *    $TERN_NO_SHM, so either side can turn it off.
+ *    TERNI_SHM_MIN_BYTES (256 KiB, shm.h) with a descriptor {pid, fd, ino, dev, len, type,
+ *    shape} in the reply's "shm" map instead of the bytes in "values" (worker.c serve()).
+ *    Both ends check $TERN_NO_SHM, so either side can turn it off.
  *  - Sender: the bytes are copied once into a memfd (MFD_ALLOW_SEALING | MFD_CLOEXEC) with
  *    write(), then sealed F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, so no one,
  *    the sender included, can change or truncate it afterwards. The worker creates it on the
