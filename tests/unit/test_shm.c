@@ -55,6 +55,15 @@ static tern_value *with(const tern_value *d, const char *key, tern_value *val)
     return c;
 }
 
+/* with() of two fields. */
+static tern_value *with2(const tern_value *d, const char *k1, tern_value *v1, const char *k2,
+                         tern_value *v2)
+{
+    tern_value *c1 = with(d, k1, v1), *c2 = with(c1, k2, v2);
+    tern_value_unref(c1);
+    return c2;
+}
+
 static int import_rc(tern_value *d) /* d consumed */
 {
     tern_value *out = (tern_value *)1;
@@ -247,12 +256,12 @@ LTest(shm, too_short_rejected)
                  TERN_EIO);
     cr_assert(strstr(err, "fewer than"), "%s", err);
     /* a descriptor claiming a bigger shape than the file holds */
-    cr_assert_eq(import_rc(with(with(d, "len", tern_int((int64_t)f.len * 2)), "shape",
-                                tern_list_of(tern_int((int64_t)N * 2)))),
+    cr_assert_eq(import_rc(with2(d, "len", tern_int((int64_t)f.len * 2), "shape",
+                                 tern_list_of(tern_int((int64_t)N * 2)))),
                  TERN_EIO);
     /* and a shorter one is fine: only the first len bytes are mapped */
-    cr_assert_eq(import_rc(with(with(d, "len", tern_int((int64_t)f.len / 2)), "shape",
-                                tern_list_of(tern_int((int64_t)N / 2)))),
+    cr_assert_eq(import_rc(with2(d, "len", tern_int((int64_t)f.len / 2), "shape",
+                                 tern_list_of(tern_int((int64_t)N / 2)))),
                  TERN_OK);
     terni_shm_file_close(&f);
     tern_value_unref(d);
