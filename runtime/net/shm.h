@@ -13,9 +13,10 @@
 #include <tern/value.h>
 
 /* Arrays of at least this many bytes of data go through a memfd; smaller ones as bytes.
- * Measured (docs/performance.md, Transfer): from 256 KiB up the memfd is faster (0.27-0.40 vs
- * 0.50-0.62 ms per move at 256 KiB, 0.85-0.89 vs 4.5-6.0 ms at 8 MiB); at 64-128 KiB the two
- * cost the same, and each memfd is a descriptor kept open by the sender. */
+ * Measured (docs/performance.md, Transfer): at 256 KiB the first move of a key (memfd made on
+ * the way) costs the same as through the socket and later ones less; from 512 KiB up both are
+ * faster (8 MiB: 3.5 ms first, 0.9 ms later, against 6 ms). Below, the memfd's copy and
+ * descriptor do not pay. */
 #define TERNI_SHM_MIN_BYTES ((size_t)256 << 10)
 /* A descriptor for more bytes than this is refused (a sanity bound on peer input). */
 #define TERNI_SHM_MAX_BYTES ((size_t)1 << 40)
