@@ -12,10 +12,15 @@
  *    (auth.h) before its first request: a pipe callback records the current pipe, and a
  *    request finding it different from the authenticated one runs the challenge-response
  *    first, under the peer's own lock (other peers are not held up). A request refused with
- *    TERN_EAUTH (nng reconnected in between) authenticates again and is sent once more. */
+ *    TERN_EAUTH (nng reconnected in between) authenticates again and is sent once more.
+ *  - Same host (shm.h): a get carries this host's identity; the data server may then answer
+ *    large arrays with memfd descriptors ("shm") instead of bytes. get maps them (read-only,
+ *    borrowed by the value) and asks once more, without the identity, for the keys whose
+ *    descriptors do not map, so callers see the same values either way. */
 #include "peers.h"
 
 #include "auth.h"
+#include "shm.h"
 #include "tls.h"
 #include "wire.h"
 
@@ -351,6 +356,52 @@ int terni_peers_request(terni_peers *p, const char *address, const tern_value *r
     return request(p, address, req, timeout_ms, NULL, reply, err, errlen);
 }
 
+/* One get; with host (this host's identity), large arrays may come as memfd descriptors,
+ * which are mapped here, and those that do not map are asked for again as bytes. */
+static int get(terni_peers *p, const char *address, const tern_value *keys, int timeout_ms,
+               const int *cancel, const char *host, tern_value **values, char *err, size_t errlen)
+{
+    *values = NULL;
+    tern_value *req = terni_op("get");
+    if (!req || !terni_set(req, "keys", tern_value_ref((tern_value *)keys)) ||
+        (host && !terni_set_text(req, "host", host))) {
+        tern_value_unref(req);
+        return TERN_ENOMEM;
+    }
+    tern_value *reply;
+    int rc = request(p, address, req, timeout_ms, cancel, &reply, err, errlen);
+    tern_value_unref(req);
+    if (rc != TERN_OK)
+        return rc;
+    const tern_value *v = terni_get(reply, "values"), *shm = terni_get(reply, "shm");
+    tern_value *merged = NULL, *retry = NULL, *more = NULL;
+    if (tern_value_type(v) != TERN_T_MAP)
+        rc = TERN_EPROTO;
+    else if (!shm) /* the usual case: nothing to map */
+        merged = tern_value_ref((tern_value *)v);
+    else if (!host)
+        rc = TERN_EPROTO; /* descriptors we did not ask for */
+    else
+        rc = terni_shm_resolve(v, shm, &merged, &retry);
+    tern_value_unref(reply);
+    if (rc == TERN_EPROTO)
+        snprintf(err, errlen, "worker at %s sent a malformed get reply", address);
+    if (rc == TERN_OK && retry)
+        rc = get(p, address, retry, timeout_ms, cancel, NULL, &more, err, errlen);
+    const char *key;
+    const tern_value *item;
+    for (size_t i = 0; rc == TERN_OK && tern_map_entry(more, i, &key, &item) == TERN_OK; i++)
+        rc = tern_map_set(merged, key, tern_value_ref((tern_value *)item));
+    tern_value_unref(retry);
+    tern_value_unref(more);
+    if (rc != TERN_OK) {
+        tern_value_unref(merged);
+        return rc;
+    }
+    *values = merged;
+    return TERN_OK;
+}
+
 int terni_peers_get(terni_peers *p, const char *address, const tern_value *keys, int timeout_ms,
                     tern_value **values, char *err, size_t errlen)
 {
@@ -361,24 +412,5 @@ int terni_peers_get_cancellable(terni_peers *p, const char *address, const tern_
                                 int timeout_ms, const int *cancel, tern_value **values, char *err,
                                 size_t errlen)
 {
-    *values = NULL;
-    tern_value *req = terni_op("get");
-    if (!req || !terni_set(req, "keys", tern_value_ref((tern_value *)keys))) {
-        tern_value_unref(req);
-        return TERN_ENOMEM;
-    }
-    tern_value *reply;
-    int rc = request(p, address, req, timeout_ms, cancel, &reply, err, errlen);
-    tern_value_unref(req);
-    if (rc != TERN_OK)
-        return rc;
-    const tern_value *v = terni_get(reply, "values");
-    if (tern_value_type(v) != TERN_T_MAP) {
-        tern_value_unref(reply);
-        snprintf(err, errlen, "worker at %s sent a malformed get reply", address);
-        return TERN_EPROTO;
-    }
-    *values = tern_value_ref((tern_value *)v);
-    tern_value_unref(reply);
-    return TERN_OK;
+    return get(p, address, keys, timeout_ms, cancel, terni_shm_host(), values, err, errlen);
 }

@@ -9,7 +9,10 @@
  *     the local store, or fetched directly from the peer workers listed in the compute event,
  *     never through the scheduler), substitute them into the arguments, call the task, store
  *     the result and report "done" (with the value inline when small) or "erred";
- *   - the data server's nng callbacks answer get/put from peers and clients.
+ *   - the data server's nng callbacks answer get/put from peers and clients. A get from a
+ *     process on this host (its "host" identity equals ours, shm.h) gets each large array as
+ *     a descriptor of a sealed memfd instead of its bytes; the memfd is made on the first
+ *     such request and kept with the stored value (closed when the key is dropped).
  *  Locking: one mutex guards the store and the queue; values are immutable once stored
  *  (shared values are frozen), so readers take a reference and drop the lock at once.
  *  Cancellation: "free"/"cancel" for a key that is queued removes it; for a running task it
@@ -34,6 +37,7 @@
 #include "log.h"
 #include "rss.h"
 #include "peers.h"
+#include "shm.h"
 #include "task_ctx.h"
 #include "tls.h"
 #include "wire.h"
@@ -42,6 +46,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,6 +65,7 @@ typedef struct stored {
     char *key;
     tern_value *value;
     int64_t nbytes;
+    terni_shm_file shm; /* the value's bytes in a sealed memfd, made on first use (shm.h) */
     UT_hash_handle hh;
 } stored;
 
@@ -152,11 +158,20 @@ static void store_put(worker *w, const char *key, tern_value *v, int64_t nbytes)
     if (!s && (s = calloc(1, sizeof(*s))) && (s->key = strdup(key))) {
         s->value = tern_value_ref(v);
         s->nbytes = nbytes;
+        s->shm.fd = -1;
         HASH_ADD_KEYPTR(hh, w->store, s->key, strlen(s->key), s);
     } else if (s && !s->key) {
         free(s);
     }
     pthread_mutex_unlock(&w->lock);
+}
+
+static void stored_free(stored *s)
+{
+    terni_shm_file_close(&s->shm);
+    tern_value_unref(s->value);
+    free(s->key);
+    free(s);
 }
 
 static void store_drop_locked(worker *w, const char *key)
@@ -165,9 +180,7 @@ static void store_drop_locked(worker *w, const char *key)
     HASH_FIND_STR(w->store, key, s);
     if (s) {
         HASH_DEL(w->store, s);
-        tern_value_unref(s->value);
-        free(s->key);
-        free(s);
+        stored_free(s);
     }
 }
 
@@ -669,21 +682,70 @@ static void forget_everything(worker *w)
 
 /* ---- data server (nng callbacks) -------------------------------------------------- */
 
+/* For a get from this host: the descriptor of key's memfd when v (its stored value, held
+ * by the caller) is a large array, making the memfd on the first request. NULL: send bytes
+ * (small or not an array, memfd failed, or the key was dropped meanwhile). */
+static tern_value *shm_descriptor(worker *w, const char *key, const tern_value *v)
+{
+    if (!terni_shm_eligible(v))
+        return NULL;
+    terni_shm_file f = { .fd = -1 }, made = { .fd = -1 };
+    stored *s;
+    pthread_mutex_lock(&w->lock);
+    HASH_FIND_STR(w->store, key, s);
+    if (s && s->value == v)
+        f = s->shm;
+    pthread_mutex_unlock(&w->lock);
+    if (f.fd < 0) { /* the copy is made outside the lock; a concurrent request may win */
+        int rc = terni_shm_export(v, key, &made);
+        if (rc != TERN_OK) {
+            terni_log(TERNI_LOG_DEBUG, "get %s: no memfd (%s), sending bytes", key,
+                      tern_strerror(rc));
+            return NULL;
+        }
+        pthread_mutex_lock(&w->lock);
+        HASH_FIND_STR(w->store, key, s);
+        if (s && s->value == v && s->shm.fd < 0) {
+            s->shm = made;
+            made.fd = -1;
+        }
+        if (s && s->value == v)
+            f = s->shm;
+        pthread_mutex_unlock(&w->lock);
+        terni_shm_file_close(&made);
+    }
+    if (f.fd < 0)
+        return NULL;
+    terni_log(TERNI_LOG_DEBUG, "get %s: memfd descriptor, %zu bytes", key, f.len);
+    return terni_shm_descriptor(&f, v);
+}
+
 static tern_value *serve(worker *w, const tern_value *req)
 {
     const char *op = terni_op_name(req);
     if (!strcmp(op, "get")) {
-        tern_value *values = tern_map_new(), *out = tern_map_new();
+        tern_value *values = tern_map_new(), *out = tern_map_new(), *shm = NULL;
         const tern_value *keys = terni_get(req, "keys"), *item;
-        const char *key;
+        const char *key, *host = terni_get_text(req, "host"), *ours = terni_shm_host();
+        bool same_host = host && ours && !strcmp(host, ours);
         for (size_t i = 0; values && tern_list_get(keys, i, &item) == TERN_OK; i++) {
             if (tern_value_get_text(item, &key, NULL) != TERN_OK)
                 continue;
-            tern_value *v = store_get(w, key);
-            if (v)
+            tern_value *v = store_get(w, key), *d = same_host ? shm_descriptor(w, key, v) : NULL;
+            if (d && !shm && !(shm = tern_map_new())) {
+                tern_value_unref(d);
+                d = NULL;
+            }
+            if (d && tern_map_set(shm, key, d) == TERN_OK) /* steals d */
+                tern_value_unref(v);
+            else if (v)
                 tern_map_set(values, key, v);
         }
-        if (out && terni_set(out, "values", values))
+        bool ok = out && terni_set(out, "values", tern_value_ref(values)) &&
+                  (!shm || terni_set(out, "shm", tern_value_ref(shm)));
+        tern_value_unref(values);
+        tern_value_unref(shm);
+        if (ok)
             return out;
         tern_value_unref(out);
         return terni_error_result(TERN_ENOMEM, "out of memory");
@@ -879,6 +941,18 @@ static int serve_scheduler(worker *w, tern_value *crashed)
     return 0;
 }
 
+/* Each large array served to a peer on this host keeps a memfd open while it is stored
+ * (shm.h): lift the soft descriptor limit (often 1024) to the hard one. When even that runs
+ * out, those arrays go as bytes. */
+static void raise_fd_limit(void)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &r);
+    }
+}
+
 int terni_worker_run(const terni_worker_opts *opts, atomic_int *stop)
 {
     worker w_ = { .opts = opts,
@@ -890,6 +964,7 @@ int terni_worker_run(const terni_worker_opts *opts, atomic_int *stop)
                            .token = opts->token } },
            *w = &w_;
     char err[1024];
+    raise_fd_limit();
     pthread_mutex_init(&w->lock, NULL);
     pthread_mutex_init(&w->link_lock, NULL);
     pthread_cond_init(&w->cond, NULL);
@@ -953,9 +1028,7 @@ int terni_worker_run(const terni_worker_opts *opts, atomic_int *stop)
     HASH_ITER(hh, w->store, s, tmp)
     {
         HASH_DEL(w->store, s);
-        tern_value_unref(s->value);
-        free(s->key);
-        free(s);
+        stored_free(s);
     }
     terni_loader_close(w->loader);
     if (w->slots)
@@ -1016,9 +1089,7 @@ void terni_worker_fuzz_free(void *arg)
     HASH_ITER(hh, w->store, s, tmp)
     {
         HASH_DEL(w->store, s);
-        tern_value_unref(s->value);
-        free(s->key);
-        free(s);
+        stored_free(s);
     }
     terni_gate_free(w->gate);
     terni_loader_close(w->loader);

@@ -61,9 +61,12 @@ bool terni_utf8_valid(const char *s, size_t len);
 int terni_key_cmp(const char *a, size_t alen, const char *b, size_t blen);
 
 /* A new array value of `type` whose data points into a borrowed buffer (no copy). Takes one
- * reference on `borrow`. NULL if out of memory. */
-tern_value *terni_array_borrowed(tern_type type, size_t ndim, const size_t *shape, size_t n,
-                                 void *data, terni_borrow *borrow);
+ * reference on `borrow`. NULL if out of memory. Exported for the runtime's own programs
+ * (runtime/net/shm.c maps arrays from other processes); not part of the SDK. */
+__attribute__((visibility("default"))) tern_value *terni_array_borrowed(tern_type type, size_t ndim,
+                                                                        const size_t *shape,
+                                                                        size_t n, void *data,
+                                                                        terni_borrow *borrow);
 /* A new array of `type` with uninitialised aligned data. */
 tern_value *terni_array_alloc(tern_type type, size_t ndim, const size_t *shape, void **data);
 

@@ -80,7 +80,8 @@ TERN_API int tern_decode_borrow(const void *buf, size_t len, const tern_decode_o
                                 void (*release)(void *arg), void *arg, tern_value **out,
                                 char *errbuf, size_t errlen);
 
-/* True if v's array data is borrowed from a decode buffer (for tests and diagnostics). */
+/* True if v's array data is borrowed from a decode buffer, or from a shared-memory mapping of
+ * an array fetched from a process on the same host (for tests and diagnostics). */
 TERN_API bool tern_value_is_borrowed(const tern_value *v);
 
 #ifdef __cplusplus
