@@ -472,7 +472,8 @@ static void ob_addresses(terni_outbox *o, const task *t)
         terni_ob_text(o, t->who[i]->address);
 }
 
-/* {"op": "finished", "key", "who": [addresses], "value"?: bytes, "nbytes"} */
+/* {"op": "finished", "key", "who"?: [addresses], "value"?: bytes, "nbytes"}: who only when
+ * the result is not inline (the client needs it only to fetch). */
 static void send_finished(session *s, const task *t)
 {
     if (!can_send(s))
@@ -482,14 +483,15 @@ static void send_finished(session *s, const task *t)
     bool has_value = tern_value_get_bytes(t->inline_value, &inl, &inl_len) == TERN_OK;
     size_t mark;
     terni_ob_begin(&s->ob, &mark);
-    terni_ob_map(&s->ob, has_value ? 5 : 4);
+    terni_ob_map(&s->ob, 4);
     terni_ob_text(&s->ob, "op");
     terni_ob_text(&s->ob, "finished");
     terni_ob_text(&s->ob, "key");
     terni_ob_text(&s->ob, t->key);
-    terni_ob_text(&s->ob, "who");
-    ob_addresses(&s->ob, t);
-    if (has_value) {
+    if (!has_value) {
+        terni_ob_text(&s->ob, "who");
+        ob_addresses(&s->ob, t);
+    } else {
         terni_ob_text(&s->ob, "value");
         terni_ob_bytes(&s->ob, inl, inl_len);
     }
