@@ -47,44 +47,11 @@ const char *tern_type_name(tern_type type)
 
 static void entry_key_free(char *k); /* maps, below */
 
-/* Values are allocated at their type's size (value_size), smaller than sizeof(tern_value);
- * gcc's -Warray-bounds sees the member accesses through a tern_value pointer as partly outside
- * the allocation although each touches only bytes inside it. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Warray-bounds"
-#endif
-
-/* Bytes a value of `type` occupies before any trailing data: the header and the one union
- * member its type uses. A small value is not charged for the array member's shape (an int is
- * 16 bytes, not 112); no code touches a member other than its type's. */
-static size_t value_size(tern_type type)
-{
-    const size_t head = offsetof(tern_value, u);
-    switch (type) {
-    case TERN_T_NULL:
-    case TERN_T_BOOL:
-    case TERN_T_INT:
-    case TERN_T_DOUBLE:
-        return head + sizeof(int64_t);
-    case TERN_T_TEXT:
-    case TERN_T_BYTES:
-    case TERN_T_KEYREF:
-        return head + sizeof(((tern_value *)0)->u.str);
-    case TERN_T_LIST:
-        return head + sizeof(((tern_value *)0)->u.list);
-    case TERN_T_MAP:
-        return head + sizeof(((tern_value *)0)->u.map);
-    default:
-        return sizeof(tern_value);
-    }
-}
-
 static tern_value *value_alloc(tern_type type, size_t extra)
 {
-    size_t size = value_size(type);
-    if (extra > SIZE_MAX - size)
+    if (extra > SIZE_MAX - sizeof(tern_value))
         return NULL;
-    tern_value *v = malloc(size + extra);
+    tern_value *v = malloc(sizeof(tern_value) + extra);
     if (!v)
         return NULL;
     atomic_init(&v->refs, 1);
@@ -233,7 +200,7 @@ static tern_value *str_new(tern_type type, const void *data, size_t len)
     tern_value *v = value_alloc(type, len + 1);
     if (!v)
         return NULL;
-    v->u.str.data = (char *)v + value_size(type);
+    v->u.str.data = (char *)(v + 1);
     v->u.str.len = len;
     if (len)
         memcpy(v->u.str.data, data, len);
@@ -644,14 +611,17 @@ static bool shape_count(size_t ndim, const size_t *shape, size_t *n)
 
 static tern_value *array_header(tern_type type, size_t ndim, const size_t *shape, size_t n)
 {
-    tern_value *v = value_alloc(type, 0);
+    /* the shape follows, with room for every dimension: the decoder reshapes a 1-D array
+     * in place when it meets a tag 40 around it */
+    tern_value *v = value_alloc(type, TERN_MAX_DIMS * sizeof(size_t));
     if (!v)
         return NULL;
     v->u.arr.data = NULL;
     v->u.arr.n = n;
     v->u.arr.borrow = NULL;
     v->u.arr.ndim = (uint8_t)ndim;
-    memset(v->u.arr.shape, 0, sizeof(v->u.arr.shape));
+    v->u.arr.shape = (size_t *)(v + 1);
+    memset(v->u.arr.shape, 0, TERN_MAX_DIMS * sizeof(size_t));
     memcpy(v->u.arr.shape, shape, ndim * sizeof(size_t));
     return v;
 }

@@ -45,9 +45,9 @@ struct tern_value {
             void *data;           /* aligned for the element type */
             size_t n;             /* element count = product of shape */
             terni_borrow *borrow; /* non-NULL: data lives in a decode buffer */
+            size_t *shape;        /* TERN_MAX_DIMS slots after the struct, ndim used */
             uint8_t ndim;
-            size_t shape[TERN_MAX_DIMS];
-        } arr;
+        } arr; /* the largest member: the shape lives outside, so that every value is small */
     } u;
 };
 
