@@ -684,12 +684,19 @@ void terni_link_close(terni_link *l)
     free_link(l, terni_close_bounded(l->sock, 1000));
 }
 
+static int enqueue_item(terni_link *l, item *it, bool lazy);
+
 static int enqueue(terni_link *l, tern_value *op, waiter *w, bool lazy)
 {
     int rc;
     item *it = item_new(op, w, &rc);
     if (!it)
         return rc;
+    return enqueue_item(l, it, lazy);
+}
+
+static int enqueue_item(terni_link *l, item *it, bool lazy)
+{
     pthread_mutex_lock(&l->lock);
     if (l->closing || l->down) {
         pthread_mutex_unlock(&l->lock);
@@ -716,6 +723,19 @@ static int enqueue(terni_link *l, tern_value *op, waiter *w, bool lazy)
 int terni_link_post(terni_link *l, tern_value *op)
 {
     return enqueue(l, op, NULL, false);
+}
+
+int terni_link_post_encoded(terni_link *l, uint8_t *enc, size_t len, const char *name)
+{
+    item *it = enc && len ? calloc(1, sizeof(*it)) : NULL;
+    if (!it) {
+        free(enc);
+        return TERN_ENOMEM;
+    }
+    it->enc = enc;
+    it->size = len;
+    snprintf(it->name, sizeof(it->name), "%s", name);
+    return enqueue_item(l, it, false);
 }
 
 int terni_link_post_lazy(terni_link *l, tern_value *op)

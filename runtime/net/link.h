@@ -41,6 +41,9 @@ void terni_link_close(terni_link *l);
 /* Queues op (stolen) for sending; does not wait. An error result for it is logged. */
 int terni_link_post(terni_link *l, tern_value *op);
 
+/* terni_link_post for an op already encoded: enc (malloc'd, taken; freed by the link, also on
+ * error) holds one CBOR map of len bytes; name is the op's name, for the log. */
+int terni_link_post_encoded(terni_link *l, uint8_t *enc, size_t len, const char *name);
 /* terni_link_post for an op nobody waits on (a release): on an idle link it is not sent at
  * once but with the next op, or by the link's ticker thread a wake-up later. A release right
  * after a result then rides with the next submit instead of delaying it by a round trip. */

@@ -33,6 +33,7 @@
 
 #include "auth.h"
 #include "link.h"
+#include "outbox.h"
 #include "loader.h"
 #include "log.h"
 #include "rss.h"
@@ -266,26 +267,42 @@ static void report_erred(worker *w, const job *j, int code, const char *msg)
         tern_value_unref(op);
 }
 
+/* {"op": "done", "key", "run", "value"?: bytes (a small result's encoding), "nbytes",
+ * "rss_bytes", "duration_us"}, written straight into CBOR (outbox.h; keys in CBOR's
+ * deterministic order) and posted encoded: no value tree per task. */
 static void report_done(worker *w, const job *j, tern_value *result, int64_t duration_us)
 {
-    size_t nbytes = tern_encoded_size(result);
-    tern_value *op = terni_op("done");
-    bool ok = op && terni_set_text(op, "key", j->key) &&
-              terni_set_int(op, "nbytes", (int64_t)nbytes) &&
-              terni_set_int(op, "duration_us", duration_us) && terni_set_int(op, "run", j->run) &&
-              terni_set_int(op, "rss_bytes", terni_rss_bytes());
-    if (ok && nbytes && nbytes <= INLINE_MAX) {
-        uint8_t *buf;
-        size_t len;
-        if (tern_encode(result, &buf, &len) == TERN_OK) {
-            ok = terni_set(op, "value", tern_bytes(buf, len));
-            free(buf);
-        }
+    size_t nbytes = tern_encoded_size(result), mark;
+    bool inl = nbytes && nbytes <= INLINE_MAX;
+    terni_outbox o = { 0 };
+    terni_ob_begin(&o, &mark);
+    terni_ob_map(&o, inl ? 7 : 6);
+    terni_ob_text(&o, "op");
+    terni_ob_text(&o, "done");
+    terni_ob_text(&o, "key");
+    terni_ob_text(&o, j->key);
+    terni_ob_text(&o, "run");
+    terni_ob_int(&o, j->run);
+    if (inl) {
+        terni_ob_text(&o, "value");
+        terni_ob_bytes_of(&o, result, nbytes);
     }
-    if (ok)
-        post(w, op);
+    terni_ob_text(&o, "nbytes");
+    terni_ob_int(&o, (int64_t)nbytes);
+    terni_ob_text(&o, "rss_bytes");
+    terni_ob_int(&o, terni_rss_bytes());
+    terni_ob_text(&o, "duration_us");
+    terni_ob_int(&o, duration_us);
+    if (!terni_ob_end(&o, mark)) {
+        terni_outbox_free(&o);
+        return;
+    }
+    pthread_mutex_lock(&w->link_lock);
+    if (w->link)
+        terni_link_post_encoded(w->link, o.buf, o.len, "done"); /* takes o.buf */
     else
-        tern_value_unref(op);
+        free(o.buf);
+    pthread_mutex_unlock(&w->link_lock);
 }
 
 /* ---- running a task --------------------------------------------------------------- */

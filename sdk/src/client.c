@@ -22,6 +22,8 @@
 #include "link.h"
 #include "local.h"
 #include "peers.h"
+#include "outbox.h"
+#include "value_internal.h" /* terni_utf8_valid */
 #include "wire.h"
 
 #include <errno.h>
@@ -680,12 +682,14 @@ static void add_dep(void *arg, const char *key)
     tern_list_append(deps, tern_text(key));
 }
 
-/* Builds the wire spec of one task and its key. */
-/* One task spec of a submit op. fn, plugin, group and gsize are the op's (shared by every
- * spec in it), not repeated here. */
-static int make_spec(tern_client *c, const char *fn, const char *symbol, const char *plugin_id,
-                     tern_value *args, const tern_submit_opts *opts, const char *explicit_key,
-                     size_t gindex, size_t gsize, tern_value **spec, char *key, size_t keylen)
+/* Writes the wire spec of one task into o (straight CBOR, no value tree) and makes its key.
+ * fn, plugin, group and gsize are the op's (shared by every spec in it), not repeated here.
+ * Map keys in CBOR's deterministic order: key, args, deps, gindex, retries, workers,
+ * priority, timeout_ms (docs/protocol.md, task spec). */
+static int write_spec(tern_client *c, terni_outbox *o, const char *fn, const char *symbol,
+                      const char *plugin_id, tern_value *args, const tern_submit_opts *opts,
+                      const char *explicit_key, size_t gindex, size_t gsize, char *key,
+                      size_t keylen)
 {
     size_t need = tern_encoded_size(args);
     if (need > TERNI_MAX_ARGS)
@@ -721,36 +725,54 @@ static int make_spec(tern_client *c, const char *fn, const char *symbol, const c
         snprintf(key, keylen, "%s-%s", symbol, h);
     }
     tern_value *deps = tern_list_new(0);
-    if (deps)
-        terni_walk_keyrefs(args, add_dep, deps);
-    tern_value *s = tern_map_new();
-    bool ok =
-        s && deps && terni_set_text(s, "key", key) && terni_set(s, "args", tern_bytes(buf, len));
-    if (ok && tern_list_len(deps)) /* absent when empty */
-        ok = terni_set(s, "deps", deps);
-    else
-        tern_value_unref(deps);
-    deps = NULL;
-    free(buf);
-    if (ok && opts && opts->priority)
-        ok = terni_set_int(s, "priority", opts->priority);
-    if (ok && opts && opts->retries > 0)
-        ok = terni_set_int(s, "retries", opts->retries);
-    if (ok && opts && opts->timeout_ms > 0)
-        ok = terni_set_int(s, "timeout_ms", opts->timeout_ms);
-    if (ok && gsize > 1)
-        ok = terni_set_int(s, "gindex", (int64_t)gindex);
-    if (ok && opts && opts->workers) {
-        tern_value *w = tern_list_new(0);
-        for (const char **n = opts->workers; w && *n; n++)
-            tern_list_append(w, tern_text(*n));
-        ok = terni_set(s, "workers", w);
-    }
-    if (!ok) {
-        tern_value_unref(s);
+    if (!deps) {
+        free(buf);
         return fail(TERN_ENOMEM, "out of memory");
     }
-    *spec = s;
+    terni_walk_keyrefs(args, add_dep, deps);
+    size_t ndeps = tern_list_len(deps), nworkers = 0;
+    for (const char **w = opts ? opts->workers : NULL; w && *w; w++)
+        nworkers++;
+    bool prio = opts && opts->priority, retries = opts && opts->retries > 0,
+         timeout = opts && opts->timeout_ms > 0, workers = opts && opts->workers;
+    terni_ob_map(o, 2 + (ndeps > 0) + (gsize > 1) + retries + workers + prio + timeout);
+    terni_ob_text(o, "key");
+    terni_ob_text(o, key);
+    terni_ob_text(o, "args");
+    terni_ob_bytes(o, buf, len);
+    free(buf);
+    if (ndeps) { /* absent when empty */
+        terni_ob_text(o, "deps");
+        terni_ob_list(o, ndeps);
+        const tern_value *item;
+        const char *k;
+        for (size_t i = 0; tern_list_get(deps, i, &item) == TERN_OK; i++)
+            if (tern_value_get_text(item, &k, NULL) == TERN_OK)
+                terni_ob_text(o, k);
+    }
+    tern_value_unref(deps);
+    if (gsize > 1) {
+        terni_ob_text(o, "gindex");
+        terni_ob_int(o, (int64_t)gindex);
+    }
+    if (retries) {
+        terni_ob_text(o, "retries");
+        terni_ob_int(o, opts->retries);
+    }
+    if (workers) {
+        terni_ob_text(o, "workers");
+        terni_ob_list(o, nworkers);
+        for (const char **w = opts->workers; *w; w++)
+            terni_ob_text(o, *w);
+    }
+    if (prio) {
+        terni_ob_text(o, "priority");
+        terni_ob_int(o, opts->priority);
+    }
+    if (timeout) {
+        terni_ob_text(o, "timeout_ms");
+        terni_ob_int(o, opts->timeout_ms);
+    }
     return TERN_OK;
 }
 
@@ -763,6 +785,27 @@ static int parse_task_name(const char *task, char *plugin, size_t plen, const ch
     memcpy(plugin, task, (size_t)(colon - task));
     plugin[colon - task] = '\0';
     *symbol = colon + 1;
+    return TERN_OK;
+}
+
+/* The texts a submit op carries as they are (it is written straight into CBOR): valid UTF-8,
+ * and keys that fit. */
+static int check_names(const char *task, const char *symbol, const tern_submit_opts *opts, size_t n)
+{
+    if (!terni_utf8_valid(task, strlen(task)))
+        return fail(TERN_EINVAL, "task name is not valid UTF-8");
+    if (strlen(symbol) > TERNI_MAX_KEY - 40)
+        return fail(TERN_EINVAL, "task name \"%.40s...\" is too long for a key", task);
+    if (opts && opts->key &&
+        (!terni_utf8_valid(opts->key, strlen(opts->key)) || !terni_valid_key(opts->key) ||
+         (n > 1 && strlen(opts->key) > TERNI_MAX_KEY - 24)))
+        return fail(TERN_EINVAL,
+                    "key must be 1 to %d bytes of UTF-8 without control characters (less 24 "
+                    "for a map, whose keys get \"-<index>\" appended)",
+                    TERNI_MAX_KEY);
+    for (const char **w = opts ? opts->workers : NULL; w && *w; w++)
+        if (!terni_utf8_valid(*w, strlen(*w)))
+            return fail(TERN_EINVAL, "worker name is not valid UTF-8");
     return TERN_OK;
 }
 
@@ -787,6 +830,8 @@ int tern_map(tern_client *c, const char *task, tern_value **arglists, size_t n,
     if (rc == TERN_OK)
         rc = parse_task_name(task, plugin, sizeof(plugin), &symbol);
     if (rc == TERN_OK)
+        rc = check_names(task, symbol, opts, n);
+    if (rc == TERN_OK)
         rc = plugin_id_for(c, plugin, id, sizeof(id));
     if (rc != TERN_OK) {
         unref_all(arglists, n);
@@ -795,10 +840,29 @@ int tern_map(tern_client *c, const char *task, tern_value **arglists, size_t n,
     pthread_mutex_lock(&c->lock);
     int64_t group = (int64_t)++c->group_seq;
     pthread_mutex_unlock(&c->lock);
-    tern_value *specs = tern_list_new(n);
+    /* {"fn", "op": "submit", "group"?, "gsize"?, "tasks": [spec...], "plugin"}, written
+     * straight into CBOR (outbox.h) in deterministic key order and posted encoded */
+    terni_outbox o = { 0 };
+    size_t mark;
+    terni_ob_begin(&o, &mark);
+    terni_ob_map(&o, n > 1 ? 6 : 4);
+    terni_ob_text(&o, "fn");
+    terni_ob_text(&o, task);
+    terni_ob_text(&o, "op");
+    terni_ob_text(&o, "submit");
+    if (n > 1) {
+        terni_ob_text(&o, "group");
+        terni_ob_int(&o, group);
+        terni_ob_text(&o, "gsize");
+        terni_ob_int(&o, (int64_t)n);
+    }
+    terni_ob_text(&o, "tasks");
+    terni_ob_list(&o, n);
     char **keys = calloc(n ? n : 1, sizeof(char *));
+    if (!keys)
+        rc = fail(TERN_ENOMEM, "out of memory");
     for (size_t i = 0; rc == TERN_OK && i < n; i++) {
-        char key[512], ekey[512];
+        char key[TERNI_MAX_KEY + 1], ekey[TERNI_MAX_KEY + 1];
         const char *explicit_key = NULL;
         if (opts && opts->key) {
             if (n == 1)
@@ -808,21 +872,16 @@ int tern_map(tern_client *c, const char *task, tern_value **arglists, size_t n,
                 explicit_key = ekey;
             }
         }
-        tern_value *spec = NULL;
-        rc = make_spec(c, task, symbol, id, arglists[i], opts, explicit_key, i, n, &spec, key,
-                       sizeof(key));
-        if (rc == TERN_OK && (!specs || tern_list_append(specs, spec) != TERN_OK || !keys ||
-                              !(keys[i] = strdup(key))))
+        rc = write_spec(c, &o, task, symbol, id, arglists[i], opts, explicit_key, i, n, key,
+                        sizeof(key));
+        if (rc == TERN_OK && !(keys[i] = strdup(key)))
             rc = fail(TERN_ENOMEM, "out of memory");
     }
     unref_all(arglists, n);
-    tern_value *op = rc == TERN_OK ? terni_op("submit") : NULL;
-    if (rc == TERN_OK && (!op || !terni_set(op, "tasks", tern_value_ref(specs)) ||
-                          !terni_set_text(op, "fn", task) || !terni_set_text(op, "plugin", id) ||
-                          (n > 1 && (!terni_set_int(op, "group", group) ||
-                                     !terni_set_int(op, "gsize", (int64_t)n)))))
+    terni_ob_text(&o, "plugin");
+    terni_ob_text(&o, id);
+    if (!terni_ob_end(&o, mark) && rc == TERN_OK)
         rc = fail(TERN_ENOMEM, "out of memory");
-    tern_value_unref(specs);
     if (rc == TERN_OK) {
         pthread_mutex_lock(&c->lock);
         if (c->closed) {
@@ -838,11 +897,10 @@ int tern_map(tern_client *c, const char *task, tern_value **arglists, size_t n,
             }
             /* Post under the lock: a release of any of these keys queued later by another
              * thread must reach the scheduler after this submission. */
-            if (rc == TERN_OK)
-                rc = terni_link_post(c->link, op);
-            else
-                tern_value_unref(op);
-            op = NULL;
+            if (rc == TERN_OK) {
+                rc = terni_link_post_encoded(c->link, o.buf, o.len, "submit");
+                o = (terni_outbox){ 0 }; /* the link took the buffer */
+            }
         }
         pthread_mutex_unlock(&c->lock);
         if (rc != TERN_OK) {
@@ -855,7 +913,7 @@ int tern_map(tern_client *c, const char *task, tern_value **arglists, size_t n,
                 fail(rc, "the connection to the scheduler is closed");
         }
     }
-    tern_value_unref(op);
+    terni_outbox_free(&o);
     for (size_t i = 0; keys && i < n; i++)
         free(keys[i]);
     free(keys);

@@ -1,5 +1,6 @@
-/* A session's queued events, kept encoded: an append-only CBOR buffer that becomes the reply
- * to the peer's parked poll (a CBOR list of the events). */
+/* An append-only buffer of CBOR items written directly (no value tree): the scheduler keeps a
+ * session's queued events in one (the reply to the peer's parked poll is the list of them),
+ * and a worker writes its done reports with one. */
 #ifndef TERNI_OUTBOX_H
 #define TERNI_OUTBOX_H
 
@@ -30,6 +31,8 @@ void terni_ob_list(terni_outbox *o, size_t n);
 void terni_ob_text(terni_outbox *o, const char *s);
 void terni_ob_int(terni_outbox *o, int64_t i);
 void terni_ob_bytes(terni_outbox *o, const void *data, size_t len);
+/* A byte string holding v's encoding, of `need` bytes (tern_encoded_size(v), non-zero). */
+void terni_ob_bytes_of(terni_outbox *o, const tern_value *v, size_t need);
 bool terni_ob_end(terni_outbox *o, size_t mark);
 
 /* The events as one message (a CBOR list), and an empty outbox; NULL if there are none or if

@@ -102,6 +102,20 @@ void terni_ob_bytes(terni_outbox *o, const void *data, size_t len)
     put_raw(o, data, len);
 }
 
+void terni_ob_bytes_of(terni_outbox *o, const tern_value *v, size_t need)
+{
+    uint8_t *p = head_room(o);
+    if (p)
+        o->len += cbor_encode_bytestring_start(need, p, 9);
+    size_t wrote = 0;
+    if (reserve(o, need)) {
+        if (tern_encode_into(v, o->buf + o->len, need, &wrote) == TERN_OK && wrote == need)
+            o->len += wrote;
+        else
+            o->fail = true;
+    }
+}
+
 bool terni_ob_end(terni_outbox *o, size_t mark)
 {
     if (o->fail) {
