@@ -646,6 +646,22 @@ LTest(cluster, errors_stay_on_their_futures, .init = up2, .fini = cleanup)
     ERR(TERN_EINVAL, tern_submit(C, NULL, NULL, NULL, &none));
     ERR(TERN_EINVAL, tern_submit(C, "testplug:inc", tern_int(1), NULL, &none));
     cr_assert_null(none);
+    /* Texts that go to the wire as they are: task name, explicit key, worker names. */
+    ERR(TERN_EINVAL, tern_submit(C, "testplug:in\xff", tern_list_of(tern_int(1)), NULL, &none));
+    char long_key[1100]; /* over the 1,024-byte limit of a key */
+    memset(long_key, 'k', sizeof(long_key) - 1);
+    long_key[sizeof(long_key) - 1] = '\0';
+    const char *bad_keys[] = { "bad\xc3", "tab\there", "", long_key };
+    for (size_t k = 0; k < sizeof(bad_keys) / sizeof(*bad_keys); k++) {
+        tern_submit_opts ko = { .key = bad_keys[k] };
+        none = (tern_future *)&none;
+        ERR(TERN_EINVAL, tern_submit(C, "testplug:inc", tern_list_of(tern_int(1)), &ko, &none));
+        cr_assert_null(none, "a future for bad key %zu", k);
+    }
+    const char *bad_workers[] = { "w\xe2\x82", NULL };
+    tern_submit_opts wo = { .workers = bad_workers };
+    ERR(TERN_EINVAL, tern_submit(C, "testplug:inc", tern_list_of(tern_int(1)), &wo, &none));
+    cr_assert_null(none);
 
     /* The cluster still works. */
     tern_future *after = submit("testplug:inc", tern_list_of(tern_int(99)), NULL);

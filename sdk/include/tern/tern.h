@@ -112,7 +112,8 @@ TERN_API int tern_upload_plugin(tern_client *c, const char *path, tern_plugin_in
 /* Submission options; zero-initialised means defaults. Use TERN_SUBMIT_OPTS for pure=true. */
 typedef struct tern_submit_opts {
     bool impure;          /* true = pure=false: a fresh random key, never deduplicated */
-    const char *key;      /* explicit key (tern_map: used as a prefix "<key>-<i>") */
+    const char *key;      /* explicit key (tern_map: used as a prefix "<key>-<i>"): 1 to 1024
+                           * bytes of UTF-8 without control characters (1000 for a map) */
     int priority;         /* higher runs first among ready tasks; default 0 */
     const char **workers; /* NULL-terminated worker names the task may run on; NULL = any */
     int retries;          /* re-run a failing task up to this many times; default 0 */
@@ -126,7 +127,8 @@ typedef struct tern_submit_opts {
  * exist, on a worker that receives their values from the workers holding them.
  * Pure tasks (the default) get the key "<symbol>-<digest of plugin id, symbol, arguments>",
  * so the same call twice is one task. Does not block on the cluster (the submission is
- * queued and sent in a batch). Errors: TERN_EINVAL (args not a list, bad name),
+ * queued and sent in a batch). Errors: TERN_EINVAL (args not a list, bad name, a task name,
+ * key or worker name that is not valid UTF-8, a bad key),
  * TERN_ENOTFOUND (no plugin of that name has been uploaded), TERN_ECLOSED. */
 TERN_API int tern_submit(tern_client *c, const char *task, tern_value *args,
                          const tern_submit_opts *opts, tern_future **out);
