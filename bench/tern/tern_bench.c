@@ -119,19 +119,25 @@ static void sync_cluster(tern_client *c)
     tern_value_unref(status(c));
 }
 
-/* A memory figure of the scheduler's status: "rss_bytes" (resident) or "heap_bytes" (what
- * malloc has handed out and not had back). */
-static int64_t scheduler_mem(tern_client *c, const char *which)
+static int64_t status_int(tern_value *st, const char *which)
 {
-    tern_value *st = status(c);
     const tern_value *v;
     int64_t bytes = -1;
     if (tern_map_get(st, which, &v) != TERN_OK || tern_value_get_int(v, &bytes) != TERN_OK) {
         fprintf(stderr, "tern-bench: the scheduler's status has no %s\n", which);
         exit(1);
     }
-    tern_value_unref(st);
     return bytes;
+}
+
+/* The scheduler's resident memory and the heap malloc has handed out and not had back, from
+ * one status call. */
+static void scheduler_mem(tern_client *c, int64_t *rss, int64_t *heap)
+{
+    tern_value *st = status(c);
+    *rss = status_int(st, "rss_bytes");
+    *heap = status_int(st, "heap_bytes");
+    tern_value_unref(st);
 }
 
 static void release_all(tern_future **fs, size_t n)
@@ -580,8 +586,8 @@ static void bench_scale(void)
     double *submit_s = xcalloc((size_t)repeat, sizeof(double));
     double *release_s = xcalloc((size_t)repeat, sizeof(double));
     tern_future **fs = xcalloc(n, sizeof(*fs));
-    int64_t rss_before = scheduler_mem(c, "rss_bytes"), rss_peak = 0;
-    int64_t heap_before = scheduler_mem(c, "heap_bytes"), heap_peak = 0;
+    int64_t rss_before, heap_before, rss_peak = 0, heap_peak = 0, rss_end, heap_end;
+    scheduler_mem(c, &rss_before, &heap_before);
     for (int r = 0; r < repeat; r++) {
         double t0 = now_s();
         for (size_t i = 0; i < n; i += SCALE_CHUNK) {
@@ -594,8 +600,8 @@ static void bench_scale(void)
         check(tern_wait(fs, n, WAIT_MS, TERN_WAIT_ALL), "scale: wait");
         double t2 = now_s();
         wait_all(fs, n, "scale");
-        int64_t rss = scheduler_mem(c, "rss_bytes"); /* all held, none released */
-        int64_t heap = scheduler_mem(c, "heap_bytes");
+        int64_t rss, heap;
+        scheduler_mem(c, &rss, &heap); /* all held, none released */
         if (rss > rss_peak)
             rss_peak = rss;
         if (heap > heap_peak)
@@ -614,7 +620,9 @@ static void bench_scale(void)
     x_num(&x, "release_s", median(release_s, (size_t)repeat));
     x_int(&x, "rss_before", (long long)rss_before);
     x_int(&x, "rss_peak", (long long)rss_peak);
-    x_int(&x, "rss_end", (long long)scheduler_mem(c, "rss_bytes")); /* after the last release */
+    scheduler_mem(c, &rss_end, &heap_end); /* after the last release */
+    x_int(&x, "rss_end", (long long)rss_end);
+    x_int(&x, "heap_end", (long long)heap_end);
     x_num(&x, "bytes_per_task", (double)(rss_peak - rss_before) / (double)n);
     x_int(&x, "heap_peak", (long long)heap_peak);
     x_num(&x, "heap_bytes_per_task", (double)(heap_peak - heap_before) / (double)n);

@@ -13,6 +13,8 @@
  */
 #include "outbox.h"
 
+#include "value_internal.h" /* terni_encode_sized */
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,18 +104,23 @@ void terni_ob_bytes(terni_outbox *o, const void *data, size_t len)
     put_raw(o, data, len);
 }
 
+/* v's encoding, whose size the caller has from tern_encoded_size (not sized again). */
+static void put_encoded(terni_outbox *o, const tern_value *v, size_t need)
+{
+    if (!reserve(o, need))
+        return;
+    if (terni_encode_sized(v, need, o->buf + o->len) == TERN_OK)
+        o->len += need;
+    else
+        o->fail = true;
+}
+
 void terni_ob_bytes_of(terni_outbox *o, const tern_value *v, size_t need)
 {
     uint8_t *p = head_room(o);
     if (p)
         o->len += cbor_encode_bytestring_start(need, p, 9);
-    size_t wrote = 0;
-    if (reserve(o, need)) {
-        if (tern_encode_into(v, o->buf + o->len, need, &wrote) == TERN_OK && wrote == need)
-            o->len += wrote;
-        else
-            o->fail = true;
-    }
+    put_encoded(o, v, need);
 }
 
 bool terni_ob_end(terni_outbox *o, size_t mark)
@@ -133,13 +140,7 @@ bool terni_outbox_add(terni_outbox *o, const tern_value *v)
     if (!need)
         return false;
     terni_ob_begin(o, &mark);
-    if (reserve(o, need)) {
-        size_t wrote = 0;
-        if (tern_encode_into(v, o->buf + o->len, o->cap - o->len, &wrote) == TERN_OK)
-            o->len += wrote;
-        else
-            o->fail = true;
-    }
+    put_encoded(o, v, need);
     return terni_ob_end(o, mark);
 }
 
@@ -162,11 +163,6 @@ nng_msg *terni_outbox_take(terni_outbox *o)
         o->cap = 0;
     }
     return m;
-}
-
-size_t terni_outbox_bytes(const terni_outbox *o)
-{
-    return o->len;
 }
 
 void terni_outbox_free(terni_outbox *o)

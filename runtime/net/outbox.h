@@ -39,9 +39,6 @@ bool terni_ob_end(terni_outbox *o, size_t mark);
  * out of memory (the events are then kept). */
 nng_msg *terni_outbox_take(terni_outbox *o);
 
-/* Bytes queued (for status and limits). */
-size_t terni_outbox_bytes(const terni_outbox *o);
-
 void terni_outbox_free(terni_outbox *o);
 
 #endif

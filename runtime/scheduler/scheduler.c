@@ -103,7 +103,6 @@ typedef struct worker {
     session *s;
     size_t nprocessing, nkeys;
     int64_t nbytes;
-    size_t order; /* join order, for block placement */
     bool gone;
     uint64_t ndone;          /* tasks finished here (dashboard) */
     int64_t rss;             /* its resident memory, as of its last "done" */
@@ -182,7 +181,6 @@ typedef struct sched {
     const terni_sched_opts *opts;
     session *sessions;
     worker *workers;
-    size_t worker_seq;
     task *tasks;
     interned *strings; /* task names and plugin ids of live tasks */
     plugin *plugins;
@@ -820,7 +818,7 @@ static worker *choose_worker(const task *t)
     worker *w, *tmp, *best = NULL;
     if (t->ndeps == 0 && t->gsize > 1 && !t->restrict_to) {
         /* Co-assignment of map siblings: contiguous blocks in join order, which is the
-         * table's order (workers are only appended, with increasing w->order). */
+         * table's iteration order (uthash keeps insertion order; workers are only appended). */
         int64_t gi = t->gindex < 0 ? 0 : t->gindex >= t->gsize ? t->gsize - 1 : t->gindex;
         size_t want = (size_t)((unsigned __int128)gi * nworkers / (uint64_t)t->gsize), i = 0;
         HASH_ITER(hh, S.workers, w, tmp)
@@ -1684,7 +1682,6 @@ static tern_value *op_hello(session *s, const tern_value *op)
         w->memory = memory;
         w->s = s;
         w->last_ns = terni_now_ns();
-        w->order = ++S.worker_seq;
         HASH_ADD_KEYPTR(hh, S.workers, w->name, strlen(w->name), w);
         s->role = ROLE_WORKER;
         s->w = w;

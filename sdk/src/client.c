@@ -697,11 +697,14 @@ static int write_spec(tern_client *c, terni_outbox *o, const char *fn, const cha
                     "the arguments of %s encode to %zu bytes, over the %zu-byte limit of one "
                     "task; put large data on the cluster with tern_scatter and pass the future",
                     fn, need, (size_t)TERNI_MAX_ARGS);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = tern_encode(args, &buf, &len);
-    if (rc != TERN_OK)
+    /* encoded once, at the size just computed (the key of a pure task hashes these bytes) */
+    size_t len = need;
+    uint8_t *buf = need ? malloc(need) : NULL;
+    int rc = !need ? TERN_ETOODEEP : !buf ? TERN_ENOMEM : terni_encode_sized(args, need, buf);
+    if (rc != TERN_OK) {
+        free(buf);
         return fail(rc, "cannot encode the arguments of %s: %s", fn, tern_strerror(rc));
+    }
     if (explicit_key) {
         snprintf(key, keylen, "%s", explicit_key);
     } else if (opts && opts->impure) {

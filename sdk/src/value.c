@@ -422,21 +422,6 @@ static size_t map_find(const tern_value *map, const char *key, size_t key_len, b
     return lo;
 }
 
-static int map_grow(tern_value *map)
-{
-    if (map->u.map.len < map->u.map.cap)
-        return TERN_OK;
-    size_t cap = map->u.map.cap ? map->u.map.cap * 2 : 4;
-    if (cap > SIZE_MAX / sizeof(terni_map_entry))
-        return TERN_ENOMEM;
-    terni_map_entry *grown = realloc(map->u.map.entries, cap * sizeof(*grown));
-    if (!grown)
-        return TERN_ENOMEM;
-    map->u.map.entries = grown;
-    map->u.map.cap = cap;
-    return TERN_OK;
-}
-
 /* Map keys that the runtime's messages carry for every task. An entry with one of these keys
  * points into this pool instead of owning a copy: a malloc and a free fewer per entry (a task
  * crosses three processes as maps of about eight entries, several times). One array, so that
@@ -486,6 +471,15 @@ int terni_map_reserve(tern_value *map, size_t n)
     map->u.map.entries = grown;
     map->u.map.cap = n;
     return TERN_OK;
+}
+
+/* Room for one more entry (doubling). */
+static int map_grow(tern_value *map)
+{
+    if (map->u.map.len < map->u.map.cap)
+        return TERN_OK;
+    size_t cap = map->u.map.cap;
+    return cap > SIZE_MAX / 2 ? TERN_ENOMEM : terni_map_reserve(map, cap ? cap * 2 : 4);
 }
 
 static int map_insert_at(tern_value *map, size_t at, const char *key, size_t key_len,
