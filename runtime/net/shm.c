@@ -6,11 +6,14 @@
  *    TERNI_SHM_MIN_BYTES (256 KiB, shm.h) with a descriptor {pid, fd, ino, dev, len, type,
  *    shape} in the reply's "shm" map instead of the bytes in "values" (worker.c serve()).
  *    Both ends check $TERN_NO_SHM, so either side can turn it off.
- *  - Sender: the bytes are copied once into a memfd (MFD_ALLOW_SEALING | MFD_CLOEXEC) with
- *    write(), then sealed F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, so no one,
- *    the sender included, can change or truncate it afterwards. The worker creates it on the
- *    first same-host request for a key and keeps the fd with the stored value until the key
- *    is dropped; later requests reuse it. Any failure (fd limit, ENOMEM) means bytes as before.
+ *  - Sender: an array whose buffer already is a memfd (the worker allocates large arrays that
+ *    way, bigbuf.c) is made read-only in place and its memfd sealed F_SEAL_WRITE |
+ *    F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, with no copy; any other array's bytes are
+ *    copied once into a new memfd (MFD_ALLOW_SEALING | MFD_CLOEXEC, named tern:<key>) with
+ *    write(), then sealed the same way. Either way no one, the sender included, can change
+ *    or truncate it afterwards. The worker does this on the first same-host request for a key
+ *    and keeps the fd with the stored value until the key is dropped; later requests reuse
+ *    it. Any failure (fd limit, ENOMEM) means bytes as before.
  *  - Receiver: stat() of /proc/<pid>/fd/<fd> first (it does not open the target, so a
  *    descriptor naming a FIFO or a device has no effect), which must be a regular file of the
  *    descriptor's inode; then open O_RDONLY | O_NONBLOCK | O_NOCTTY, fstat again (same inode,
@@ -35,6 +38,7 @@
 #endif
 #include "shm.h"
 
+#include "bigbuf.h"
 #include "value_internal.h"
 #include "wire.h"
 
@@ -96,18 +100,37 @@ void terni_shm_file_close(terni_shm_file *f)
     f->fd = -1;
 }
 
+/* *f for fd (sealed, taken), whose first len bytes are the array's: TERN_OK, or TERN_EIO
+ * (fd closed) if it cannot be stat'ed or is shorter. A buffer sealed in place is the
+ * page-rounded size of the array, so it may be longer. */
+static int file_of(int fd, size_t len, terni_shm_file *f)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < 0 || (size_t)st.st_size < len) {
+        close(fd);
+        return TERN_EIO;
+    }
+    *f = (terni_shm_file){
+        .fd = fd, .ino = (uint64_t)st.st_ino, .dev = (uint64_t)st.st_dev, .len = len
+    };
+    return TERN_OK;
+}
+
 int terni_shm_export(const tern_value *v, const char *name, terni_shm_file *f)
 {
     *f = (terni_shm_file){ .fd = -1 };
     if (!is_array(v) || !v->u.arr.n)
         return TERN_EINVAL;
-    char label[64]; /* the kernel keeps up to 249 bytes; maps and fd listings show it */
-    snprintf(label, sizeof(label), "tern:%s", name ? name : "");
-    int fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0)
-        return errno == ENOMEM ? TERN_ENOMEM : TERN_EIO;
     size_t len = v->u.arr.n * TERNI_ELEM_SIZE;
     const char *p = v->u.arr.data;
+    int fd = v->u.arr.borrow ? -1 : terni_bigbuf_seal(v->u.arr.data, len);
+    if (fd >= 0)
+        return file_of(fd, len, f);
+    char label[64]; /* the kernel keeps up to 249 bytes; maps and fd listings show it */
+    snprintf(label, sizeof(label), "tern:%s", name ? name : "");
+    fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return errno == ENOMEM ? TERN_ENOMEM : TERN_EIO;
     for (size_t done = 0; done < len;) {
         ssize_t w = write(fd, p + done, len - done);
         if (w < 0 && errno == EINTR)
@@ -119,16 +142,11 @@ int terni_shm_export(const tern_value *v, const char *name, terni_shm_file *f)
         }
         done += (size_t)w;
     }
-    struct stat st;
-    if (fcntl(fd, F_ADD_SEALS, ALL_SEALS) != 0 || fstat(fd, &st) != 0 ||
-        (size_t)st.st_size != len) {
+    if (fcntl(fd, F_ADD_SEALS, ALL_SEALS) != 0) {
         close(fd);
         return TERN_EIO;
     }
-    *f = (terni_shm_file){
-        .fd = fd, .ino = (uint64_t)st.st_ino, .dev = (uint64_t)st.st_dev, .len = len
-    };
-    return TERN_OK;
+    return file_of(fd, len, f);
 }
 
 tern_value *terni_shm_descriptor(const terni_shm_file *f, const tern_value *v)

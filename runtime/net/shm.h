@@ -37,9 +37,11 @@ typedef struct terni_shm_file {
     size_t len;
 } terni_shm_file;
 
-/* Creates a memfd named "tern:<name>" (MFD_CLOEXEC | MFD_ALLOW_SEALING), writes v's array
- * data into it and seals it (write, shrink, grow, seal). On failure (not an array, fd limit,
- * out of memory) returns TERN_EINVAL / TERN_EIO / TERN_ENOMEM and f->fd is -1. */
+/* A sealed memfd (write, shrink, grow, seal) holding v's array data: the array's own buffer
+ * sealed in place if it is a memfd-backed one (terni_bigbuf_seal: v's data becomes read-only,
+ * no copy; the file may be longer than f->len), else a new memfd named "tern:<name>"
+ * (MFD_CLOEXEC | MFD_ALLOW_SEALING) that the data is written into. On failure (not an array, fd
+ * limit, out of memory) returns TERN_EINVAL / TERN_EIO / TERN_ENOMEM and f->fd is -1. */
 int terni_shm_export(const tern_value *v, const char *name, terni_shm_file *f);
 /* Closes f->fd if open and sets it to -1. */
 void terni_shm_file_close(terni_shm_file *f);

@@ -11,8 +11,10 @@
  *     the result and report "done" (with the value inline when small) or "erred";
  *   - the data server's nng callbacks answer get/put from peers and clients. A get from a
  *     process on this host (its "host" identity equals ours, shm.h) gets each large array as
- *     a descriptor of a sealed memfd instead of its bytes; the memfd is made on the first
- *     such request and kept with the stored value (closed when the key is dropped).
+ *     a descriptor of a sealed memfd instead of its bytes. Large results are allocated in
+ *     memfds from the start (bigbuf.c, turned on at start unless TERN_NO_SHM), so the first
+ *     such request seals the array's own buffer in place rather than copying it; the
+ *     descriptor is kept with the stored value (closed when the key is dropped).
  *  Locking: one mutex guards the store and the queue; values are immutable once stored
  *  (shared values are frozen), so readers take a reference and drop the lock at once.
  *  Cancellation: "free"/"cancel" for a key that is queued removes it; for a running task it
@@ -32,6 +34,7 @@
 #include "worker.h"
 
 #include "auth.h"
+#include "bigbuf.h"
 #include "link.h"
 #include "outbox.h"
 #include "loader.h"
@@ -982,6 +985,8 @@ int terni_worker_run(const terni_worker_opts *opts, atomic_int *stop)
            *w = &w_;
     char err[1024];
     raise_fd_limit();
+    if (terni_shm_host()) /* the shortcut is on: large results in memfds, served uncopied */
+        terni_bigbuf_use_memfd();
     pthread_mutex_init(&w->lock, NULL);
     pthread_mutex_init(&w->link_lock, NULL);
     pthread_cond_init(&w->cond, NULL);

@@ -11,11 +11,30 @@
  *  by one mutex (allocations of this size are rare next to the work done on them); the
  *  oldest mapping is unmapped when a new one does not fit. Memory from the cache is not
  *  cleared: callers that promise zeros (tern_f64_array with NULL data) clear it themselves.
+ *
+ *  Shared-memory backing (terni_bigbuf_use_memfd; the worker turns it on): new buffers are
+ *  then shared mappings of their own memfd, so that serving an array to a process on this
+ *  host needs no copy. terni_bigbuf_seal makes a buffer read-only in place: the writable
+ *  mapping is replaced at the same address (MAP_FIXED, atomic under the kernel's mmap lock:
+ *  a thread reading the array meanwhile sees the same page-cache pages) by a read-only one
+ *  through an O_RDONLY descriptor of the same file, which leaves no writable mapping, so
+ *  F_SEAL_WRITE can be added; the receiver checks that seal (shm.c). A sealed buffer is never
+ *  cached again: freeing it unmaps it and closes its memfd. Before, a served 8 MB array was
+ *  copied into a fresh memfd on the first request (about 3 ms). Each memfd-backed buffer,
+ *  live or cached, holds a descriptor, so at most MEMFD_MAX of them exist at once (and at
+ *  most a quarter of RLIMIT_NOFILE); past that, and if memfd_create fails, buffers are
+ *  anonymous as before and served by copying. Live memfd buffers are found by address in a
+ *  small array (there are at most MEMFD_MAX, each of at least 1 MB). A shared mapping stays
+ *  shared across fork(): plugin code that forks must not let its child write to arrays.
  */
 #include "bigbuf.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -24,15 +43,31 @@
 #define CACHE_SLOTS      64
 #define DEFAULT_CACHE_MB 256
 
+#define MEMFD_MAX 512
+#define ALL_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
 typedef struct slot {
     void *p;
     size_t size;
+    int fd; /* its memfd, or -1: anonymous */
 } slot;
+
+typedef struct live_buf {
+    void *p;
+    size_t size;
+    int fd;
+    bool sealed;
+} live_buf;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static slot cache[CACHE_SLOTS]; /* oldest first */
 static size_t ncached, cached_bytes;
 static size_t limit = (size_t)-1; /* bytes; (size_t)-1 until read from the environment */
+static bool use_memfd;
+static size_t memfd_max;         /* descriptors we may hold: live + cached */
+static size_t nmemfd;            /* held now */
+static live_buf live[MEMFD_MAX]; /* memfd-backed buffers handed out, unordered */
+static size_t nlive;
 
 static size_t page_round(size_t bytes)
 {
@@ -63,6 +98,55 @@ bool terni_bigbuf_wants(size_t bytes)
     return max > 0;
 }
 
+void terni_bigbuf_use_memfd(void)
+{
+    struct rlimit r;
+    size_t max = MEMFD_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur != RLIM_INFINITY && r.rlim_cur / 4 < max)
+        max = (size_t)r.rlim_cur / 4;
+    pthread_mutex_lock(&lock);
+    use_memfd = TERNI_BIGBUF_MIN != (size_t)-1;
+    memfd_max = max;
+    pthread_mutex_unlock(&lock);
+}
+
+/* A new shared mapping of a new memfd of `size` bytes, recorded in live[]; NULL (nothing
+ * held) if memfd backing is off, at its descriptor budget, or any step fails. */
+static void *memfd_map(size_t size)
+{
+    pthread_mutex_lock(&lock);
+    bool ok = use_memfd && nmemfd < memfd_max;
+    if (ok)
+        nmemfd++; /* reserved; given back below on failure */
+    pthread_mutex_unlock(&lock);
+    if (!ok)
+        return NULL;
+    void *p = MAP_FAILED;
+    int fd = memfd_create("tern-array", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd >= 0 && ftruncate(fd, (off_t)size) == 0)
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    pthread_mutex_lock(&lock);
+    if (p != MAP_FAILED)
+        live[nlive++] = (live_buf){ p, size, fd, false }; /* nlive <= nmemfd <= MEMFD_MAX */
+    else
+        nmemfd--;
+    pthread_mutex_unlock(&lock);
+    if (p != MAP_FAILED)
+        return p;
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+/* The index in live[] of the buffer at p, or nlive. Under lock. */
+static size_t live_find(const void *p)
+{
+    size_t i = 0;
+    while (i < nlive && live[i].p != p)
+        i++;
+    return i;
+}
+
 void *terni_bigbuf_alloc(size_t bytes)
 {
     size_t size = page_round(bytes);
@@ -73,6 +157,8 @@ void *terni_bigbuf_alloc(size_t bytes)
     for (size_t i = ncached; i-- > 0;) /* newest first: the most recently touched pages */
         if (cache[i].size == size) {
             p = cache[i].p;
+            if (cache[i].fd >= 0)
+                live[nlive++] = (live_buf){ p, size, cache[i].fd, false };
             cached_bytes -= size;
             memmove(&cache[i], &cache[i + 1], (ncached - i - 1) * sizeof(slot));
             ncached--;
@@ -81,8 +167,48 @@ void *terni_bigbuf_alloc(size_t bytes)
     pthread_mutex_unlock(&lock);
     if (p)
         return p;
+    if ((p = memfd_map(size)))
+        return p;
     p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
+}
+
+/* Unmaps a buffer and closes its memfd (fd -1: anonymous). Not under lock. */
+static void release(void *p, size_t size, int fd)
+{
+    munmap(p, size);
+    if (fd >= 0) {
+        close(fd);
+        pthread_mutex_lock(&lock);
+        nmemfd--;
+        pthread_mutex_unlock(&lock);
+    }
+}
+
+int terni_bigbuf_seal(void *p, size_t bytes)
+{
+    size_t size = page_round(bytes);
+    int fd = -1;
+    pthread_mutex_lock(&lock);
+    size_t i = live_find(p);
+    if (i < nlive && live[i].size == size) {
+        bool sealed = live[i].sealed;
+        if (!sealed) {
+            char path[64];
+            snprintf(path, sizeof(path), "/proc/self/fd/%d", live[i].fd);
+            int ro = open(path, O_RDONLY | O_CLOEXEC);
+            if (ro >= 0) {
+                void *m = mmap(p, size, PROT_READ, MAP_SHARED | MAP_FIXED, ro, 0);
+                close(ro);
+                sealed = m == p && fcntl(live[i].fd, F_ADD_SEALS, ALL_SEALS) == 0;
+                live[i].sealed = m == p; /* read-only now, whether or not the seals took */
+            }
+        }
+        if (sealed)
+            fd = fcntl(live[i].fd, F_DUPFD_CLOEXEC, 0);
+    }
+    pthread_mutex_unlock(&lock);
+    return fd;
 }
 
 void terni_bigbuf_free(void *p, size_t bytes)
@@ -93,22 +219,30 @@ void terni_bigbuf_free(void *p, size_t bytes)
     slot evicted[CACHE_SLOTS];
     size_t nevicted = 0;
     bool kept = false;
+    int fd = -1;
     pthread_mutex_lock(&lock);
+    size_t i = live_find(p);
+    bool sealed = false;
+    if (i < nlive) {
+        fd = live[i].fd;
+        sealed = live[i].sealed;
+        live[i] = live[--nlive];
+    }
     size_t max = cache_limit();
-    if (size <= max) {
+    if (size <= max && !sealed) {
         while (ncached && (ncached == CACHE_SLOTS || cached_bytes + size > max)) {
             evicted[nevicted++] = cache[0];
             cached_bytes -= cache[0].size;
             memmove(&cache[0], &cache[1], (ncached - 1) * sizeof(slot));
             ncached--;
         }
-        cache[ncached++] = (slot){ p, size };
+        cache[ncached++] = (slot){ p, size, fd };
         cached_bytes += size;
         kept = true;
     }
     pthread_mutex_unlock(&lock);
-    for (size_t i = 0; i < nevicted; i++)
-        munmap(evicted[i].p, evicted[i].size);
+    for (size_t k = 0; k < nevicted; k++)
+        release(evicted[k].p, evicted[k].size, evicted[k].fd);
     if (!kept)
-        munmap(p, size);
+        release(p, size, fd);
 }

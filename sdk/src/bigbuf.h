@@ -1,4 +1,5 @@
-/* Memory for large arrays, with a cache of freed mappings (not installed). */
+/* Memory for large arrays, with a cache of freed mappings (not installed; the two functions
+ * the worker and its shm.c call are exported from libtern like value_internal.h's). */
 #ifndef TERNI_BIGBUF_H
 #define TERNI_BIGBUF_H
 
@@ -27,6 +28,20 @@ bool terni_bigbuf_wants(size_t bytes);
  * the same page-rounded size when there is one, else a new anonymous mapping. NULL if out of
  * memory. Thread-safe. */
 void *terni_bigbuf_alloc(size_t bytes);
+
+/* From now on, new buffers in this process are shared mappings of their own memfd (up to a
+ * budget of descriptors; anonymous past it), which terni_bigbuf_seal can hand to another
+ * process without a copy. For the worker; a client's arrays stay anonymous, so that a program
+ * with many large arrays does not spend its file descriptors on them. Thread-safe. */
+__attribute__((visibility("default"))) void terni_bigbuf_use_memfd(void);
+
+/* If p (bytes long) is a memfd-backed buffer from terni_bigbuf_alloc: makes it read-only in
+ * place (a later write to it faults), seals its memfd against writing, shrinking and growing,
+ * and returns a new descriptor of that memfd (O_CLOEXEC; the caller closes it). Sealing
+ * again gives another descriptor. A sealed buffer is not cached again when freed. -1 if p is
+ * not such a buffer (anonymous, borrowed, from malloc) or a step failed: the caller copies
+ * instead. (If only the final seal failed, the buffer stays read-only.) Thread-safe. */
+__attribute__((visibility("default"))) int terni_bigbuf_seal(void *p, size_t bytes);
 
 /* Gives back p from terni_bigbuf_alloc(bytes): cached for reuse while the cache holds less
  * than its limit (TERN_ARRAY_CACHE_MB, default 256), else unmapped. */

@@ -2,7 +2,8 @@
  * scheduler and two workers, large arrays move between the workers and to the client through
  * sealed memfds, with the same results as through the socket ($TERN_NO_SHM=1). The path taken
  * is read from the processes' /proc/<pid>/maps: an array received through a memfd is a
- * mapping named "/memfd:tern:<key> (deleted)" in the receiver. A hand-made data server then
+ * private read-only mapping of "/memfd:tern-array" (a worker's own buffer, sealed in place)
+ * or "/memfd:tern:<key>" (a copy) in the receiver. A hand-made data server then
  * checks the receiver's fallback: a descriptor that does not map makes terni_peers_get ask
  * again for the bytes. */
 #include <nng/nng.h>
@@ -55,17 +56,22 @@ static double *local_random(size_t n, uint64_t s)
 
 /* ---- where the bytes are ---------------------------------------------------------- */
 
-/* Whether pid (0: this process) has a mapping of the memfd made for key. */
-static bool maps_memfd(pid_t pid, const char *key)
+/* Whether pid has a mapping whose name contains `name` and, unless perms is NULL, with those
+ * permissions. A receiver maps a memfd private and read-only ("r--p"); a worker's own large
+ * arrays are shared mappings of memfds named tern-array (bigbuf.c): "rw-s", or "r--s" once
+ * sealed in place for a receiver. A copy made for a receiver is named tern:<key>. */
+static bool maps_memfd(pid_t pid, const char *perms, const char *name)
 {
-    char path[64], needle[160], line[1024];
-    snprintf(path, sizeof(path), pid ? "/proc/%d/maps" : "/proc/self/maps", (int)pid);
-    snprintf(needle, sizeof(needle), "/memfd:tern:%s", key ? key : "");
+    char path[64], line[1024];
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
     FILE *f = fopen(path, "re");
     cr_assert_not_null(f, "cannot read %s", path);
     bool found = false;
-    while (!found && fgets(line, sizeof(line), f))
-        found = strstr(line, needle) != NULL;
+    while (!found && fgets(line, sizeof(line), f)) {
+        char p[8] = "";
+        found =
+            strstr(line, name) && sscanf(line, "%*s %7s", p) == 1 && (!perms || !strcmp(p, perms));
+    }
     fclose(f);
     return found;
 }
@@ -80,7 +86,7 @@ static bool in_memfd(const void *p)
     while (!found && fgets(line, sizeof(line), f)) {
         unsigned long lo, hi;
         if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (uintptr_t)p >= lo && (uintptr_t)p < hi)
-            found = strstr(line, "/memfd:tern:") != NULL;
+            found = strstr(line, "/memfd:tern") != NULL;
     }
     fclose(f);
     return found;
@@ -147,18 +153,23 @@ static void run_cluster(bool shm)
                  shm ? "not taken" : "taken");
     cr_assert_eq(check_result(y, ref, ALPHA, false), shm);
     cr_assert_eq(check_result(x, ref, 1, false), shm);
-    cr_assert_eq(maps_memfd(execs[1], tern_future_key(x)), shm, "B's mapping of x");
-    cr_assert_eq(maps_memfd(execs[0], tern_future_key(y)), shm, "A's mapping of y");
+    /* x and y are 8 MiB worker results: sent as their own buffers, sealed in place, no copy */
+    cr_assert_eq(maps_memfd(execs[1], "r--p", "/memfd:tern-array"), shm, "B's mapping of x");
+    cr_assert_eq(maps_memfd(execs[0], "r--p", "/memfd:tern-array"), shm, "A's mapping of y");
+    cr_assert_eq(maps_memfd(execs[0], "r--s", "/memfd:tern-array"), shm, "x sealed on A");
+    cr_assert_not(maps_memfd(execs[0], NULL, "/memfd:tern:"), "a copy of x was made on A");
     if (!shm)
         for (int i = 0; i < 2; i++)
-            cr_assert_not(maps_memfd(execs[i], NULL), "a memfd mapping with TERN_NO_SHM=1");
+            cr_assert_not(maps_memfd(execs[i], NULL, "/memfd:tern"),
+                          "a memfd mapping with TERN_NO_SHM=1");
 
     /* A goes away (its memfds with it); B keeps x in its store, mapped when shm */
     kill9(execs[0]);
     tern_future *w =
         submit("arrays:scale", tern_list_of(tern_future_ref(x), tern_double(0.5)), &on_b);
     check_result(w, ref, 0.5, false);
-    cr_assert_eq(maps_memfd(execs[1], tern_future_key(x)), shm);
+    cr_assert_eq(maps_memfd(execs[1], "r--p", "/memfd:tern-array"), shm,
+                 "B's mapping of x, after A died");
     /* (not tern_result(x) again: the client's future still names only A as x's holder, and
      * the scheduler sends no news of B's copy, so that fetch ends in TERN_ELOST) */
     tern_future_release(x);

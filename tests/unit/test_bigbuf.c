@@ -1,12 +1,24 @@
 /* Large arrays (sdk/src/bigbuf.c): freed memory is handed out again, a reused buffer is still
- * zeroed where the API promises zeros, and the cache can be turned off. Through the public
- * array API, each test in its own process (Criterion), so TERN_ARRAY_CACHE_MB is read fresh. */
+ * zeroed where the API promises zeros, and the cache can be turned off. With memfd backing
+ * (the worker's): a buffer seals in place, becomes read-only, is never handed out again, and
+ * the descriptors held stay within the budget. Through the public array API, each test in its
+ * own process (Criterion), so TERN_ARRAY_CACHE_MB is read fresh and memfd backing starts off. */
 #include <criterion/criterion.h>
 
 #include <tern/value.h>
 
+#include "bigbuf.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define N ((size_t)2 << 20) /* 16 MB of float64: over the 1 MB threshold */
 
@@ -100,4 +112,111 @@ Test(bigbuf, many_sizes_and_a_small_limit)
     }
     for (size_t k = 0; k < 8; k++)
         tern_value_unref(vs[k]);
+}
+
+static size_t open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    cr_assert_not_null(d);
+    size_t n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* Whether writing to p kills a child process with SIGSEGV. The child writes back the value
+ * there: a memfd buffer is a shared mapping, so its write would show in this process. */
+static bool write_faults(double *p)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        *(volatile double *)p = *(volatile double *)p;
+        _exit(0);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV;
+}
+
+Test(bigbuf, memfd_buffer_seals_in_place)
+{
+#ifdef ASAN
+    cr_skip("arrays stay on the heap under AddressSanitizer (bigbuf.h)");
+#endif
+    tern_value *a;
+    double *d = new_array(&a);
+    cr_assert_eq(terni_bigbuf_seal(d, N * sizeof(double)), -1, "anonymous memory sealed");
+    tern_value_unref(a);
+
+    terni_bigbuf_use_memfd();
+    new_array(&a); /* the cached anonymous buffer */
+    tern_value *b;
+    double *e = new_array(&b); /* a new one: memfd-backed */
+    cr_assert_not(write_faults(e), "a fresh buffer must be writable");
+    int fd = terni_bigbuf_seal(e, N * sizeof(double));
+    cr_assert_geq(fd, 0, "a memfd-backed buffer did not seal");
+    int seals = fcntl(fd, F_GET_SEALS);
+    int want = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+    cr_assert_eq(seals & want, want, "seals %#x", seals);
+    cr_assert(write_faults(e), "a sealed buffer must be read-only");
+    const double *m = mmap(NULL, N * sizeof(double), PROT_READ, MAP_PRIVATE, fd, 0);
+    cr_assert_neq(m, MAP_FAILED);
+    for (size_t i = 0; i < N; i += 512) /* the same pages, seen through the memfd */
+        cr_assert_eq(m[i], (double)i + 0.5, "element %zu", i);
+    munmap((void *)m, N * sizeof(double));
+    int again = terni_bigbuf_seal(e, N * sizeof(double));
+    cr_assert_geq(again, 0, "sealing twice must give another descriptor");
+    cr_assert_neq(again, fd);
+    close(again);
+    close(fd);
+    cr_assert_eq(terni_bigbuf_seal(e + 512, N * sizeof(double)), -1, "not a buffer's start");
+    tern_value_unref(b);
+    tern_value_unref(a);
+    /* the sealed buffer must not come back: every buffer handed out now is writable */
+    for (int k = 0; k < 3; k++) {
+        tern_value *c;
+        double *f = new_array(&c); /* writes into it */
+        cr_assert_eq(f[N - 512], (double)(N - 512) + 0.5);
+        tern_value_unref(c);
+    }
+}
+
+Test(bigbuf, small_arrays_do_not_seal)
+{
+    terni_bigbuf_use_memfd();
+    double *d;
+    tern_value *v = tern_f64_array_new(1000, &d);
+    cr_assert_not_null(v);
+    cr_assert_eq(terni_bigbuf_seal(d, 1000 * sizeof(double)), -1);
+    tern_value_unref(v);
+}
+
+Test(bigbuf, memfd_descriptors_stay_within_budget)
+{
+#ifdef ASAN
+    cr_skip("arrays stay on the heap under AddressSanitizer (bigbuf.h)");
+#endif
+    struct rlimit r = { .rlim_cur = 64, .rlim_max = 64 };
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &r), 0);
+    terni_bigbuf_use_memfd(); /* a quarter of 64: 16 descriptors */
+    size_t before = open_fds();
+    tern_value *vs[24];
+    size_t sealed = 0;
+    for (size_t k = 0; k < 24; k++) {
+        double *d;
+        cr_assert_not_null(vs[k] = tern_f64_array_new(((size_t)1 << 17) + k, &d)); /* ~1 MB */
+        d[0] = d[((size_t)1 << 17) + k - 1] = (double)k;
+        int fd = terni_bigbuf_seal(d, (((size_t)1 << 17) + k) * sizeof(double));
+        if (fd >= 0) {
+            sealed++;
+            close(fd);
+        }
+    }
+    cr_assert_eq(sealed, 16, "%zu buffers were memfds, the budget is 16", sealed);
+    cr_assert_eq(open_fds() - before, 16);
+    for (size_t k = 0; k < 24; k++)
+        tern_value_unref(vs[k]);
+    cr_assert_eq(open_fds(), before, "sealed buffers' memfds must be closed when freed");
 }
