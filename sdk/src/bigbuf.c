@@ -29,7 +29,6 @@
  */
 #include "bigbuf.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -56,7 +55,8 @@ typedef struct live_buf {
     void *p;
     size_t size;
     int fd;
-    bool sealed;
+    bool readonly; /* remapped read-only: never cached again */
+    bool sealed;   /* and its memfd sealed */
 } live_buf;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -127,7 +127,7 @@ static void *memfd_map(size_t size)
         p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     pthread_mutex_lock(&lock);
     if (p != MAP_FAILED)
-        live[nlive++] = (live_buf){ p, size, fd, false }; /* nlive <= nmemfd <= MEMFD_MAX */
+        live[nlive++] = (live_buf){ p, size, fd, false, false }; /* nlive <= nmemfd <= MAX */
     else
         nmemfd--;
     pthread_mutex_unlock(&lock);
@@ -158,7 +158,7 @@ void *terni_bigbuf_alloc(size_t bytes)
         if (cache[i].size == size) {
             p = cache[i].p;
             if (cache[i].fd >= 0)
-                live[nlive++] = (live_buf){ p, size, cache[i].fd, false };
+                live[nlive++] = (live_buf){ p, size, cache[i].fd, false, false };
             cached_bytes -= size;
             memmove(&cache[i], &cache[i + 1], (ncached - i - 1) * sizeof(slot));
             ncached--;
@@ -191,22 +191,19 @@ int terni_bigbuf_seal(void *p, size_t bytes)
     int fd = -1;
     pthread_mutex_lock(&lock);
     size_t i = live_find(p);
-    if (i < nlive && live[i].size == size) {
-        bool sealed = live[i].sealed;
-        if (!sealed) {
-            char path[64];
-            snprintf(path, sizeof(path), "/proc/self/fd/%d", live[i].fd);
-            int ro = open(path, O_RDONLY | O_CLOEXEC);
-            if (ro >= 0) {
-                void *m = mmap(p, size, PROT_READ, MAP_SHARED | MAP_FIXED, ro, 0);
-                close(ro);
-                sealed = m == p && fcntl(live[i].fd, F_ADD_SEALS, ALL_SEALS) == 0;
-                live[i].sealed = m == p; /* read-only now, whether or not the seals took */
-            }
+    if (i < nlive && live[i].size == size && !live[i].readonly) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", live[i].fd);
+        int ro = open(path, O_RDONLY | O_CLOEXEC);
+        if (ro >= 0) {
+            void *m = mmap(p, size, PROT_READ, MAP_SHARED | MAP_FIXED, ro, 0);
+            close(ro);
+            live[i].readonly = m == p;
+            live[i].sealed = m == p && fcntl(live[i].fd, F_ADD_SEALS, ALL_SEALS) == 0;
         }
-        if (sealed)
-            fd = fcntl(live[i].fd, F_DUPFD_CLOEXEC, 0);
     }
+    if (i < nlive && live[i].size == size && live[i].sealed)
+        fd = fcntl(live[i].fd, F_DUPFD_CLOEXEC, 0);
     pthread_mutex_unlock(&lock);
     return fd;
 }
@@ -222,14 +219,14 @@ void terni_bigbuf_free(void *p, size_t bytes)
     int fd = -1;
     pthread_mutex_lock(&lock);
     size_t i = live_find(p);
-    bool sealed = false;
+    bool readonly = false;
     if (i < nlive) {
         fd = live[i].fd;
-        sealed = live[i].sealed;
+        readonly = live[i].readonly;
         live[i] = live[--nlive];
     }
     size_t max = cache_limit();
-    if (size <= max && !sealed) {
+    if (size <= max && !readonly) {
         while (ncached && (ncached == CACHE_SLOTS || cached_bytes + size > max)) {
             evicted[nevicted++] = cache[0];
             cached_bytes -= cache[0].size;
