@@ -22,7 +22,23 @@
 #include "shm.h"
 #include "wire.h"
 
-#define LEN   ((size_t)1 << 20) /* 8 MiB of doubles */
+#define LEN ((size_t)1 << 20) /* 8 MiB of doubles */
+
+/* How a worker's 8 MiB result reaches a receiver on this host: its own memfd-backed buffer,
+ * sealed in place (bigbuf.c); under AddressSanitizer arrays stay on the heap (bigbuf.h), so a
+ * copy in a memfd named after the key. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SENT_COPIED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SENT_COPIED 1
+#endif
+#endif
+#ifdef SENT_COPIED
+#define SENT "/memfd:tern:"
+#else
+#define SENT "/memfd:tern-array"
+#endif
 #define SEED  20261127
 #define ALPHA 3.0
 
@@ -153,11 +169,13 @@ static void run_cluster(bool shm)
                  shm ? "not taken" : "taken");
     cr_assert_eq(check_result(y, ref, ALPHA, false), shm);
     cr_assert_eq(check_result(x, ref, 1, false), shm);
-    /* x and y are 8 MiB worker results: sent as their own buffers, sealed in place, no copy */
-    cr_assert_eq(maps_memfd(execs[1], "r--p", "/memfd:tern-array"), shm, "B's mapping of x");
-    cr_assert_eq(maps_memfd(execs[0], "r--p", "/memfd:tern-array"), shm, "A's mapping of y");
-    cr_assert_eq(maps_memfd(execs[0], "r--s", "/memfd:tern-array"), shm, "x sealed on A");
+    /* x and y are 8 MiB worker results: sent as their own buffers, sealed in place (SENT) */
+    cr_assert_eq(maps_memfd(execs[1], "r--p", SENT), shm, "B's mapping of x");
+    cr_assert_eq(maps_memfd(execs[0], "r--p", SENT), shm, "A's mapping of y");
+#ifndef SENT_COPIED
+    cr_assert_eq(maps_memfd(execs[0], "r--s", SENT), shm, "x sealed in place on A");
     cr_assert_not(maps_memfd(execs[0], NULL, "/memfd:tern:"), "a copy of x was made on A");
+#endif
     if (!shm)
         for (int i = 0; i < 2; i++)
             cr_assert_not(maps_memfd(execs[i], NULL, "/memfd:tern"),
@@ -168,8 +186,7 @@ static void run_cluster(bool shm)
     tern_future *w =
         submit("arrays:scale", tern_list_of(tern_future_ref(x), tern_double(0.5)), &on_b);
     check_result(w, ref, 0.5, false);
-    cr_assert_eq(maps_memfd(execs[1], "r--p", "/memfd:tern-array"), shm,
-                 "B's mapping of x, after A died");
+    cr_assert_eq(maps_memfd(execs[1], "r--p", SENT), shm, "B's mapping of x, after A died");
     /* (not tern_result(x) again: the client's future still names only A as x's holder, and
      * the scheduler sends no news of B's copy, so that fetch ends in TERN_ELOST) */
     tern_future_release(x);
