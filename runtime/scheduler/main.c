@@ -2,6 +2,7 @@
 #include "scheduler.h"
 
 #include <limits.h>
+#include <malloc.h>
 #include "daemon.h"
 #include "http.h"
 #include "log.h"
@@ -247,6 +248,12 @@ int main(int argc, char **argv)
     }
 
     terni_daemon_init(exit_with_parent);
+    /* A fixed mmap threshold. glibc raises it (up to 32 MB) each time a mapped block is freed,
+     * after which the scheduler's large transient buffers (outboxes, decoded request batches)
+     * come from the heap, between task records, and their pages stay resident when freed:
+     * with a million tasks held, 566 bytes of RSS per task against 329 of heap in use; with
+     * the threshold fixed at 128 KiB, 464 (tern-bench scale, same session). */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     int rc = terni_sched_run(&o, &terni_stop);
     if (o.workdir == workdir)
         rmdir(workdir);

@@ -81,13 +81,26 @@ static const char *const state_names[T_NSTATES] = { "waiting", "no-worker", "pro
 /* Requests are decoded on nng's threads, into their malloc arenas, and freed by the scheduler's
  * thread; glibc keeps the freed pages resident. After this many bytes of requests the loop calls
  * malloc_trim as soon as its queue is empty (a million tasks held: RSS 1,136 -> 673 bytes per
- * task, with 525 of heap in use; a trim of a 1 GB heap takes milliseconds). */
-#define TRIM_AFTER_BYTES (64u << 20)
+ * task, with 525 of heap in use; a trim of a 1 GB heap takes milliseconds). At 64 MB, up to
+ * that much decoded since the last trim could still be resident when the memory is read:
+ * tern-bench scale gave 534-568 bytes of RSS per task (337 of heap); at 16 MB, 413-427, and
+ * the same time (6.1-6.2 s). */
+#define TRIM_AFTER_BYTES (16u << 20)
 
 /* A task whose dependency fetches fail this often (holders alive but unreachable) errs. */
 #define MAX_LOST_FETCHES 5
 
 typedef struct task task;
+
+/* Pointers to other records (a task's dependents, wanters, holders). Most tasks have one of
+ * each, so the first lives here and only a second one allocates. items() gives the array. */
+typedef struct ptrs {
+    uint32_t n, cap; /* cap <= 1: the inline slot u.one */
+    union {
+        void *one;
+        void **many;
+    } u;
+} ptrs;
 
 /* Why a task erred: its code and message, and the root cause's task name and key. */
 typedef struct task_error {
@@ -131,37 +144,95 @@ typedef struct plugin {
 } plugin;
 
 struct task {
-    char *key; /* points just past the record: one allocation (task_new) */
-    int state;
+    char *key;             /* points just past the record: one allocation (task_new) */
     const char *fn;        /* "plugin:symbol", interned */
     const char *plugin_id; /* interned; NULL for scattered data */
-    tern_value *args;      /* CBOR bytes of the argument list */
+    const uint8_t *args;   /* CBOR of the argument list, stored after the key (task_new) */
+    uint32_t args_len;     /* NULL args: none (scattered data, or a malformed submission) */
+    int state;
     task **deps;
     uint32_t ndeps, nwaiting;
-    task **dependents;
-    uint32_t ndependents, capdependents;
+    ptrs dependents;   /* task */
+    ptrs wanters;      /* session: the clients that hold a future of it */
+    ptrs who;          /* worker: where its result is held */
     uint32_t nneeders; /* unfinished dependents */
-    uint32_t nwanters, capwanters;
-    session **wanters;
-    worker **who;
-    uint32_t nwho;
+    uint32_t inl_len;  /* 0: no inline result */
+    union {
+        uint8_t *p;
+        uint8_t small[8];
+    } inl;      /* small result as CBOR bytes (inline_bytes): in `small` up to 8 */
     worker *on; /* PROCESSING: where */
     int64_t nbytes;
-    tern_value *inline_value; /* small result as CBOR bytes */
     int priority, retries;
     int attempt;      /* placements so far; compute events carry it, reports echo it */
     int suspicious;   /* executors that crashed while running it */
     int lost_fetches; /* reports of dependencies that could not be fetched */
+    uint32_t gindex;  /* its index in its map, and the map's size: co-assignment */
+    uint32_t gsize;   /* (choose_worker); 0 if not from a map */
+    bool forget_queued;
     int64_t timeout_ms;
-    char **restrict_to; /* NULL-terminated names, or NULL */
-    int64_t group, gindex, gsize;
+    char **restrict_to;     /* NULL-terminated names, or NULL */
     struct task_error *err; /* ERRED: why (set_error); NULL otherwise */
     session *submitter;     /* the client that created it, until it finishes */
-    bool forget_queued;
     task *next_forget;
     struct symstat *sym; /* dashboard counters of its symbol, found once (see statistics) */
     UT_hash_handle hh;
 };
+
+/* The items (const a: callers that only read them, e.g. for a const task). */
+static void **ptrs_items(const ptrs *a)
+{
+    return a->cap > 1 ? a->u.many : (void **)&a->u.one;
+}
+
+static bool ptrs_push(ptrs *a, void *p)
+{
+    if (a->n == a->cap) {
+        if (a->cap > UINT32_MAX / 2)
+            return false;
+        if (a->cap == 0) { /* the inline slot */
+            a->cap = 1;
+        } else {
+            uint32_t c = a->cap * 2;
+            void **grown = realloc(a->cap > 1 ? a->u.many : NULL, c * sizeof(void *));
+            if (!grown)
+                return false;
+            if (a->cap == 1)
+                grown[0] = a->u.one;
+            a->u.many = grown;
+            a->cap = c;
+        }
+    }
+    ptrs_items(a)[a->n++] = p;
+    return true;
+}
+
+static void ptrs_free(ptrs *a)
+{
+    if (a->cap > 1)
+        free(a->u.many);
+    *a = (ptrs){ 0 };
+}
+
+#define DEPENDENTS(t) ((task **)ptrs_items(&(t)->dependents))
+#define WANTERS(t)    ((session **)ptrs_items(&(t)->wanters))
+#define WHO(t)        ((worker **)ptrs_items(&(t)->who))
+
+static bool ptrs_remove(ptrs *a, const void *p)
+{
+    void **items = ptrs_items(a);
+    for (size_t i = 0; i < a->n; i++)
+        if (items[i] == p) {
+            items[i] = items[--a->n];
+            return true;
+        }
+    return false;
+}
+
+static const uint8_t *inline_bytes(const task *t)
+{
+    return t->inl_len <= sizeof(t->inl.small) ? t->inl.small : t->inl.p;
+}
 
 /* A string many tasks share (task names, plugin ids), counted (intern/unintern). */
 typedef struct interned {
@@ -274,8 +345,8 @@ static void stats_placed(const task *t, const worker *w)
     for (size_t i = 0; i < t->ndeps; i++) {
         const task *d = t->deps[i];
         bool here = false;
-        for (size_t k = 0; k < d->nwho && !here; k++)
-            here = d->who[k] == w;
+        for (size_t k = 0; k < d->who.n && !here; k++)
+            here = WHO(d)[k] == w;
         if (!here)
             ST.transfer_bytes += d->nbytes;
     }
@@ -465,9 +536,9 @@ static void send_key_event(session *s, const char *op, const char *key)
 
 static void ob_addresses(terni_outbox *o, const task *t)
 {
-    terni_ob_list(o, t->nwho);
-    for (size_t i = 0; i < t->nwho; i++)
-        terni_ob_text(o, t->who[i]->address);
+    terni_ob_list(o, t->who.n);
+    for (size_t i = 0; i < t->who.n; i++)
+        terni_ob_text(o, WHO(t)[i]->address);
 }
 
 /* {"op": "finished", "key", "who"?: [addresses], "value"?: bytes, "nbytes"}: who only when
@@ -476,9 +547,7 @@ static void send_finished(session *s, const task *t)
 {
     if (!can_send(s))
         return;
-    const void *inl = NULL;
-    size_t inl_len = 0;
-    bool has_value = tern_value_get_bytes(t->inline_value, &inl, &inl_len) == TERN_OK;
+    bool has_value = t->inl_len > 0;
     size_t mark;
     terni_ob_begin(&s->ob, &mark);
     terni_ob_map(&s->ob, 4);
@@ -491,7 +560,7 @@ static void send_finished(session *s, const task *t)
         ob_addresses(&s->ob, t);
     } else {
         terni_ob_text(&s->ob, "value");
-        terni_ob_bytes(&s->ob, inl, inl_len);
+        terni_ob_bytes(&s->ob, inline_bytes(t), t->inl_len);
     }
     terni_ob_text(&s->ob, "nbytes");
     terni_ob_int(&s->ob, t->nbytes);
@@ -517,32 +586,6 @@ static void flush_all(void)
 }
 
 /* ---- small helpers ---------------------------------------------------------------- */
-
-static bool ptr_push(void ***arr, uint32_t *n, uint32_t *cap, void *p)
-{
-    if (*n == *cap) {
-        if (*cap > UINT32_MAX / 2)
-            return false;
-        uint32_t c = *cap ? *cap * 2 : 1; /* most tasks have one wanter, one dependent */
-        void **grown = realloc(*arr, c * sizeof(void *));
-        if (!grown)
-            return false;
-        *arr = grown;
-        *cap = c;
-    }
-    (*arr)[(*n)++] = p;
-    return true;
-}
-
-static bool ptr_remove(void **arr, uint32_t *n, void *p)
-{
-    for (size_t i = 0; i < *n; i++)
-        if (arr[i] == p) {
-            arr[i] = arr[--*n];
-            return true;
-        }
-    return false;
-}
 
 static void error_free(task_error *e)
 {
@@ -603,21 +646,21 @@ static void notify(session *s, const task *t)
 
 static void notify_wanters(task *t)
 {
-    for (size_t i = 0; i < t->nwanters; i++)
-        notify(t->wanters[i], t);
+    for (size_t i = 0; i < t->wanters.n; i++)
+        notify(WANTERS(t)[i], t);
 }
 
 /* ---- forgetting ------------------------------------------------------------------- */
 
 static void free_on_workers(task *t)
 {
-    for (size_t i = 0; i < t->nwho; i++) {
-        worker *w = t->who[i];
+    for (size_t i = 0; i < t->who.n; i++) {
+        worker *w = WHO(t)[i];
         w->nkeys--;
         w->nbytes -= t->nbytes;
         send_key_event(w->s, "free", t->key);
     }
-    t->nwho = 0;
+    t->who.n = 0;
 }
 
 /* The shared copy of s, counted; NULL if out of memory. */
@@ -648,41 +691,70 @@ static void unintern(const char *s)
     }
 }
 
-/* A copy of a bytes value from a request, for keeping. Requests are decoded on nng's threads,
- * in their malloc arenas, a batch at a time: keeping a reference to a small piece of one
- * would keep the pages of the whole decoded batch resident (this made the scheduler's RSS
- * twice its heap with a million tasks held). The copy is made on the scheduler's thread. */
-static tern_value *keep_bytes(const tern_value *v)
-{
-    const void *data;
-    size_t len;
-    if (tern_value_get_bytes(v, &data, &len) == TERN_OK)
-        return tern_bytes(data, len);
-    return v ? tern_value_ref((tern_value *)v) : NULL;
-}
+/* Requests are decoded on nng's threads, in their malloc arenas, a batch at a time: keeping a
+ * reference to a small piece of one would keep the pages of the whole decoded batch resident
+ * (this made the scheduler's RSS twice its heap with a million tasks held). So the arguments
+ * and inline results a task keeps are copied, on the scheduler's thread, into the task's own
+ * memory: the arguments after its key, an inline result of up to 8 bytes into the record. */
 
-/* A zeroed task record with its key stored after it; NULL if out of memory. */
-static task *task_new(const char *key)
+/* A zeroed task record with its key and then a copy of args (v's bytes, if v is a bytes
+ * value; else t->args stays NULL) stored after it: one allocation. NULL if out of memory. */
+static task *task_new(const char *key, const tern_value *args)
 {
-    size_t len = strlen(key);
-    task *t = calloc(1, sizeof(*t) + len + 1);
+    size_t len = strlen(key), alen = 0;
+    const void *a = NULL;
+    if (tern_value_get_bytes(args, &a, &alen) != TERN_OK || alen > UINT32_MAX)
+        a = NULL, alen = 0;
+    task *t = calloc(1, sizeof(*t) + len + 1 + alen);
     if (t) {
         t->key = (char *)(t + 1);
         memcpy(t->key, key, len + 1);
+        if (a) {
+            uint8_t *copy = (uint8_t *)t->key + len + 1;
+            memcpy(copy, a, alen);
+            t->args = copy;
+            t->args_len = (uint32_t)alen;
+        }
     }
     return t;
+}
+
+static void inline_clear(task *t)
+{
+    if (t->inl_len > sizeof(t->inl.small))
+        free(t->inl.p);
+    t->inl_len = 0;
+}
+
+/* Keeps a copy of v's bytes (v a bytes value) as t's inline result; false if out of memory
+ * (or v is not bytes, or is empty), and t then has none. */
+static bool inline_set(task *t, const tern_value *v)
+{
+    const void *b;
+    size_t len;
+    inline_clear(t);
+    if (tern_value_get_bytes(v, &b, &len) != TERN_OK || !len || len > UINT32_MAX)
+        return false;
+    if (len > sizeof(t->inl.small)) {
+        if (!(t->inl.p = malloc(len)))
+            return false;
+        memcpy(t->inl.p, b, len);
+    } else {
+        memcpy(t->inl.small, b, len);
+    }
+    t->inl_len = (uint32_t)len;
+    return true;
 }
 
 static void task_free(task *t)
 {
     unintern(t->fn);
     unintern(t->plugin_id);
-    tern_value_unref(t->args);
-    tern_value_unref(t->inline_value);
+    inline_clear(t);
     free(t->deps);
-    free(t->dependents);
-    free(t->wanters);
-    free(t->who);
+    ptrs_free(&t->dependents);
+    ptrs_free(&t->wanters);
+    ptrs_free(&t->who);
     if (t->restrict_to)
         for (char **r = t->restrict_to; *r; r++)
             free(*r);
@@ -699,7 +771,7 @@ static bool finished(const task *t)
 /* In memory with at least one live copy. */
 static bool present(const task *t)
 {
-    return t->state == T_MEMORY && t->nwho > 0;
+    return t->state == T_MEMORY && t->who.n > 0;
 }
 
 /* The task finished or is forgotten: it no longer counts against its client's limit. */
@@ -728,7 +800,7 @@ static void release_deps(task *t)
  * list; so maybe_forget only queues, and process_forgets() runs after each event. */
 static void maybe_forget(task *t)
 {
-    if (t->nwanters || t->nneeders || t->forget_queued)
+    if (t->wanters.n || t->nneeders || t->forget_queued)
         return;
     t->forget_queued = true;
     t->next_forget = S.forget_head;
@@ -748,15 +820,14 @@ static void release_keep_lineage(task *t)
     if (!finished(t))
         release_deps(t);
     free_on_workers(t);
-    tern_value_unref(t->inline_value);
-    t->inline_value = NULL;
+    inline_clear(t);
     if (t->state != T_ERRED)
         t->state = T_RELEASED;
 }
 
 static void forget_now(task *t)
 {
-    if (t->ndependents) {
+    if (t->dependents.n) {
         release_keep_lineage(t);
         return;
     }
@@ -769,14 +840,14 @@ static void forget_now(task *t)
     unpend(t);
     bool was_finished = finished(t);
     HASH_DEL(S.tasks, t);
-    for (size_t i = 0; i < t->ndependents; i++) {
-        task *dep = t->dependents[i];
+    for (size_t i = 0; i < t->dependents.n; i++) {
+        task *dep = DEPENDENTS(t)[i];
         for (size_t j = 0; j < dep->ndeps; j++)
             if (dep->deps[j] == t)
                 dep->deps[j] = dep->deps[--dep->ndeps], j--;
     }
     for (size_t i = 0; i < t->ndeps; i++)
-        ptr_remove((void **)t->deps[i]->dependents, &t->deps[i]->ndependents, t);
+        ptrs_remove(&t->deps[i]->dependents, t);
     if (!was_finished)
         release_deps(t);
     else
@@ -791,7 +862,7 @@ static void process_forgets(void)
         task *t = S.forget_head;
         S.forget_head = t->next_forget;
         t->forget_queued = false;
-        if (!t->nwanters && !t->nneeders)
+        if (!t->wanters.n && !t->nneeders)
             forget_now(t);
     }
 }
@@ -819,8 +890,7 @@ static worker *choose_worker(const task *t)
     if (t->ndeps == 0 && t->gsize > 1 && !t->restrict_to) {
         /* Co-assignment of map siblings: contiguous blocks in join order, which is the
          * table's iteration order (uthash keeps insertion order; workers are only appended). */
-        int64_t gi = t->gindex < 0 ? 0 : t->gindex >= t->gsize ? t->gsize - 1 : t->gindex;
-        size_t want = (size_t)((unsigned __int128)gi * nworkers / (uint64_t)t->gsize), i = 0;
+        size_t want = (size_t)((uint64_t)t->gindex * nworkers / t->gsize), i = 0;
         HASH_ITER(hh, S.workers, w, tmp)
         {
             if (i++ == want) {
@@ -841,8 +911,8 @@ static worker *choose_worker(const task *t)
         for (size_t i = 0; i < t->ndeps; i++) {
             task *d = t->deps[i];
             bool here = false;
-            for (size_t k = 0; k < d->nwho && !here; k++)
-                here = d->who[k] == w;
+            for (size_t k = 0; k < d->who.n && !here; k++)
+                here = WHO(d)[k] == w;
             if (!here)
                 missing += (double)d->nbytes;
         }
@@ -871,8 +941,10 @@ static bool send_compute(session *s, const task *t)
 {
     const void *args = NULL;
     size_t args_len = 0;
-    if (!can_send(s) || tern_value_get_bytes(t->args, &args, &args_len) != TERN_OK)
+    if (!can_send(s) || !t->args)
         return false;
+    args = t->args;
+    args_len = t->args_len;
     task *one, **deps = t->ndeps == 1 ? &one : NULL;
     if (t->ndeps == 1)
         one = t->deps[0];
@@ -959,8 +1031,8 @@ static void errs_dependents(task *t)
 {
     char msg[1024];
     const task_error *e = error_of(t);
-    for (size_t i = 0; i < t->ndependents; i++) {
-        task *d = t->dependents[i];
+    for (size_t i = 0; i < t->dependents.n; i++) {
+        task *d = DEPENDENTS(t)[i];
         if (finished(d))
             continue;
         snprintf(msg, sizeof(msg), "dependency %s (%s) failed: %s", e->key,
@@ -1004,18 +1076,13 @@ static void task_in_memory(task *t, worker *w, int64_t nbytes, tern_value *inlin
     t->state = T_MEMORY;
     unpend(t);
     t->nbytes = nbytes;
-    if (inline_value) {
-        tern_value_unref(t->inline_value);
-        t->inline_value = keep_bytes(inline_value);
-    }
+    if (inline_value && !inline_set(t, inline_value))
+        logf_("out of memory keeping the result of %s inline: clients will fetch it", t->key);
     bool have = false;
-    for (size_t i = 0; i < t->nwho; i++)
-        have |= t->who[i] == w;
+    for (size_t i = 0; i < t->who.n; i++)
+        have |= WHO(t)[i] == w;
     if (!have) {
-        worker **grown = realloc(t->who, (t->nwho + 1) * sizeof(*grown));
-        if (grown) {
-            t->who = grown;
-            t->who[t->nwho++] = w;
+        if (ptrs_push(&t->who, w)) {
             w->nkeys++;
             w->nbytes += nbytes;
         }
@@ -1023,8 +1090,8 @@ static void task_in_memory(task *t, worker *w, int64_t nbytes, tern_value *inlin
     if (was_finished)
         return;
     notify_wanters(t);
-    for (size_t i = 0; i < t->ndependents; i++) {
-        task *d = t->dependents[i];
+    for (size_t i = 0; i < t->dependents.n; i++) {
+        task *d = DEPENDENTS(t)[i];
         if (d->state == T_WAITING && d->nwaiting) {
             d->nwaiting--;
             task_ready_check(d);
@@ -1051,10 +1118,9 @@ static size_t count_missing(const task *t)
  * it errs with TERN_ELOST, and that error reaches every dependent. */
 static void recompute(task *t, const char *why)
 {
-    if (t->state != T_RELEASED && !(t->state == T_MEMORY && t->nwho == 0))
+    if (t->state != T_RELEASED && !(t->state == T_MEMORY && t->who.n == 0))
         return; /* on its way already, present, or erred */
-    tern_value_unref(t->inline_value);
-    t->inline_value = NULL;
+    inline_clear(t);
     if (!t->plugin_id) {
         char msg[512];
         snprintf(msg, sizeof(msg),
@@ -1094,10 +1160,10 @@ static void requeue(task *t, bool cancel_there)
 
 static bool add_wanter(task *t, session *s)
 {
-    for (size_t i = 0; i < t->nwanters; i++)
-        if (t->wanters[i] == s)
+    for (size_t i = 0; i < t->wanters.n; i++)
+        if (WANTERS(t)[i] == s)
             return true;
-    return ptr_push((void ***)&t->wanters, &t->nwanters, &t->capwanters, s);
+    return ptrs_push(&t->wanters, s);
 }
 
 static plugin *plugin_by_name(const char *name)
@@ -1151,7 +1217,7 @@ static void submit_one(session *s, const tern_value *spec, const tern_value *op)
             notify(s, t);
         return;
     }
-    t = task_new(key);
+    t = task_new(key, args);
     if (!t || !(t->fn = intern(fn ? fn : "")) || (pid && !(t->plugin_id = intern(pid)))) {
         if (t)
             unintern(t->fn);
@@ -1159,18 +1225,17 @@ static void submit_one(session *s, const tern_value *spec, const tern_value *op)
         return;
     }
     t->state = T_WAITING;
-    t->args = keep_bytes(args);
     int64_t v;
     if (terni_get_int(spec, "priority", &v))
         t->priority = (int)v;
     if (terni_get_int(spec, "retries", &v) && v > 0)
         t->retries = (int)(v > 1000 ? 1000 : v);
-    if (spec_int(spec, op, "group", &v))
-        t->group = v;
-    if (terni_get_int(spec, "gindex", &v))
-        t->gindex = v;
-    if (spec_int(spec, op, "gsize", &v))
-        t->gsize = v;
+    int64_t gi = 0, gs = 0;             /* out of range: no co-assignment */
+    terni_get_int(spec, "gindex", &gi); /* absent: 0 */
+    if (spec_int(spec, op, "gsize", &gs) && gs > 1 && gs <= UINT32_MAX && gi >= 0 && gi < gs) {
+        t->gindex = (uint32_t)gi;
+        t->gsize = (uint32_t)gs;
+    }
     if (terni_get_int(spec, "timeout_ms", &v) && v > 0)
         t->timeout_ms = v;
     const tern_value *rw = terni_get(spec, "workers");
@@ -1226,7 +1291,7 @@ static void submit_one(session *s, const tern_value *spec, const tern_value *op)
         if (dup)
             continue;
         t->deps[t->ndeps++] = d;
-        ptr_push((void ***)&d->dependents, &d->ndependents, &d->capdependents, t);
+        ptrs_push(&d->dependents, t);
         d->nneeders++;
         if (!present(d))
             t->nwaiting++;
@@ -1261,7 +1326,7 @@ static tern_value *op_submit(session *s, const tern_value *op)
 
 static void unwant(task *t, session *s)
 {
-    if (ptr_remove((void **)t->wanters, &t->nwanters, s))
+    if (ptrs_remove(&t->wanters, s))
         maybe_forget(t);
 }
 
@@ -1310,8 +1375,8 @@ static tern_value *op_who_has(const tern_value *op)
         task *t;
         HASH_FIND_STR(S.tasks, k, t);
         tern_value *names = tern_list_new(0);
-        for (size_t j = 0; t && names && j < t->nwho; j++)
-            tern_list_append(names, tern_text(t->who[j]->name));
+        for (size_t j = 0; t && names && j < t->who.n; j++)
+            tern_list_append(names, tern_text(WHO(t)[j]->name));
         tern_map_set(out, k, names);
     }
     return out;
@@ -1503,7 +1568,7 @@ static tern_value *op_scatter(session *s, const tern_value *op)
     if (!best)
         return terni_error_result(TERN_ENOWORKERS, "no worker is connected to hold the data");
     if (!t) {
-        t = task_new(key);
+        t = task_new(key, NULL);
         if (!t || !(t->fn = intern(""))) {
             free(t);
             return terni_error_result(TERN_ENOMEM, "out of memory");
@@ -1719,25 +1784,26 @@ static void worker_lost(worker *w, const char *why)
     S.nworkers_lost++;
     w->gone = true;
     HASH_DEL(S.workers, w);
-    uint32_t nlost = 0, caplost = 0;
-    task **lost = NULL, *t, *tmp;
+    ptrs lostp = { 0 };
+    task *t, *tmp;
     /* 1. Drop the worker from every who_has; collect keys that lost their last copy. */
     HASH_ITER(hh, S.tasks, t, tmp)
     {
         bool had = false;
-        for (size_t i = 0; i < t->nwho; i++)
-            if (t->who[i] == w) {
-                t->who[i--] = t->who[--t->nwho];
+        for (size_t i = 0; i < t->who.n; i++)
+            if (WHO(t)[i] == w) {
+                WHO(t)[i--] = WHO(t)[--t->who.n];
                 had = true;
             }
-        if (had && t->state == T_MEMORY && t->nwho == 0 &&
-            !ptr_push((void ***)&lost, &nlost, &caplost, t))
+        if (had && t->state == T_MEMORY && t->who.n == 0 && !ptrs_push(&lostp, t))
             logf_("out of memory handling the loss of %s", t->key);
     }
+    task **lost = (task **)ptrs_items(&lostp);
+    size_t nlost = lostp.n;
     /* 2. Waiting dependents count each lost key as missing again. */
     for (size_t i = 0; i < nlost; i++)
-        for (size_t k = 0; k < lost[i]->ndependents; k++) {
-            task *d = lost[i]->dependents[k];
+        for (size_t k = 0; k < lost[i]->dependents.n; k++) {
+            task *d = DEPENDENTS(lost[i])[k];
             if (d->state == T_WAITING)
                 d->nwaiting++;
         }
@@ -1760,11 +1826,11 @@ static void worker_lost(worker *w, const char *why)
     snprintf(why_lost, sizeof(why_lost), "its only copy was on worker %s, which left", w->name);
     for (size_t i = 0; i < nlost; i++) {
         t = lost[i];
-        if (t->nwanters || t->nneeders) {
-            for (size_t k = 0; k < t->nwanters && t->plugin_id; k++) {
+        if (t->wanters.n || t->nneeders) {
+            for (size_t k = 0; k < t->wanters.n && t->plugin_id; k++) {
                 tern_value *ev = terni_op("recomputing");
                 if (ev && terni_set_text(ev, "key", t->key))
-                    send_event(t->wanters[k], ev);
+                    send_event(WANTERS(t)[k], ev);
                 else
                     tern_value_unref(ev);
             }
@@ -1774,7 +1840,7 @@ static void worker_lost(worker *w, const char *why)
             maybe_forget(t);
         }
     }
-    free(lost);
+    ptrs_free(&lostp);
     /* 5. Place everything that is ready again. */
     HASH_ITER(hh, S.tasks, t, tmp)
     {
@@ -1807,7 +1873,7 @@ static void session_lost(uint32_t pipe, const char *why)
         {
             if (t->submitter == s)
                 t->submitter = NULL;
-            if (ptr_remove((void **)t->wanters, &t->nwanters, s))
+            if (ptrs_remove(&t->wanters, s))
                 maybe_forget(t);
         }
     }
