@@ -41,6 +41,7 @@
 typedef struct task_entry {
     char *symbol;
     tern_task_fn fn;
+    bool exported; /* tern_task_<symbol> is exported and is fn (checked once, at load) */
     UT_hash_handle hh;
 } task_entry;
 
@@ -363,6 +364,9 @@ static int read_table(terni_plugin *p, const tern_plugin_desc *desc, char *err, 
             return seterr(err, errlen, TERN_ENOMEM, "loader: out of memory");
         }
         t->fn = d->fn;
+        char fname[sizeof(TASK_PREFIX) + MAX_SYM];
+        snprintf(fname, sizeof(fname), TASK_PREFIX "%s", d->symbol);
+        t->exported = dlsym(p->handle, fname) == (void *)d->fn;
         HASH_ADD_KEYPTR(hh, p->tasks, t->symbol, strlen(t->symbol), t);
         p->order[p->ntasks++] = t;
     }
@@ -552,6 +556,10 @@ int terni_plugin_resolve(const terni_plugin *p, const char *symbol, tern_task_fn
                       symbol ? 80 : 0, symbol ? symbol : "", MAX_SYM);
     task_entry *t;
     HASH_FIND_STR(p->tasks, symbol, t);
+    if (t && t->exported) { /* the common case: no dlsym per call */
+        *fn = t->fn;
+        return TERN_OK;
+    }
     char fname[sizeof(TASK_PREFIX) + MAX_SYM];
     snprintf(fname, sizeof(fname), TASK_PREFIX "%s", symbol);
     if (!t) {
@@ -568,15 +576,10 @@ int terni_plugin_resolve(const terni_plugin *p, const char *symbol, tern_task_fn
                       "plugin %s (version %s) has no task \"%s\"; its tasks are: %s", p->name,
                       p->version, symbol, names);
     }
-    dlerror();
-    void *sym = dlsym(p->handle, fname);
-    if (!sym || sym != (void *)t->fn)
-        return seterr(err, errlen, TERN_ENOTTASK,
-                      "%s:%s is declared but %s is not exported as that task; build the "
-                      "plugin with TERN_TASK(%s) and default visibility",
-                      p->name, symbol, fname, symbol);
-    *fn = t->fn;
-    return TERN_OK;
+    return seterr(err, errlen, TERN_ENOTTASK,
+                  "%s:%s is declared but %s is not exported as that task; build the "
+                  "plugin with TERN_TASK(%s) and default visibility",
+                  p->name, symbol, fname, symbol);
 }
 
 int terni_loader_resolve(terni_loader *l, const char *qualified, const terni_plugin **plugin,
