@@ -11,6 +11,8 @@
  *  - OpenBLAS threads: a worker runs several tasks at once, and OpenBLAS's thread count is
  *    process-global, so the plugin sets 1 BLAS thread at load (TERN_BLAS_THREADS overrides)
  *    to avoid oversubscription (notes/dependencies.md measured 2x slower daxpy otherwise).
+ *    tern-worker also defaults OPENBLAS_NUM_THREADS to 1, so that OpenBLAS does not start
+ *    (and spin) a thread per core before this constructor runs.
  *    It logs the OpenBLAS core at load and warns when DYNAMIC_ARCH fell back to Prescott.
  *  - random() is xoshiro256+ seeded through splitmix64: deterministic for a given seed, and
  *    seeded from getrandom() when no seed is given (the pure=false use in the seed example).

@@ -143,6 +143,12 @@ int main(int argc, char **argv)
         own_workdir = true;
     }
     terni_daemon_init(exit_with_parent);
+    /* OpenBLAS (the arrays plugin's library) starts a thread per core when it is loaded, and
+     * each spins on sched_yield for about 0.1 s before it sleeps; the plugin then asks for one
+     * BLAS thread anyway (plugins/arrays, TERN_BLAS_THREADS raises it, which OpenBLAS allows).
+     * One thread from the start: tern-bench startup 27.7/27.4/24.8 -> 21.8/23.5/23.5 ms,
+     * alternating. An OPENBLAS_NUM_THREADS the user set is kept. */
+    setenv("OPENBLAS_NUM_THREADS", "1", 0);
     int rc;
     if (nanny) {
         /* The executor runs this binary again, with our name and work directory. */
