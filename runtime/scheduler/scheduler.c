@@ -93,7 +93,7 @@ static const char *const state_names[T_NSTATES] = { "waiting", "no-worker", "pro
 typedef struct task task;
 
 /* Pointers to other records (a task's dependents, wanters, holders). Most tasks have one of
- * each, so the first lives here and only a second one allocates. items() gives the array. */
+ * each, so the first lives here and only a second one allocates; ptrs_items gives the array. */
 typedef struct ptrs {
     uint32_t n, cap; /* cap <= 1: the inline slot u.one */
     union {
@@ -214,9 +214,10 @@ static void ptrs_free(ptrs *a)
     *a = (ptrs){ 0 };
 }
 
-#define DEPENDENTS(t) ((task **)ptrs_items(&(t)->dependents))
-#define WANTERS(t)    ((session **)ptrs_items(&(t)->wanters))
-#define WHO(t)        ((worker **)ptrs_items(&(t)->who))
+/* The i-th item, converted from the void * it is stored as. */
+#define DEPENDENT(t, i) ((task *)ptrs_items(&(t)->dependents)[i])
+#define WANTER(t, i)    ((session *)ptrs_items(&(t)->wanters)[i])
+#define WHO_AT(t, i)    ((worker *)ptrs_items(&(t)->who)[i])
 
 static bool ptrs_remove(ptrs *a, const void *p)
 {
@@ -346,7 +347,7 @@ static void stats_placed(const task *t, const worker *w)
         const task *d = t->deps[i];
         bool here = false;
         for (size_t k = 0; k < d->who.n && !here; k++)
-            here = WHO(d)[k] == w;
+            here = WHO_AT(d, k) == w;
         if (!here)
             ST.transfer_bytes += d->nbytes;
     }
@@ -538,7 +539,7 @@ static void ob_addresses(terni_outbox *o, const task *t)
 {
     terni_ob_list(o, t->who.n);
     for (size_t i = 0; i < t->who.n; i++)
-        terni_ob_text(o, WHO(t)[i]->address);
+        terni_ob_text(o, WHO_AT(t, i)->address);
 }
 
 /* {"op": "finished", "key", "who"?: [addresses], "value"?: bytes, "nbytes"}: who only when
@@ -647,7 +648,7 @@ static void notify(session *s, const task *t)
 static void notify_wanters(task *t)
 {
     for (size_t i = 0; i < t->wanters.n; i++)
-        notify(WANTERS(t)[i], t);
+        notify(WANTER(t, i), t);
 }
 
 /* ---- forgetting ------------------------------------------------------------------- */
@@ -655,7 +656,7 @@ static void notify_wanters(task *t)
 static void free_on_workers(task *t)
 {
     for (size_t i = 0; i < t->who.n; i++) {
-        worker *w = WHO(t)[i];
+        worker *w = WHO_AT(t, i);
         w->nkeys--;
         w->nbytes -= t->nbytes;
         send_key_event(w->s, "free", t->key);
@@ -841,7 +842,7 @@ static void forget_now(task *t)
     bool was_finished = finished(t);
     HASH_DEL(S.tasks, t);
     for (size_t i = 0; i < t->dependents.n; i++) {
-        task *dep = DEPENDENTS(t)[i];
+        task *dep = DEPENDENT(t, i);
         for (size_t j = 0; j < dep->ndeps; j++)
             if (dep->deps[j] == t)
                 dep->deps[j] = dep->deps[--dep->ndeps], j--;
@@ -912,7 +913,7 @@ static worker *choose_worker(const task *t)
             task *d = t->deps[i];
             bool here = false;
             for (size_t k = 0; k < d->who.n && !here; k++)
-                here = WHO(d)[k] == w;
+                here = WHO_AT(d, k) == w;
             if (!here)
                 missing += (double)d->nbytes;
         }
@@ -1032,7 +1033,7 @@ static void errs_dependents(task *t)
     char msg[1024];
     const task_error *e = error_of(t);
     for (size_t i = 0; i < t->dependents.n; i++) {
-        task *d = DEPENDENTS(t)[i];
+        task *d = DEPENDENT(t, i);
         if (finished(d))
             continue;
         snprintf(msg, sizeof(msg), "dependency %s (%s) failed: %s", e->key,
@@ -1080,7 +1081,7 @@ static void task_in_memory(task *t, worker *w, int64_t nbytes, tern_value *inlin
         logf_("out of memory keeping the result of %s inline: clients will fetch it", t->key);
     bool have = false;
     for (size_t i = 0; i < t->who.n; i++)
-        have |= WHO(t)[i] == w;
+        have |= WHO_AT(t, i) == w;
     if (!have) {
         if (ptrs_push(&t->who, w)) {
             w->nkeys++;
@@ -1091,7 +1092,7 @@ static void task_in_memory(task *t, worker *w, int64_t nbytes, tern_value *inlin
         return;
     notify_wanters(t);
     for (size_t i = 0; i < t->dependents.n; i++) {
-        task *d = DEPENDENTS(t)[i];
+        task *d = DEPENDENT(t, i);
         if (d->state == T_WAITING && d->nwaiting) {
             d->nwaiting--;
             task_ready_check(d);
@@ -1161,7 +1162,7 @@ static void requeue(task *t, bool cancel_there)
 static bool add_wanter(task *t, session *s)
 {
     for (size_t i = 0; i < t->wanters.n; i++)
-        if (WANTERS(t)[i] == s)
+        if (WANTER(t, i) == s)
             return true;
     return ptrs_push(&t->wanters, s);
 }
@@ -1376,7 +1377,7 @@ static tern_value *op_who_has(const tern_value *op)
         HASH_FIND_STR(S.tasks, k, t);
         tern_value *names = tern_list_new(0);
         for (size_t j = 0; t && names && j < t->who.n; j++)
-            tern_list_append(names, tern_text(WHO(t)[j]->name));
+            tern_list_append(names, tern_text(WHO_AT(t, j)->name));
         tern_map_set(out, k, names);
     }
     return out;
@@ -1791,22 +1792,25 @@ static void worker_lost(worker *w, const char *why)
     {
         bool had = false;
         for (size_t i = 0; i < t->who.n; i++)
-            if (WHO(t)[i] == w) {
-                WHO(t)[i--] = WHO(t)[--t->who.n];
+            if (WHO_AT(t, i) == w) {
+                void **items = ptrs_items(&t->who);
+                items[i--] = items[--t->who.n];
                 had = true;
             }
         if (had && t->state == T_MEMORY && t->who.n == 0 && !ptrs_push(&lostp, t))
             logf_("out of memory handling the loss of %s", t->key);
     }
-    task **lost = (task **)ptrs_items(&lostp);
+    void **lost = ptrs_items(&lostp);
     size_t nlost = lostp.n;
     /* 2. Waiting dependents count each lost key as missing again. */
-    for (size_t i = 0; i < nlost; i++)
-        for (size_t k = 0; k < lost[i]->dependents.n; k++) {
-            task *d = DEPENDENTS(lost[i])[k];
+    for (size_t i = 0; i < nlost; i++) {
+        task *l = lost[i];
+        for (size_t k = 0; k < l->dependents.n; k++) {
+            task *d = DEPENDENT(l, k);
             if (d->state == T_WAITING)
                 d->nwaiting++;
         }
+    }
     /* 3. Tasks running there go back to waiting; so do tasks running elsewhere that need a
      *    lost key (they would fail fetching it): they are cancelled there. */
     HASH_ITER(hh, S.tasks, t, tmp)
@@ -1830,7 +1834,7 @@ static void worker_lost(worker *w, const char *why)
             for (size_t k = 0; k < t->wanters.n && t->plugin_id; k++) {
                 tern_value *ev = terni_op("recomputing");
                 if (ev && terni_set_text(ev, "key", t->key))
-                    send_event(WANTERS(t)[k], ev);
+                    send_event(WANTER(t, k), ev);
                 else
                     tern_value_unref(ev);
             }
