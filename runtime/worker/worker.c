@@ -178,7 +178,8 @@ static void stored_free(stored *s)
     free(s);
 }
 
-static void store_drop_locked(worker *w, const char *key)
+/* Whether key was held (and is now dropped). */
+static bool store_drop_locked(worker *w, const char *key)
 {
     stored *s;
     HASH_FIND_STR(w->store, key, s);
@@ -186,6 +187,7 @@ static void store_drop_locked(worker *w, const char *key)
         HASH_DEL(w->store, s);
         stored_free(s);
     }
+    return s != NULL;
 }
 
 /* ---- queue ------------------------------------------------------------------------ */
@@ -637,12 +639,14 @@ static void on_drop(worker *w, const tern_value *ev, bool drop_data)
     for (size_t i = 0; tern_list_get(keys, i, &item) == TERN_OK; i++) {
         if (tern_value_get_text(item, &key, NULL) != TERN_OK)
             continue;
-        if (drop_data)
-            store_drop_locked(w, key);
+        bool held = drop_data && store_drop_locked(w, key);
         for (job *r = w->running; r; r = r->next_run)
             if (!strcmp(r->key, key))
                 __atomic_store_n(&r->cancelled, 1, __ATOMIC_RELAXED);
-        for (size_t k = 0; k < w->nheap; k++)
+        /* A key held here is finished, not queued: skip the walk of the queue, which made
+         * every free cost O(queue) while a long queue waited. (Were it queued again too, that
+         * run's report would be stale, and the scheduler ignores stale reports.) */
+        for (size_t k = 0; !held && k < w->nheap; k++)
             if (!strcmp(w->heap[k]->key, key)) {
                 job *q = w->heap[k];
                 w->heap[k] = w->heap[--w->nheap];
