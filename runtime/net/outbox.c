@@ -27,7 +27,7 @@ static bool reserve(terni_outbox *o, size_t more)
         return false;
     if (o->cap - o->len >= more)
         return true;
-    size_t cap = o->cap ? o->cap : 4096;
+    size_t cap = o->cap ? o->cap : 256; /* a worker's done report is one ~80-byte event */
     while (cap - o->len < more) {
         if (cap > SIZE_MAX / 2) {
             o->fail = true;

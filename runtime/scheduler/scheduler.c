@@ -1078,7 +1078,9 @@ static void task_in_memory(task *t, worker *w, int64_t nbytes, tern_value *inlin
     unpend(t);
     t->nbytes = nbytes;
     if (inline_value && !inline_set(t, inline_value))
-        logf_("out of memory keeping the result of %s inline: clients will fetch it", t->key);
+        logf_("the inline result of %s is not kept (out of memory, or not non-empty bytes): "
+              "clients will fetch it",
+              t->key);
     bool have = false;
     for (size_t i = 0; i < t->who.n; i++)
         have |= WHO_AT(t, i) == w;

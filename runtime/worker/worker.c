@@ -726,8 +726,9 @@ static void forget_everything(worker *w)
 /* ---- data server (nng callbacks) -------------------------------------------------- */
 
 /* For a get from this host: the descriptor of key's memfd when v (its stored value, held
- * by the caller) is a large array, making the memfd on the first request. NULL: send bytes
- * (small or not an array, memfd failed, or the key was dropped meanwhile). */
+ * by the caller) is a large array; on the first request the array's own memfd is sealed, or
+ * its bytes copied into a new one (terni_shm_export). NULL: send bytes (small or not an
+ * array, memfd failed, or the key was dropped meanwhile). */
 static tern_value *shm_descriptor(worker *w, const char *key, const tern_value *v)
 {
     if (!terni_shm_eligible(v))
@@ -739,7 +740,7 @@ static tern_value *shm_descriptor(worker *w, const char *key, const tern_value *
     if (s && s->value == v)
         f = s->shm;
     pthread_mutex_unlock(&w->lock);
-    if (f.fd < 0) { /* the copy is made outside the lock; a concurrent request may win */
+    if (f.fd < 0) { /* exported outside the lock; a concurrent request may win */
         int rc = terni_shm_export(v, key, &made);
         if (rc != TERN_OK) {
             terni_log(TERNI_LOG_DEBUG, "get %s: no memfd (%s), sending bytes", key,

@@ -885,15 +885,15 @@ int tern_map(tern_client *c, const char *task, tern_value **arglists, size_t n,
     terni_ob_text(&o, id);
     if (!terni_ob_end(&o, mark) && rc == TERN_OK)
         rc = fail(TERN_ENOMEM, "out of memory");
+    size_t made = 0; /* futures set in out[] */
     if (rc == TERN_OK) {
         pthread_mutex_lock(&c->lock);
         if (c->closed) {
             rc = fail(TERN_ECLOSED, "the client is closed");
         } else {
-            for (size_t i = 0; i < n; i++) {
+            for (; made < n; made++) {
                 bool created;
-                out[i] = future_get_locked(c, keys[i], &created);
-                if (!out[i]) {
+                if (!(out[made] = future_get_locked(c, keys[made], &created))) {
                     rc = fail(TERN_ENOMEM, "out of memory");
                     break;
                 }
@@ -906,12 +906,11 @@ int tern_map(tern_client *c, const char *task, tern_value **arglists, size_t n,
             }
         }
         pthread_mutex_unlock(&c->lock);
-        if (rc != TERN_OK) {
-            for (size_t i = 0; i < n; i++)
-                if (out[i]) {
-                    tern_future_release(out[i]);
-                    out[i] = NULL;
-                }
+        if (rc != TERN_OK) { /* only out[0..made) were set: the rest may be garbage */
+            for (size_t i = 0; i < made; i++) {
+                tern_future_release(out[i]);
+                out[i] = NULL;
+            }
             if (rc == TERN_ECLOSED)
                 fail(rc, "the connection to the scheduler is closed");
         }
