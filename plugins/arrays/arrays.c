@@ -7,6 +7,9 @@
  *    elementwise a + alpha * b (add/sub/axpy) is one loop that reads both inputs and writes
  *    the result once: memory-bound, it beat a copy followed by daxpy (which crosses the
  *    result twice) by 1.4x on cold 8 MB arrays, and a copy + daxpy block by block by 1.2x.
+ *    When the task may take an operand (tern_arg_take: the last reader of a dependency),
+ *    they compute into it instead: no new array, so no page faults on fresh memory, and one
+ *    array fewer crossed (0.75 against 0.96 ms per cold 8 MB add).
  *  - BLAS calls take int lengths; longer arrays are processed in chunks.
  *  - OpenBLAS threads: a worker runs several tasks at once, and OpenBLAS's thread count is
  *    process-global, so the plugin sets 1 BLAS thread at load (TERN_BLAS_THREADS overrides)
@@ -187,6 +190,20 @@ static void axpby_n(size_t n, const double *restrict a, double alpha, const doub
         y[i] = a[i] + alpha * b[i];
 }
 
+/* y += alpha * b: into an operand (the floor's daxpy, without its int length limit). */
+static void add_scaled_n(size_t n, double *restrict y, double alpha, const double *restrict b)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] += alpha * b[i];
+}
+
+/* y = a + alpha * y: into the other operand. */
+static void scaled_add_n(size_t n, const double *restrict a, double alpha, double *restrict y)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = a[i] + alpha * y[i];
+}
+
 static void scal_n(size_t n, double alpha, double *x)
 {
     for (size_t off = 0; off < n; off += CHUNK) {
@@ -334,20 +351,32 @@ TERN_TASK(arange)
 
 /* ---- elementwise ---------------------------------------------------------------------- */
 
-/* y = first + alpha * second, with shapes checked. */
+/* y = first + alpha * second, with shapes checked. Computed into an operand when the task
+ * may take one (tern_arg_take: this task is its last reader), else into a new array. */
 static tern_value *combine(tern_ctx *ctx, size_t first, size_t second, double alpha)
 {
     const tern_value *va, *vb;
     const double *a, *b;
-    size_t na, nb;
+    size_t na, nb, n;
     double *y;
     if (want_f64(ctx, first, &va, &a, &na) || want_f64(ctx, second, &vb, &b, &nb) ||
         want_same_shape(ctx, va, vb))
         return NULL;
+    /* Taken values stay alive with us, so va, vb, a and b stay valid. */
+    tern_value *ta = tern_arg_take(ctx, first), *tb = ta ? NULL : tern_arg_take(ctx, second);
+    if (ta && tern_value_f64_data_mut(ta, &y, &n) == TERN_OK) {
+        add_scaled_n(n, y, alpha, b);
+        return ta;
+    }
+    if (tb && tern_value_f64_data_mut(tb, &y, &n) == TERN_OK) {
+        scaled_add_n(n, a, alpha, y);
+        return tb;
+    }
     tern_value *r = new_like(ctx, va, &y);
-    if (!r)
-        return NULL;
-    axpby_n(na, a, alpha, b, y);
+    if (r)
+        axpby_n(na, a, alpha, b, y);
+    tern_value_unref(ta);
+    tern_value_unref(tb);
     return r;
 }
 
@@ -385,19 +414,9 @@ TERN_TASK(scale)
 TERN_TASK(axpy)
 {
     double alpha;
-    const tern_value *vx, *vy;
-    const double *x, *y;
-    size_t nx, ny;
-    double *out;
-    if (want_nargs(ctx, 3, 3, "(alpha, x, y)") || want_number(ctx, 0, &alpha) ||
-        want_f64(ctx, 1, &vx, &x, &nx) || want_f64(ctx, 2, &vy, &y, &ny) ||
-        want_same_shape(ctx, vx, vy))
+    if (want_nargs(ctx, 3, 3, "(alpha, x, y)") || want_number(ctx, 0, &alpha))
         return NULL;
-    tern_value *r = new_like(ctx, vy, &out);
-    if (!r)
-        return NULL;
-    axpby_n(ny, y, alpha, x, out);
-    return r;
+    return combine(ctx, 2, 1, alpha);
 }
 
 /* ---- reductions ----------------------------------------------------------------------- */

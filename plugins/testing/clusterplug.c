@@ -1,5 +1,6 @@
 /* Test plugin for the cluster integration tests (tests/integration): tasks that count their
- * executions across processes, take a given time, and sum ints nested in lists and maps.
+ * executions across processes, take a given time, sum ints nested in lists and maps, and
+ * tell whether they could take an argument (tern_arg_take).
  * Kept apart from testplug so the loader tests' exact task list of testplug stays as is. */
 #include <tern/plugin.h>
 
@@ -14,21 +15,80 @@ TERN_PLUGIN("clusterplug", "1.0.0");
 /* count(path[, tag]) appends one byte to the file at path and returns the file's new size:
  * the file's size counts how often the task ran, in whichever worker process. The optional
  * tag only changes the task's key. */
+/* Appends one byte to the file at path; its new size, or -1 (the task failed, naming who). */
+static int64_t append_byte(tern_ctx *ctx, const char *who, const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        tern_fail(ctx, TERN_EIO, "%s: cannot open %s: errno %d", who, path, errno);
+        return -1;
+    }
+    struct stat st;
+    ssize_t w = write(fd, "x", 1);
+    int rc = fstat(fd, &st);
+    close(fd);
+    if (w != 1 || rc != 0) {
+        tern_fail(ctx, TERN_EIO, "%s: cannot append to %s", who, path);
+        return -1;
+    }
+    return (int64_t)st.st_size;
+}
+
 TERN_TASK(count)
 {
     const char *path;
     if (tern_arg_text(ctx, 0, &path, NULL))
         return tern_fail(ctx, TERN_ETYPE, "count(path: text[, tag])");
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return tern_fail(ctx, TERN_EIO, "count: cannot open %s: errno %d", path, errno);
-    struct stat st;
-    ssize_t w = write(fd, "x", 1);
-    int rc = fstat(fd, &st);
-    close(fd);
-    if (w != 1 || rc != 0)
-        return tern_fail(ctx, TERN_EIO, "count: cannot append to %s", path);
-    return tern_int((int64_t)st.st_size);
+    int64_t size = append_byte(ctx, "count", path);
+    return size < 0 ? NULL : tern_int(size);
+}
+
+/* ones(n[, after]) is an f64 array of n ones; `after` (e.g. a future) only orders it. */
+TERN_TASK(ones)
+{
+    int64_t n;
+    double *y;
+    if (tern_arg_int(ctx, 0, &n) || n < 0 || n > (1 << 24))
+        return tern_fail(ctx, TERN_ETYPE, "ones(n: int 0..2^24[, after])");
+    tern_value *r = tern_f64_array_new((size_t)n, &y);
+    if (!r)
+        return tern_fail(ctx, TERN_ENOMEM, "ones: out of memory");
+    for (int64_t i = 0; i < n; i++)
+        y[i] = 1.0;
+    return r;
+}
+
+/* took(x[, tag[, fail_once]]) is [taken, x + 1]: x (an f64 array) plus one, computed into x
+ * itself when the task may take it (tern_arg_take), into a new array otherwise; taken says
+ * which. The tag only changes the key. With fail_once (a path), a run that appends the
+ * file's first byte fails after computing: the retry must see x as it was. */
+TERN_TASK(took)
+{
+    const double *x;
+    const char *path = NULL;
+    size_t n, m;
+    double *y;
+    if (tern_arg_f64_array(ctx, 0, &x, &n) ||
+        (tern_nargs(ctx) > 2 && tern_arg_text(ctx, 2, &path, NULL)))
+        return tern_fail(ctx, TERN_ETYPE, "took(x: f64 array[, tag[, fail_once: path]])");
+    tern_value *out = tern_arg_take(ctx, 0);
+    bool taken = out != NULL;
+    if (taken && tern_value_f64_data_mut(out, &y, &m) != TERN_OK) {
+        tern_value_unref(out);
+        return tern_fail(ctx, TERN_ESHARED, "took: taken, but its data is not writable");
+    }
+    if (!taken && !(out = tern_f64_array_new(n, &y)))
+        return tern_fail(ctx, TERN_ENOMEM, "took: out of memory");
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i] + 1.0; /* x == y when taken */
+    int64_t runs = path ? append_byte(ctx, "took", path) : 0;
+    if (runs == 1)
+        tern_fail(ctx, TERN_ETASK, "took: failing its first run, as asked");
+    if (runs == 1 || runs < 0) {
+        tern_value_unref(out);
+        return NULL;
+    }
+    return tern_list_of(tern_bool(taken), out);
 }
 
 /* sleep_ms(n) sleeps n milliseconds and returns n. */

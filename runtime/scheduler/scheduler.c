@@ -26,6 +26,13 @@
  *  Root tasks of one map (a "group") instead go in contiguous blocks: element i of n to
  *  worker floor(i * W / n) in join order, so neighbours of a tree reduction share a worker.
  *
+ *  Taking: when a task is placed on the worker that holds the only copy of a large dependency
+ *  that no client wants and no other task needs, the compute event says "take": the worker
+ *  hands the data to the task (tern_arg_take), which may compute into it in place, and the
+ *  dependency becomes RELEASED at once, as if freed. Should the task have to run again
+ *  (requeue: its worker left, a fetch failed, a retry), the dependency is recomputed from
+ *  its lineage like any released one.
+ *
  *  Errors propagate: an erred task errs every dependent (transitively) with a message that
  *  names the root cause's key and task. Retries re-run a failing task before it errs.
  *
@@ -89,6 +96,9 @@ static const char *const state_names[T_NSTATES] = { "waiting", "no-worker", "pro
 
 /* A task whose dependency fetches fail this often (holders alive but unreachable) errs. */
 #define MAX_LOST_FETCHES 5
+
+/* Smallest result a task may take from its dependency to compute in place (may_take). */
+#define TAKE_MIN_BYTES (64 * 1024)
 
 typedef struct task task;
 
@@ -928,6 +938,33 @@ static worker *choose_worker(const task *t)
     return best;
 }
 
+/* Whether t, about to run on w, may take d (tern_arg_take): compute into d's memory in place.
+ * Only when nothing else can read d again: no client holds a future of it, t is the only
+ * unfinished task that needs it, and w holds its only copy. Only for results worth it (large,
+ * so not inline here either) and with lineage (not scattered data), so that d can be computed
+ * again should t have to run again (requeue). */
+static bool may_take(const task *d, const worker *w)
+{
+    return d->state == T_MEMORY && d->wanters.n == 0 && d->nneeders == 1 && d->who.n == 1 &&
+           ptrs_items(&d->who)[0] == w && d->plugin_id && d->args && d->inl_len == 0 &&
+           d->nbytes >= TAKE_MIN_BYTES;
+}
+
+/* After a compute event that named them in "take": the taken deps are released to t, their
+ * copy on w counted as gone (w drops it from its store as the event arrives). */
+static void take_deps(task *t, worker *w)
+{
+    for (size_t i = 0; i < t->ndeps; i++) {
+        task *d = t->deps[i];
+        if (may_take(d, w)) {
+            ptrs_remove(&d->who, w);
+            w->nkeys--;
+            w->nbytes -= d->nbytes;
+            d->state = T_RELEASED;
+        }
+    }
+}
+
 static int cmp_key_order(const void *a, const void *b)
 {
     const task *x = *(task *const *)a, *y = *(task *const *)b;
@@ -936,8 +973,9 @@ static int cmp_key_order(const void *a, const void *b)
 }
 
 /* {"op": "compute", "key", "fn", "plugin", "args", "run", "deps"?: {key: [addresses]},
- * "priority"?, "timeout_ms"?}: deps, priority and timeout_ms only when there are any /
- * non-zero. Written straight into the worker's outbox; false if out of memory. */
+ * "take"?: [key], "priority"?, "timeout_ms"?}: deps, take, priority and timeout_ms only when
+ * there are any / non-zero. Written straight into the worker's outbox; false if out of memory.
+ * take lists the deps that may_take(d, s->w) allows (take_deps then releases them). */
 static bool send_compute(session *s, const task *t)
 {
     const void *args = NULL;
@@ -947,6 +985,9 @@ static bool send_compute(session *s, const task *t)
     args = t->args;
     args_len = t->args_len;
     task *one, **deps = t->ndeps == 1 ? &one : NULL;
+    size_t ntake = 0;
+    for (size_t i = 0; i < t->ndeps; i++)
+        ntake += may_take(t->deps[i], s->w);
     if (t->ndeps == 1)
         one = t->deps[0];
     else if (t->ndeps > 1) {
@@ -958,7 +999,7 @@ static bool send_compute(session *s, const task *t)
     size_t mark;
     terni_outbox *o = &s->ob;
     terni_ob_begin(o, &mark);
-    terni_ob_map(o, 6 + (t->ndeps > 0) + (t->priority != 0) + (t->timeout_ms > 0));
+    terni_ob_map(o, 6 + (t->ndeps > 0) + (ntake > 0) + (t->priority != 0) + (t->timeout_ms > 0));
     terni_ob_text(o, "fn");
     terni_ob_text(o, t->fn);
     terni_ob_text(o, "op");
@@ -976,6 +1017,13 @@ static bool send_compute(session *s, const task *t)
             terni_ob_text(o, deps[i]->key);
             ob_addresses(o, deps[i]);
         }
+    }
+    if (ntake) {
+        terni_ob_text(o, "take");
+        terni_ob_list(o, ntake);
+        for (size_t i = 0; i < t->ndeps; i++)
+            if (may_take(deps[i], s->w))
+                terni_ob_text(o, deps[i]->key);
     }
     terni_ob_text(o, "plugin");
     terni_ob_text(o, t->plugin_id);
@@ -1007,6 +1055,7 @@ static void place(task *t)
         t->state = T_NO_WORKER;
         return;
     }
+    take_deps(t, w);
     t->state = T_PROCESSING;
     t->on = w;
     w->nprocessing++;
@@ -1157,6 +1206,10 @@ static void requeue(task *t, bool cancel_there)
     }
     t->state = T_WAITING;
     t->nwaiting = count_missing(t);
+    /* A dependency t took (take_deps) is gone with that run: make it again. */
+    for (size_t i = 0; i < t->ndeps && t->state == T_WAITING; i++)
+        if (t->deps[i]->state == T_RELEASED)
+            recompute(t->deps[i], "the task that took it runs again");
 }
 
 /* ---- ops from clients ------------------------------------------------------------- */
@@ -1643,10 +1696,9 @@ static tern_value *op_erred(session *s, const tern_value *op)
     }
     if (t->retries > 0) {
         t->retries--;
-        t->on->nprocessing--;
-        t->on = NULL;
         logf_("retrying %s after: %s", t->key, msg ? msg : "");
-        place(t);
+        requeue(t, false); /* which makes again what the failed run took */
+        task_ready_check(t);
         return tern_null();
     }
     stats_finished(t, s->w, -1, 0, true);
@@ -1672,6 +1724,8 @@ static tern_value *op_added(session *s, const tern_value *op)
     }
     if (t->state == T_MEMORY || (t->state == T_WAITING && !t->plugin_id))
         task_in_memory(t, s->w, nbytes, NULL);
+    else if (t->state == T_RELEASED) /* released while it was fetched: not counted, so drop it */
+        send_key_event(s, "free", key);
     return tern_null();
 }
 
@@ -1781,6 +1835,16 @@ static void free_worker(worker *w)
 }
 
 /* A worker left (connection lost or declared dead). See "Worker loss" above. */
+/* Whether t lacks a dependency (one lost just now, in worker_lost). A released one is not
+ * lacking: a processing task's released dependency is one it took, which its run holds. */
+static bool needs_lost(const task *t)
+{
+    for (size_t i = 0; i < t->ndeps; i++)
+        if (!present(t->deps[i]) && t->deps[i]->state != T_RELEASED)
+            return true;
+    return false;
+}
+
 static void worker_lost(worker *w, const char *why)
 {
     logf_("worker %s left: %s", w->name, why);
@@ -1823,7 +1887,7 @@ static void worker_lost(worker *w, const char *why)
             t->on = NULL;
             w->nprocessing--;
             requeue(t, false);
-        } else if (count_missing(t)) {
+        } else if (needs_lost(t)) {
             requeue(t, true);
         }
     }

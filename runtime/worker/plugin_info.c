@@ -106,8 +106,7 @@ int main(int argc, char **argv)
             args[i] = parse_arg(argv[3 + i]);
         tern_value *out = NULL;
         if (rc == TERN_OK)
-            rc = terni_task_call(fn, argv[2], "", (const tern_value *const *)args, nargs, &out, msg,
-                                 sizeof(msg));
+            rc = terni_task_call(fn, argv[2], "", args, NULL, nargs, &out, msg, sizeof(msg));
         if (rc == TERN_OK) {
             char *s = tern_value_to_string(out, 0);
             printf("result  %s\n", s ? s : "(out of memory)");

@@ -17,6 +17,11 @@
  *     descriptor is kept with the stored value (closed when the key is dropped).
  *  Locking: one mutex guards the store and the queue; values are immutable once stored
  *  (shared values are frozen), so readers take a reference and drop the lock at once.
+ *  Taking: a compute event may name dependencies held here whose last reader the task is
+ *  ("take", sent by the scheduler only when no client wants them and no other task needs
+ *  them). They move from the store into the job at once, and the task is called with them
+ *  referenced once, so tern_arg_take can let it compute in place (an add into an operand
+ *  instead of a fresh 8 MB array). A queued job that is cancelled frees them with itself.
  *  Cancellation: "free"/"cancel" for a key that is queued removes it; for a running task it
  *  marks the key so its result is dropped when the task returns.
  *  Scheduler loss: the link goes down (connection lost, or no answer within the scheduler's
@@ -75,8 +80,9 @@ typedef struct stored {
 
 typedef struct job {
     char *key, *fn, *plugin;
-    tern_value *args; /* CBOR bytes */
-    tern_value *deps; /* map key -> [addresses] */
+    tern_value *args;  /* CBOR bytes */
+    tern_value *deps;  /* map key -> [addresses] */
+    tern_value *taken; /* NULL, or map key -> value: dependencies handed over to this job */
     int priority;
     int64_t run, timeout_ms; /* attempt number echoed to the scheduler; 0: no timeout */
     uint64_t seq, start_ns;
@@ -269,6 +275,7 @@ static void job_free(job *j)
     free(j->plugin);
     tern_value_unref(j->args);
     tern_value_unref(j->deps);
+    tern_value_unref(j->taken);
     free(j);
 }
 
@@ -357,7 +364,10 @@ static int gather(worker *w, const job *j, depvals *dv, char *msg, size_t msglen
     const char *key;
     const tern_value *addrs;
     for (size_t i = 0; tern_map_entry(j->deps, i, &key, &addrs) == TERN_OK; i++) {
-        tern_value *v = store_get(w, key);
+        const tern_value *mine;
+        tern_value *v = j->taken && tern_map_get(j->taken, key, &mine) == TERN_OK
+                            ? tern_value_ref((tern_value *)mine)
+                            : store_get(w, key);
         const tern_value *a;
         const char *addr;
         char err[512] = "no worker holds it";
@@ -397,6 +407,54 @@ static int gather(worker *w, const job *j, depvals *dv, char *msg, size_t msglen
         }
     }
     return TERN_OK;
+}
+
+/* Whether v is one of the values handed over to j. */
+static bool was_taken(const job *j, const tern_value *v)
+{
+    const char *key;
+    const tern_value *t;
+    for (size_t i = 0; tern_map_entry(j->taken, i, &key, &t) == TERN_OK; i++)
+        if (t == v)
+            return true;
+    return false;
+}
+
+/* Calls the task on the items of *call_args. The arguments are first held only by the
+ * array passed to the task, and *call_args, dv's map and the job's taken map are let go of:
+ * a dependency handed over to this job (the scheduler's "take") is then referenced once, so
+ * tern_arg_take can give it to the task to change in place. */
+static int call_task(job *j, tern_task_fn fn, const char *symbol, tern_value **call_args,
+                     depvals *dv, tern_value **result, char *msg, size_t msglen)
+{
+    size_t n = tern_list_len(*call_args);
+    tern_value **items = calloc(n ? n : 1, sizeof(*items));
+    bool *takeable = j->taken ? calloc(n ? n : 1, sizeof(*takeable)) : NULL;
+    if (!items || (j->taken && !takeable)) {
+        free(items);
+        free(takeable);
+        snprintf(msg, msglen, "out of memory");
+        return TERN_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const tern_value *item;
+        tern_list_get(*call_args, i, &item);
+        items[i] = tern_value_ref((tern_value *)item);
+        if (takeable)
+            takeable[i] = was_taken(j, item);
+    }
+    tern_value_unref(*call_args);
+    *call_args = NULL;
+    tern_value_unref(dv->map);
+    dv->map = NULL;
+    tern_value_unref(j->taken);
+    j->taken = NULL;
+    int rc = terni_task_call(fn, symbol, j->key, items, takeable, n, result, msg, msglen);
+    for (size_t i = 0; i < n; i++)
+        tern_value_unref(items[i]); /* NULL where the task took it */
+    free(items);
+    free(takeable);
+    return rc;
 }
 
 static void run_job(worker *w, job *j)
@@ -444,15 +502,8 @@ static void run_job(worker *w, job *j)
         }
     }
     uint64_t t0 = terni_now_ns();
-    if (rc == TERN_OK) {
-        size_t n = tern_list_len(call_args);
-        const tern_value **items = calloc(n ? n : 1, sizeof(*items));
-        for (size_t i = 0; items && i < n; i++)
-            tern_list_get(call_args, i, &items[i]);
-        rc = items ? terni_task_call(fn, colon + 1, j->key, items, n, &result, msg, sizeof(msg))
-                   : TERN_ENOMEM;
-        free(items);
-    }
+    if (rc == TERN_OK)
+        rc = call_task(j, fn, colon + 1, &call_args, &dv, &result, msg, sizeof(msg));
     int64_t duration_us = (int64_t)((terni_now_ns() - t0) / 1000);
     pthread_mutex_lock(&w->lock);
     bool cancelled = j->cancelled;
@@ -599,11 +650,37 @@ static void *watchdog_main(void *arg)
 
 /* ---- scheduler events (the link's poll callback) ----------------------------------- */
 
+/* "take": the scheduler hands these keys' data held here to the job, as its last reader: they
+ * leave the store now (the scheduler no longer counts them as held here), so that no later
+ * event finds them, and they are freed with the job. Under w->lock. */
+static void take_deps(worker *w, job *j, const tern_value *keys)
+{
+    const tern_value *item;
+    const char *key;
+    for (size_t i = 0; tern_list_get(keys, i, &item) == TERN_OK; i++) {
+        stored *s;
+        if (tern_value_get_text(item, &key, NULL) != TERN_OK)
+            continue;
+        HASH_FIND_STR(w->store, key, s);
+        if (!s)
+            continue;
+        if (!j->taken)
+            j->taken = tern_map_new();
+        /* Out of memory, the job does not find it: it reports TERN_ELOST, and the scheduler
+         * computes the key again. */
+        if (j->taken)
+            tern_map_set(j->taken, key, tern_value_ref(s->value));
+        HASH_DEL(w->store, s);
+        stored_free(s);
+    }
+}
+
 static void on_compute(worker *w, const tern_value *ev)
 {
     const char *key = terni_get_text(ev, "key"), *fn = terni_get_text(ev, "fn"),
                *plugin = terni_get_text(ev, "plugin");
     const tern_value *args = terni_get(ev, "args"), *deps = terni_get(ev, "deps");
+    const tern_value *take = terni_get(ev, "take");
     int64_t prio = 0, run = 0, timeout_ms = 0;
     terni_get_int(ev, "priority", &prio);
     terni_get_int(ev, "run", &run);
@@ -624,6 +701,7 @@ static void on_compute(worker *w, const tern_value *ev)
     j->run = run;
     j->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
     pthread_mutex_lock(&w->lock);
+    take_deps(w, j, take);
     j->seq = ++w->seq;
     heap_push(w, j);
     pthread_cond_signal(&w->cond);

@@ -208,6 +208,15 @@ int terni_bigbuf_seal(void *p, size_t bytes)
     return fd;
 }
 
+bool terni_bigbuf_writable(const void *p)
+{
+    pthread_mutex_lock(&lock);
+    size_t i = live_find(p);
+    bool readonly = i < nlive && live[i].readonly;
+    pthread_mutex_unlock(&lock);
+    return !readonly;
+}
+
 void terni_bigbuf_free(void *p, size_t bytes)
 {
     if (!p)

@@ -43,6 +43,10 @@ __attribute__((visibility("default"))) void terni_bigbuf_use_memfd(void);
  * instead. (If only the final seal failed, the buffer stays read-only.) Thread-safe. */
 __attribute__((visibility("default"))) int terni_bigbuf_seal(void *p, size_t bytes);
 
+/* False if p is a buffer from terni_bigbuf_alloc that terni_bigbuf_seal made read-only (a write
+ * would fault); true for any other pointer. Thread-safe. */
+bool terni_bigbuf_writable(const void *p);
+
 /* Gives back p from terni_bigbuf_alloc(bytes): cached for reuse while the cache holds less
  * than its limit (TERN_ARRAY_CACHE_MB, default 256), else unmapped. */
 void terni_bigbuf_free(void *p, size_t bytes);

@@ -1,6 +1,8 @@
 /* Task context accessors (the plugin side of <tern/plugin.h>) and terni_task_call. */
 #include "task_ctx.h"
 
+#include "value_internal.h" /* terni_value_writable */
+
 #include <stdio.h>
 #include <string.h>
 
@@ -12,6 +14,16 @@ size_t tern_nargs(const tern_ctx *ctx)
 const tern_value *tern_arg(const tern_ctx *ctx, size_t i)
 {
     return ctx && i < ctx->nargs ? ctx->args[i] : NULL;
+}
+
+tern_value *tern_arg_take(tern_ctx *ctx, size_t i)
+{
+    if (!ctx || i >= ctx->nargs || !ctx->takeable || !ctx->takeable[i] ||
+        !terni_value_writable(ctx->args[i]))
+        return NULL;
+    tern_value *v = ctx->args[i];
+    ctx->args[i] = NULL;
+    return v;
 }
 
 #define ARG(ctx, i)                                                                                \
@@ -86,13 +98,15 @@ const char *tern_task_key(const tern_ctx *ctx)
     return ctx && ctx->key ? ctx->key : "";
 }
 
-int terni_task_call(tern_task_fn fn, const char *symbol, const char *key,
-                    const tern_value *const *args, size_t nargs, tern_value **result, char *msg,
+int terni_task_call(tern_task_fn fn, const char *symbol, const char *key, tern_value **args,
+                    const bool *takeable, size_t nargs, tern_value **result, char *msg,
                     size_t msglen)
 {
     if (!fn || !result || (nargs && !args))
         return TERN_EINVAL;
-    tern_ctx ctx = { .args = args, .nargs = nargs, .symbol = symbol, .key = key };
+    tern_ctx ctx = {
+        .args = args, .takeable = takeable, .nargs = nargs, .symbol = symbol, .key = key
+    };
     ctx.msg[0] = '\0';
     tern_value *r = fn(&ctx);
     if (!ctx.err && !r) {

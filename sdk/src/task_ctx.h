@@ -7,7 +7,8 @@
 #define TERNI_TASK_MSG_MAX 1024
 
 struct tern_ctx {
-    const tern_value *const *args;
+    tern_value **args;    /* the caller's references; tern_arg_take moves one out (NULL here) */
+    const bool *takeable; /* NULL, or per argument: the runtime lets the task take it */
     size_t nargs;
     const char *symbol;
     const char *key;
@@ -15,11 +16,14 @@ struct tern_ctx {
     char msg[TERNI_TASK_MSG_MAX]; /* tern_fail's message */
 };
 
-/* Runs fn with the given arguments (borrowed). On success *result owns the task's value. On
- * failure returns the task's error code, *result is NULL and msg (msglen bytes) holds the
- * message. Exported for the worker, the loader tests and the demo; not in the public SDK. */
+/* Runs fn with the given arguments: the caller's references, which stay the caller's, except
+ * that where takeable[i] is true (takeable may be NULL: none) the task may take args[i]
+ * (tern_arg_take); args[i] is then NULL on return and the reference the task's. On success
+ * *result owns the task's value. On failure returns the task's error code, *result is NULL
+ * and msg (msglen bytes) holds the message. Exported for the worker, the loader tests and
+ * the demo; not in the public SDK. */
 __attribute__((visibility("default"))) int
-terni_task_call(tern_task_fn fn, const char *symbol, const char *key, const tern_value *const *args,
-                size_t nargs, tern_value **result, char *msg, size_t msglen);
+terni_task_call(tern_task_fn fn, const char *symbol, const char *key, tern_value **args,
+                const bool *takeable, size_t nargs, tern_value **result, char *msg, size_t msglen);
 
 #endif

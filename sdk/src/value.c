@@ -112,6 +112,23 @@ static bool shared(const tern_value *v)
     return atomic_load_explicit(&v->refs, memory_order_acquire) > 1;
 }
 
+static bool is_array(const tern_value *v)
+{
+    return v && (v->type == TERN_T_F64_ARRAY || v->type == TERN_T_I64_ARRAY);
+}
+
+bool terni_value_writable(const tern_value *v)
+{
+    if (!v || shared(v))
+        return false;
+    if (!is_array(v))
+        return true;
+    if (v->u.arr.borrow)
+        return false;
+    size_t bytes = v->u.arr.n * TERNI_ELEM_SIZE;
+    return !terni_bigbuf_wants(bytes) || terni_bigbuf_writable(v->u.arr.data);
+}
+
 tern_type tern_value_type(const tern_value *v)
 {
     return v ? (tern_type)v->type : TERN_T_NULL;
@@ -737,16 +754,11 @@ int tern_value_f64_data_mut(tern_value *v, double **data, size_t *n)
     CHECK_TYPE(v, TERN_T_F64_ARRAY, data);
     if (!n)
         return TERN_EINVAL;
-    if (shared(v) || v->u.arr.borrow)
+    if (!terni_value_writable(v))
         return TERN_ESHARED;
     *data = v->u.arr.data;
     *n = v->u.arr.n;
     return TERN_OK;
-}
-
-static bool is_array(const tern_value *v)
-{
-    return v && (v->type == TERN_T_F64_ARRAY || v->type == TERN_T_I64_ARRAY);
 }
 
 int tern_array_shape(const tern_value *v, size_t *ndim, const size_t **shape)

@@ -67,6 +67,10 @@ __attribute__((visibility("default"))) tern_value *terni_array_borrowed(tern_typ
                                                                         const size_t *shape,
                                                                         size_t n, void *data,
                                                                         terni_borrow *borrow);
+/* True if the caller may change v in place: it holds v's only reference and, for an array,
+ * the data is neither borrowed nor a buffer sealed read-only (bigbuf.h). */
+bool terni_value_writable(const tern_value *v);
+
 /* A new array of `type` with uninitialised aligned data. */
 tern_value *terni_array_alloc(tern_type type, size_t ndim, const size_t *shape, void **data);
 

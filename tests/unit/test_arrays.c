@@ -183,6 +183,71 @@ LTest(arrays, elementwise_kernels_match_loops)
         tern_value_unref(vals[i]);
 }
 
+/* Runs arrays:<sym> on args (stolen) where argument `takeable` (or none: -1) may be taken. */
+static tern_value *run_taking(const char *sym, tern_value *args, int takeable)
+{
+    char q[64];
+    snprintf(q, sizeof(q), "arrays:%s", sym);
+    bool can[3] = { takeable == 0, takeable == 1, takeable == 2 };
+    tern_value *out;
+    int rc = call_task_takeable(loader, q, args, can, &out, err, sizeof(err));
+    cr_assert_eq(rc, TERN_OK, "%s: %s (%s)", q, tern_strerror(rc), err);
+    return out;
+}
+
+/* A copy of v (a new array with one reference). */
+static tern_value *copy_of(const tern_value *v)
+{
+    size_t n;
+    const double *x = f64(v, &n);
+    tern_value *c = tern_f64_array(x, n);
+    cr_assert_not_null(c);
+    return c;
+}
+
+LTest(arrays, elementwise_kernels_compute_into_an_operand_they_may_take)
+{
+    const size_t n = 300007; /* 2.4 MB: a large buffer (bigbuf.c) */
+    tern_value *va = rand_array(n, 5), *vb = rand_array(n, 6);
+    size_t m;
+    const double *a = f64(va, &m), *b = f64(vb, &m);
+    static const struct {
+        const char *sym;
+        int first, second; /* argument positions of a and b */
+        double alpha;      /* result = a + alpha * b */
+    } cases[] = { { "add", 0, 1, 1.0 }, { "sub", 0, 1, -1.0 }, { "axpy", 2, 1, 3.0 } };
+    for (size_t c = 0; c < 3; c++)
+        for (int pos = 0; pos < 2; pos++) {
+            /* operands held only by the call: the one at `pos` may be taken */
+            tern_value *ops[2] = { copy_of(va), copy_of(vb) };
+            const double *into = f64(ops[pos], &m);
+            int arg = pos == 0 ? cases[c].first : cases[c].second;
+            tern_value *args = !strcmp(cases[c].sym, "axpy")
+                                   ? tern_list_of(tern_double(3.0), ops[1], ops[0])
+                                   : tern_list_of(ops[0], ops[1]);
+            tern_value *r = run_taking(cases[c].sym, args, arg);
+            const double *got = f64(r, &m);
+            cr_assert_eq(m, n);
+            cr_expect_eq(got, into, "%s did not compute into its operand %d", cases[c].sym, arg);
+            for (size_t i = 0; i < n; i++)
+                assert_close(got[i], a[i] + cases[c].alpha * b[i], 1e-15);
+            tern_value_unref(r);
+        }
+    /* An operand someone else still references is not taken, and stays as it was. */
+    tern_value *held = copy_of(va);
+    tern_value *r = run_taking("add", tern_list_of(tern_value_ref(held), copy_of(vb)), 0);
+    const double *got = f64(r, &m), *h = f64(held, &m);
+    cr_expect_neq(got, h, "add computed into an operand that is still referenced");
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(h[i], a[i], "the held operand changed at %zu", i);
+        cr_assert_eq(got[i], a[i] + b[i]);
+    }
+    tern_value_unref(r);
+    tern_value_unref(held);
+    tern_value_unref(va);
+    tern_value_unref(vb);
+}
+
 LTest(arrays, reductions_match_loops)
 {
     const size_t n = 250001;

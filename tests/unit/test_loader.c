@@ -270,7 +270,8 @@ LTest(loader, newest_version_wins_old_one_keeps_working)
     tern_value_unref(out);
     tern_task_fn fn;
     cr_assert_eq(terni_plugin_resolve(v1, "version", &fn, err, sizeof(err)), TERN_OK);
-    cr_assert_eq(terni_task_call(fn, "version", "", NULL, 0, &out, err, sizeof(err)), TERN_OK);
+    cr_assert_eq(terni_task_call(fn, "version", "", NULL, NULL, 0, &out, err, sizeof(err)),
+                 TERN_OK);
     cr_assert_eq(tern_value_get_text(out, &s, NULL), TERN_OK);
     cr_assert_str_eq(s, "1.0.0");
     tern_value_unref(out);

@@ -109,6 +109,21 @@ TERN_API int tern_arg_text(const tern_ctx *ctx, size_t i, const char **s, size_t
 TERN_API int tern_arg_f64_array(const tern_ctx *ctx, size_t i, const double **data, size_t *n);
 TERN_API int tern_arg_i64_array(const tern_ctx *ctx, size_t i, const int64_t **data, size_t *n);
 
+/* Takes argument i, so that the task may change it in place and, typically, return it as its
+ * result (an add that writes its sum into one of its operands instead of into new memory).
+ * It succeeds only for a value that nothing else can read again: the scheduler sent this
+ * task as the last reader of that dependency (no client holds a future of it, no other
+ * unfinished task needs it, and only this worker held it), this process holds no other
+ * reference to it, and an array's memory is private and writable. Values written into the
+ * submission itself, and results a client still holds a future of, are never taken.
+ * Returns the value with its only reference, which the task now owns (return it, or
+ * tern_value_unref it); tern_arg(ctx, i) returns NULL from then on, so read what you need
+ * first or through the returned value. Returns NULL when the argument cannot be taken (the
+ * usual case; nothing changes, allocate the result as usual) or i is out of range. If the
+ * task then fails, or its worker is lost, the scheduler computes the dependency again from
+ * its lineage should it be needed. Never blocks. */
+TERN_API tern_value *tern_arg_take(tern_ctx *ctx, size_t i);
+
 /* Marks the task failed with an error code (TERN_ETASK if code is TERN_OK) and a printf-style
  * message (truncated to 1 KiB). Returns NULL. Only the first call counts. */
 TERN_API tern_value *tern_fail(tern_ctx *ctx, int code, const char *fmt, ...) TERN_PRINTF(3, 4);
