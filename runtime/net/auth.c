@@ -437,16 +437,6 @@ void terni_gate_close_later(terni_gate *g, uint32_t pipe)
     pthread_mutex_unlock(&g->lock);
 }
 
-static void gone_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-    terni_gate_pipe_gone(arg, nng_pipe_id(p));
-}
-
-int terni_gate_watch(terni_gate *g, nng_socket sock)
-{
-    return nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, gone_cb, g) == 0 ? TERN_OK : TERN_EIO;
-}
-
 /* ---- locality -------------------------------------------------------------------- */
 
 bool terni_url_is_loopback(const char *url)

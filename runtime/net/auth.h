@@ -77,9 +77,6 @@ terni_gate_verdict terni_gate_check(terni_gate *g, uint32_t pipe, const tern_val
 void terni_gate_pipe_gone(terni_gate *g, uint32_t pipe);
 /* Closes the pipe after a short delay, so that the refusal sent on it arrives first. */
 void terni_gate_close_later(terni_gate *g, uint32_t pipe);
-/* Registers REM_POST on sock to call terni_gate_pipe_gone (for sockets without their own
- * pipe callbacks). */
-int terni_gate_watch(terni_gate *g, nng_socket sock);
 
 /* True for addresses only this machine can reach: ipc://, abstract://, inproc://, and
  * tcp:// or tls+tcp:// on 127.0.0.0/8, ::1 or "localhost". */

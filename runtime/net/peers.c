@@ -356,8 +356,51 @@ int terni_peers_request(terni_peers *p, const char *address, const tern_value *r
     return request(p, address, req, timeout_ms, NULL, reply, err, errlen);
 }
 
+/* Whether list holds the text s. */
+static bool has_text(const tern_value *list, const char *s)
+{
+    const tern_value *item;
+    const char *t;
+    for (size_t i = 0; tern_list_get(list, i, &item) == TERN_OK; i++)
+        if (tern_value_get_text(item, &t, NULL) == TERN_OK && !strcmp(t, s))
+            return true;
+    return false;
+}
+
+/* After copying the arrays the worker lent (shm.h): tells it to let go of them ("unpin"). A
+ * key whose pin it no longer held (our connection was lost and made again meanwhile, so the
+ * buffer may have been reused during the copy), or every key if the request fails, is added
+ * to *retry, to be fetched again as bytes; the copy is then replaced. */
+static int unpin(terni_peers *p, const char *address, const tern_value *lent, int timeout_ms,
+                 const int *cancel, tern_value **retry, char *err, size_t errlen)
+{
+    tern_value *req = terni_op("unpin"), *reply = NULL;
+    if (!req || !terni_set(req, "keys", tern_value_ref((tern_value *)lent))) {
+        tern_value_unref(req);
+        return TERN_ENOMEM;
+    }
+    char why[256]; /* a failed unpin is not an error: the keys are fetched again */
+    if (request(p, address, req, timeout_ms, cancel, &reply, why, sizeof(why)) != TERN_OK)
+        reply = NULL;
+    tern_value_unref(req);
+    const tern_value *held = terni_get(reply, "held"), *item;
+    const char *key;
+    int rc = TERN_OK;
+    for (size_t i = 0; rc == TERN_OK && tern_list_get(lent, i, &item) == TERN_OK; i++) {
+        if (tern_value_get_text(item, &key, NULL) != TERN_OK || has_text(held, key))
+            continue;
+        rc = (*retry || (*retry = tern_list_new(0))) ? tern_list_append(*retry, tern_text(key))
+                                                     : TERN_ENOMEM;
+    }
+    tern_value_unref(reply);
+    if (rc != TERN_OK)
+        snprintf(err, errlen, "out of memory");
+    return rc;
+}
+
 /* One get; with host (this host's identity), large arrays may come as memfd descriptors,
- * which are mapped here, and those that do not map are asked for again as bytes. */
+ * which are mapped or copied here, and those that do not import are asked for again as
+ * bytes. */
 static int get(terni_peers *p, const char *address, const tern_value *keys, int timeout_ms,
                const int *cancel, const char *host, tern_value **values, char *err, size_t errlen)
 {
@@ -374,7 +417,7 @@ static int get(terni_peers *p, const char *address, const tern_value *keys, int 
     if (rc != TERN_OK)
         return rc;
     const tern_value *v = terni_get(reply, "values"), *shm = terni_get(reply, "shm");
-    tern_value *merged = NULL, *retry = NULL, *more = NULL;
+    tern_value *merged = NULL, *retry = NULL, *more = NULL, *lent = NULL;
     if (tern_value_type(v) != TERN_T_MAP)
         rc = TERN_EPROTO;
     else if (!shm) /* the usual case: nothing to map */
@@ -382,10 +425,13 @@ static int get(terni_peers *p, const char *address, const tern_value *keys, int 
     else if (!host)
         rc = TERN_EPROTO; /* descriptors we did not ask for */
     else
-        rc = terni_shm_resolve(v, shm, &merged, &retry);
+        rc = terni_shm_resolve(v, shm, &merged, &retry, &lent);
     tern_value_unref(reply);
     if (rc == TERN_EPROTO)
         snprintf(err, errlen, "worker at %s sent a malformed get reply", address);
+    if (rc == TERN_OK && lent)
+        rc = unpin(p, address, lent, timeout_ms, cancel, &retry, err, errlen);
+    tern_value_unref(lent);
     if (rc == TERN_OK && retry)
         rc = get(p, address, retry, timeout_ms, cancel, NULL, &more, err, errlen);
     const char *key;

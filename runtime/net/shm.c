@@ -6,23 +6,34 @@
  *    TERNI_SHM_MIN_BYTES (256 KiB, shm.h) with a descriptor {pid, fd, ino, dev, len, type,
  *    shape} in the reply's "shm" map instead of the bytes in "values" (worker.c serve()).
  *    Both ends check $TERN_NO_SHM, so either side can turn it off.
- *  - Sender: an array whose buffer already is a memfd (the worker allocates large arrays that
- *    way, bigbuf.c) is made read-only in place and its memfd sealed F_SEAL_WRITE |
- *    F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, with no copy; any other array's bytes are
- *    copied once into a new memfd (MFD_ALLOW_SEALING | MFD_CLOEXEC, named tern:<key>) with
- *    write(), then sealed the same way. Either way no one, the sender included, can change
- *    or truncate it afterwards. The worker does this on the first same-host request for a key
- *    and keeps the fd with the stored value until the key is dropped; later requests reuse
- *    it. Any failure (fd limit, ENOMEM) means bytes as before.
+ *  - Sender, two kinds of descriptor:
+ *    - lent ("lent": true): an array whose buffer already is a memfd (the worker allocates
+ *      large arrays that way, bigbuf.c) is shown as it is, its memfd sealed against shrinking
+ *      and growing only (terni_bigbuf_lend). The buffer stays the sender's, writable, and
+ *      returns to its cache when the array is freed, so the sender pins the array (worker.c)
+ *      until the receiver says it has copied it ("unpin", peers.c). Sealing the buffer
+ *      read-only in place instead (before) made every served buffer unusable afterwards, and
+ *      the next array on that worker paid for fresh pages: 6 ms and more per 8 MB, against
+ *      about 1 ms for the receiver's copy.
+ *    - sealed: any other array's bytes are copied once into a new memfd (MFD_ALLOW_SEALING |
+ *      MFD_CLOEXEC, named tern:<key>) with write(), then sealed F_SEAL_WRITE | F_SEAL_SHRINK |
+ *      F_SEAL_GROW | F_SEAL_SEAL: no one, the sender included, can change or truncate it, so
+ *      the receiver maps it and keeps the mapping.
+ *    The worker exports on the first same-host request for a key and keeps the fd with the
+ *    stored value until the key is dropped; later requests reuse it. Any failure (fd limit,
+ *    ENOMEM) means bytes as before.
  *  - Receiver: stat() of /proc/<pid>/fd/<fd> first (it does not open the target, so a
  *    descriptor naming a FIFO or a device has no effect), which must be a regular file of the
  *    descriptor's inode; then open O_RDONLY | O_NONBLOCK | O_NOCTTY, fstat again (same inode,
- *    at least len bytes), F_GET_SEALS must include F_SEAL_WRITE and F_SEAL_SHRINK (so the
- *    pages cannot change under us and no access can SIGBUS), mmap MAP_PRIVATE | PROT_READ,
- *    close. The mapping keeps the memfd alive: the sender may drop the key, close the fd or
- *    exit. The array borrows the mapping (value_internal.h's terni_borrow); the last reference
- *    unmaps it. Arrays that borrow cannot be changed through the public API
- *    (tern_value_f64_data_mut gives TERN_ESHARED), so PROT_READ is enough.
+ *    at least len bytes), F_GET_SEALS must include F_SEAL_SHRINK (no access can SIGBUS) and,
+ *    unless lent, F_SEAL_WRITE (the pages cannot change under us), mmap MAP_PRIVATE |
+ *    PROT_READ, close. A sealed file's mapping keeps the memfd alive: the sender may drop the
+ *    key, close the fd or exit; the array borrows the mapping (value_internal.h's
+ *    terni_borrow), and the last reference unmaps it. Arrays that borrow cannot be changed
+ *    through the public API (tern_value_f64_data_mut gives TERN_ESHARED), so PROT_READ is
+ *    enough. A lent array is copied into a new array of the receiver's own (its bigbuf
+ *    cache) and unmapped at once; the receiver then sends "unpin", and a key whose pin the
+ *    sender no longer held (its connection was lost meanwhile) is fetched again as bytes.
  *  - /proc/<pid>/fd needs ptrace read access to the sender (same user, dumpable). Whatever
  *    fails on the receiver (process gone, fd closed or reused for another file, permission
  *    denied, a malformed descriptor) makes the caller (peers.c) ask again for those keys
@@ -53,6 +64,7 @@
 #include <unistd.h>
 
 #define REQUIRED_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK)
+#define LENT_SEALS     F_SEAL_SHRINK
 #define ALL_SEALS      (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
 static pthread_once_t host_once = PTHREAD_ONCE_INIT;
@@ -100,10 +112,10 @@ void terni_shm_file_close(terni_shm_file *f)
     f->fd = -1;
 }
 
-/* *f for fd (sealed, taken), whose first len bytes are the array's: TERN_OK, or TERN_EIO
- * (fd closed) if it cannot be stat'ed or is shorter. A buffer sealed in place is the
- * page-rounded size of the array, so it may be longer. */
-static int file_of(int fd, size_t len, terni_shm_file *f)
+/* *f for fd (taken), whose first len bytes are the array's: TERN_OK, or TERN_EIO (fd closed)
+ * if it cannot be stat'ed or is shorter. A lent buffer is the page-rounded size of the array,
+ * so it may be longer. */
+static int file_of(int fd, size_t len, bool lent, terni_shm_file *f)
 {
     struct stat st;
     if (fstat(fd, &st) != 0 || st.st_size < 0 || (size_t)st.st_size < len) {
@@ -111,7 +123,7 @@ static int file_of(int fd, size_t len, terni_shm_file *f)
         return TERN_EIO;
     }
     *f = (terni_shm_file){
-        .fd = fd, .ino = (uint64_t)st.st_ino, .dev = (uint64_t)st.st_dev, .len = len
+        .fd = fd, .ino = (uint64_t)st.st_ino, .dev = (uint64_t)st.st_dev, .len = len, .lent = lent
     };
     return TERN_OK;
 }
@@ -123,9 +135,9 @@ int terni_shm_export(const tern_value *v, const char *name, terni_shm_file *f)
         return TERN_EINVAL;
     size_t len = v->u.arr.n * TERNI_ELEM_SIZE;
     const char *p = v->u.arr.data;
-    int fd = v->u.arr.borrow ? -1 : terni_bigbuf_seal(v->u.arr.data, len);
+    int fd = v->u.arr.borrow ? -1 : terni_bigbuf_lend(v->u.arr.data, len);
     if (fd >= 0)
-        return file_of(fd, len, f);
+        return file_of(fd, len, true, f);
     char label[64]; /* the kernel keeps up to 249 bytes; maps and fd listings show it */
     snprintf(label, sizeof(label), "tern:%s", name ? name : "");
     fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -146,7 +158,7 @@ int terni_shm_export(const tern_value *v, const char *name, terni_shm_file *f)
         close(fd);
         return TERN_EIO;
     }
-    return file_of(fd, len, f);
+    return file_of(fd, len, false, f);
 }
 
 tern_value *terni_shm_descriptor(const terni_shm_file *f, const tern_value *v)
@@ -163,7 +175,8 @@ tern_value *terni_shm_descriptor(const terni_shm_file *f, const tern_value *v)
               terni_set_int(d, "ino", (int64_t)f->ino) &&
               terni_set_int(d, "dev", (int64_t)f->dev) &&
               terni_set_int(d, "len", (int64_t)f->len) &&
-              terni_set_text(d, "type", v->type == TERN_T_F64_ARRAY ? "f64" : "i64");
+              terni_set_text(d, "type", v->type == TERN_T_F64_ARRAY ? "f64" : "i64") &&
+              (!f->lent || terni_set(d, "lent", tern_bool(true)));
     if (ok)
         ok = terni_set(d, "shape", shape); /* steals shape */
     else
@@ -180,8 +193,9 @@ static bool same_file(const struct stat *st, uint64_t ino, uint64_t dev)
     return S_ISREG(st->st_mode) && (uint64_t)st->st_ino == ino && (uint64_t)st->st_dev == dev;
 }
 
-int terni_shm_map(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size_t len, void **addr,
-                  char *err, size_t errlen)
+/* terni_shm_map, requiring the seals in `seals`. */
+static int map_checked(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size_t len,
+                       int seals_needed, void **addr, char *err, size_t errlen)
 {
     *addr = NULL;
     if (pid <= 0 || pid > INT32_MAX || fd < 0 || fd > INT32_MAX || !len ||
@@ -216,8 +230,9 @@ int terni_shm_map(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size_t le
         snprintf(err, errlen, "%s holds %lld bytes, fewer than %zu", path, (long long)st.st_size,
                  len);
         rc = TERN_EIO;
-    } else if ((seals = fcntl(f, F_GET_SEALS)) < 0 || (seals & REQUIRED_SEALS) != REQUIRED_SEALS) {
-        snprintf(err, errlen, "%s is not sealed against writes and shrinking", path);
+    } else if ((seals = fcntl(f, F_GET_SEALS)) < 0 || (seals & seals_needed) != seals_needed) {
+        snprintf(err, errlen, "%s is not sealed against %s", path,
+                 seals_needed & F_SEAL_WRITE ? "writes and shrinking" : "shrinking");
         rc = TERN_EIO;
     } else {
         void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, f, 0);
@@ -230,6 +245,12 @@ int terni_shm_map(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size_t le
     }
     close(f);
     return rc;
+}
+
+int terni_shm_map(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size_t len, void **addr,
+                  char *err, size_t errlen)
+{
+    return map_checked(pid, fd, ino, dev, len, REQUIRED_SEALS, addr, err, errlen);
 }
 
 typedef struct mapping {
@@ -250,18 +271,21 @@ static bool field(const tern_value *d, const char *key, int64_t *out)
     return terni_get_int(d, key, out) && *out >= 0;
 }
 
-int terni_shm_import(const tern_value *desc, tern_value **out, char *err, size_t errlen)
+int terni_shm_import(const tern_value *desc, tern_value **out, bool *lent, char *err, size_t errlen)
 {
     *out = NULL;
+    *lent = false;
     int64_t pid, fd, ino, dev, len;
     const char *type = terni_get_text(desc, "type");
+    const tern_value *lent_v = terni_get(desc, "lent");
     const tern_value *shape = terni_get(desc, "shape");
     size_t ndim = tern_list_len(shape);
     if (tern_value_type(desc) != TERN_T_MAP || !field(desc, "pid", &pid) ||
         !field(desc, "fd", &fd) || !terni_get_int(desc, "ino", &ino) ||
         !terni_get_int(desc, "dev", &dev) || !field(desc, "len", &len) || !type ||
         (strcmp(type, "f64") != 0 && strcmp(type, "i64") != 0) ||
-        tern_value_type(shape) != TERN_T_LIST || ndim < 1 || ndim > TERN_MAX_DIMS) {
+        tern_value_type(shape) != TERN_T_LIST || ndim < 1 || ndim > TERN_MAX_DIMS ||
+        (lent_v && tern_value_get_bool(lent_v, lent) != TERN_OK)) {
         snprintf(err, errlen, "malformed shared-memory descriptor");
         return TERN_EINVAL;
     }
@@ -283,9 +307,25 @@ int terni_shm_import(const tern_value *desc, tern_value **out, char *err, size_t
         return TERN_EINVAL;
     }
     void *addr;
-    int rc = terni_shm_map(pid, fd, (uint64_t)ino, (uint64_t)dev, (size_t)len, &addr, err, errlen);
+    bool f64 = !strcmp(type, "f64");
+    int rc = map_checked(pid, fd, (uint64_t)ino, (uint64_t)dev, (size_t)len,
+                         *lent ? LENT_SEALS : REQUIRED_SEALS, &addr, err, errlen);
     if (rc != TERN_OK)
         return rc;
+    if (*lent) { /* copied into an array of our own, and unmapped: the sender's stays its own */
+        void *data = NULL;
+        tern_value *v = f64 ? tern_f64_array_new_shaped(ndim, dims, (double **)&data)
+                            : tern_i64_array_new_shaped(ndim, dims, (int64_t **)&data);
+        if (v)
+            memcpy(data, addr, (size_t)len);
+        munmap(addr, (size_t)len);
+        if (!v) {
+            snprintf(err, errlen, "out of memory");
+            return TERN_ENOMEM;
+        }
+        *out = v;
+        return TERN_OK;
+    }
     mapping *m = malloc(sizeof(*m));
     terni_borrow *b = malloc(sizeof(*b));
     tern_value *v = NULL;
@@ -294,8 +334,8 @@ int terni_shm_import(const tern_value *desc, tern_value **out, char *err, size_t
         b->release = unmap;
         b->arg = m;
         atomic_init(&b->refs, 0);
-        v = terni_array_borrowed(strcmp(type, "f64") ? TERN_T_I64_ARRAY : TERN_T_F64_ARRAY, ndim,
-                                 dims, n, addr, b); /* takes the one reference */
+        v = terni_array_borrowed(f64 ? TERN_T_F64_ARRAY : TERN_T_I64_ARRAY, ndim, dims, n, addr,
+                                 b); /* takes the one reference */
     }
     if (!v) {
         free(b);
@@ -309,10 +349,11 @@ int terni_shm_import(const tern_value *desc, tern_value **out, char *err, size_t
 }
 
 int terni_shm_resolve(const tern_value *values, const tern_value *shm, tern_value **merged,
-                      tern_value **retry)
+                      tern_value **retry, tern_value **lent)
 {
     *merged = NULL;
     *retry = NULL;
+    *lent = NULL;
     if (shm && tern_value_type(shm) != TERN_T_MAP)
         return TERN_EPROTO;
     tern_value *out = tern_map_new();
@@ -326,8 +367,12 @@ int terni_shm_resolve(const tern_value *values, const tern_value *shm, tern_valu
     for (size_t i = 0; rc == TERN_OK && tern_map_entry(shm, i, &key, &v) == TERN_OK; i++) {
         tern_value *arr;
         char err[256];
-        if (terni_shm_import(v, &arr, err, sizeof(err)) == TERN_OK) {
+        bool was_lent;
+        if (terni_shm_import(v, &arr, &was_lent, err, sizeof(err)) == TERN_OK) {
             rc = tern_map_set(out, key, arr);
+            if (rc == TERN_OK && was_lent)
+                rc = (*lent || (*lent = tern_list_new(0))) ? tern_list_append(*lent, tern_text(key))
+                                                           : TERN_ENOMEM;
         } else {
             if (!*retry && !(*retry = tern_list_new(0)))
                 rc = TERN_ENOMEM;
@@ -338,7 +383,9 @@ int terni_shm_resolve(const tern_value *values, const tern_value *shm, tern_valu
     if (rc != TERN_OK) {
         tern_value_unref(out);
         tern_value_unref(*retry);
+        tern_value_unref(*lent);
         *retry = NULL;
+        *lent = NULL;
         return TERN_ENOMEM;
     }
     *merged = out;

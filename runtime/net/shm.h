@@ -30,25 +30,28 @@ const char *terni_shm_host(void);
 /* True if v is an array with at least TERNI_SHM_MIN_BYTES of data. */
 bool terni_shm_eligible(const tern_value *v);
 
-/* A sealed memfd holding the bytes of an array (server side). */
+/* A memfd holding the bytes of an array (server side). */
 typedef struct terni_shm_file {
     int fd; /* -1: none */
     uint64_t ino, dev;
     size_t len;
+    bool lent; /* the array's own buffer, lent (terni_bigbuf_lend); else a sealed copy */
 } terni_shm_file;
 
-/* A sealed memfd (write, shrink, grow, seal) holding v's array data: the array's own buffer
- * sealed in place if it is a memfd-backed one (terni_bigbuf_seal: v's data becomes read-only,
- * no copy; the file may be longer than f->len), else a new memfd named "tern:<name>"
- * (MFD_CLOEXEC | MFD_ALLOW_SEALING) that the data is written into. On failure (not an array, fd
- * limit, out of memory) returns TERN_EINVAL / TERN_EIO / TERN_ENOMEM and f->fd is -1. */
+/* A memfd holding v's array data: the array's own buffer if it is a memfd-backed one, lent
+ * (terni_bigbuf_lend: sealed against shrinking and growing only, f->lent; the caller must
+ * keep v alive and unchanged while a receiver may read it; the file may be longer than
+ * f->len), else a new memfd named "tern:<name>" (MFD_CLOEXEC | MFD_ALLOW_SEALING) that the data
+ * is written into, sealed against writes, shrinking, growing and further seals. On failure
+ * (not an array, fd limit, out of memory) returns TERN_EINVAL / TERN_EIO / TERN_ENOMEM and
+ * f->fd is -1. */
 int terni_shm_export(const tern_value *v, const char *name, terni_shm_file *f);
 /* Closes f->fd if open and sets it to -1. */
 void terni_shm_file_close(terni_shm_file *f);
 
 /* The descriptor sent for v (an array) whose bytes are in f:
- * {"pid", "fd", "ino", "dev", "len": int, "type": "f64" | "i64", "shape": [int]}. NULL if out
- * of memory. */
+ * {"pid", "fd", "ino", "dev", "len": int, "type": "f64" | "i64", "shape": [int], "lent"?:
+ * true}. NULL if out of memory. */
 tern_value *terni_shm_descriptor(const terni_shm_file *f, const tern_value *v);
 
 /* Receiver: opens /proc/<pid>/fd/<fd> without following it into anything but a regular file
@@ -64,14 +67,19 @@ int terni_shm_map(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size_t le
 /* Receiver: validates a descriptor (untrusted peer input: every field's type and range, the
  * shape against TERN_MAX_DIMS, len = product of shape x 8) and maps it (terni_shm_map) into
  * a new array value whose data is borrowed from the mapping, unmapped when the last reference
- * goes. Errors as terni_shm_map, TERN_EINVAL for a malformed descriptor, TERN_ENOMEM. */
-int terni_shm_import(const tern_value *desc, tern_value **out, char *err, size_t errlen);
+ * goes; or, for a lent descriptor (*lent set true; the file need only be sealed against
+ * shrinking), copies the data into a new array of its own and unmaps it: the caller must then
+ * unpin the key at the sender, and discard the copy if the sender no longer held the pin.
+ * Errors as terni_shm_map, TERN_EINVAL for a malformed descriptor, TERN_ENOMEM. */
+int terni_shm_import(const tern_value *desc, tern_value **out, bool *lent, char *err,
+                     size_t errlen);
 
 /* Receiver, for a `get` reply: *merged gets a new map with the entries of values (may be
  * NULL) plus each key of shm (a map key -> descriptor, may be NULL) that imports; *retry gets
  * a list of the keys whose descriptors did not import (to be asked for again as bytes), or
- * NULL if there are none. TERN_EPROTO if shm is present but not a map, TERN_ENOMEM. */
+ * NULL if there are none; *lent a list of the imported keys that were lent (to unpin), or
+ * NULL. TERN_EPROTO if shm is present but not a map, TERN_ENOMEM. */
 int terni_shm_resolve(const tern_value *values, const tern_value *shm, tern_value **merged,
-                      tern_value **retry);
+                      tern_value **retry, tern_value **lent);
 
 #endif

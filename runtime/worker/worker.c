@@ -9,11 +9,13 @@
  *     the local store, or fetched directly from the peer workers listed in the compute event,
  *     never through the scheduler), substitute them into the arguments, call the task, store
  *     the result and report "done" (with the value inline when small) or "erred";
- *   - the data server's nng callbacks answer get/put from peers and clients. A get from a
- *     process on this host (its "host" identity equals ours, shm.h) gets each large array as
- *     a descriptor of a sealed memfd instead of its bytes. Large results are allocated in
- *     memfds from the start (bigbuf.c, turned on at start unless TERN_NO_SHM), so the first
- *     such request seals the array's own buffer in place rather than copying it; the
+ *   - the data server's nng callbacks answer get/put/unpin from peers and clients. A get
+ *     from a process on this host (its "host" identity equals ours, shm.h) gets each large
+ *     array as a memfd descriptor instead of its bytes. Large results are allocated in
+ *     memfds from the start (bigbuf.c, turned on at start unless TERN_NO_SHM), so the array's
+ *     own buffer is lent: the reader copies it, and until it unpins the key (or its
+ *     connection closes) the value is pinned here, so that the buffer is neither freed nor
+ *     reused under the copy even if the key is dropped. Other arrays go as a sealed copy. The
  *     descriptor is kept with the stored value (closed when the key is dropped).
  *  Locking: one mutex guards the store and the queue; values are immutable once stored
  *  (shared values are frozen), so readers take a reference and drop the lock at once.
@@ -98,6 +100,13 @@ typedef struct data_ctx {
     bool sending;
 } data_ctx;
 
+/* An array lent to a reader on this host (shm.h): held until it unpins or its pipe goes. */
+typedef struct pin {
+    uint32_t pipe;
+    char *key;
+    tern_value *value;
+} pin;
+
 typedef struct executor {
     struct worker *w;
     int index; /* slot in the running file */
@@ -116,6 +125,8 @@ typedef struct worker {
     pthread_cond_t cond;    /* executors: a job was queued, or stopping */
     pthread_cond_t wd_cond; /* watchdog: stopping (its own, so it never takes a job's wake-up) */
     stored *store;
+    pin *pins; /* unordered; few at a time */
+    size_t npins, cappins;
     job **heap; /* max-heap on (priority, -seq) */
     size_t nheap, capheap;
     job *running; /* executing now: a list of at most nthreads jobs */
@@ -803,11 +814,71 @@ static void forget_everything(worker *w)
 
 /* ---- data server (nng callbacks) -------------------------------------------------- */
 
-/* For a get from this host: the descriptor of key's memfd when v (its stored value, held
- * by the caller) is a large array; on the first request the array's own memfd is sealed, or
- * its bytes copied into a new one (terni_shm_export). NULL: send bytes (small or not an
- * array, memfd failed, or the key was dropped meanwhile). */
-static tern_value *shm_descriptor(worker *w, const char *key, const tern_value *v)
+/* Pins v for key, lent to the reader on pipe. Under w->lock. False if out of memory. */
+static bool pin_add(worker *w, uint32_t pipe, const char *key, const tern_value *v)
+{
+    if (w->npins == w->cappins) {
+        size_t cap = w->cappins ? 2 * w->cappins : 8;
+        pin *grown = realloc(w->pins, cap * sizeof(*grown));
+        if (!grown)
+            return false;
+        w->pins = grown;
+        w->cappins = cap;
+    }
+    char *k = strdup(key);
+    if (!k)
+        return false;
+    w->pins[w->npins++] = (pin){ pipe, k, tern_value_ref((tern_value *)v) };
+    return true;
+}
+
+/* Releases pin i; its value is unreferenced by the caller after the lock (*value). */
+static void pin_remove_locked(worker *w, size_t i, tern_value **value)
+{
+    *value = w->pins[i].value;
+    free(w->pins[i].key);
+    w->pins[i] = w->pins[--w->npins];
+}
+
+/* Releases one pin of (pipe, key); false if there was none. */
+static bool unpin(worker *w, uint32_t pipe, const char *key)
+{
+    tern_value *v = NULL;
+    pthread_mutex_lock(&w->lock);
+    for (size_t i = 0; i < w->npins && !v; i++)
+        if (w->pins[i].pipe == pipe && !strcmp(w->pins[i].key, key))
+            pin_remove_locked(w, i, &v);
+    pthread_mutex_unlock(&w->lock);
+    tern_value_unref(v); /* may free an 8 MB buffer: outside the lock */
+    return v != NULL;
+}
+
+/* A connection to the data server closed: the gate forgets it, and its pins go. */
+static void data_pipe_gone(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    (void)ev;
+    worker *w = arg;
+    uint32_t id = nng_pipe_id(p);
+    terni_gate_pipe_gone(w->gate, id);
+    for (;;) {
+        tern_value *v = NULL;
+        pthread_mutex_lock(&w->lock);
+        for (size_t i = 0; i < w->npins && !v; i++)
+            if (w->pins[i].pipe == id)
+                pin_remove_locked(w, i, &v);
+        pthread_mutex_unlock(&w->lock);
+        if (!v)
+            break;
+        tern_value_unref(v);
+    }
+}
+
+/* For a get from this host (on pipe): the descriptor of key's memfd when v (its stored value,
+ * held by the caller) is a large array: the array's own buffer, lent and then pinned until
+ * the reader unpins it, or on the first request a sealed copy (terni_shm_export). NULL: send
+ * bytes (small or not an array, memfd failed, out of memory, or the key was dropped
+ * meanwhile). */
+static tern_value *shm_descriptor(worker *w, uint32_t pipe, const char *key, const tern_value *v)
 {
     if (!terni_shm_eligible(v))
         return NULL;
@@ -838,11 +909,21 @@ static tern_value *shm_descriptor(worker *w, const char *key, const tern_value *
     }
     if (f.fd < 0)
         return NULL;
+    if (f.lent) { /* pinned while s->shm is still the key's (f.fd not yet closed) */
+        bool pinned = false;
+        pthread_mutex_lock(&w->lock);
+        HASH_FIND_STR(w->store, key, s);
+        if (s && s->value == v && s->shm.fd == f.fd)
+            pinned = pin_add(w, pipe, key, v);
+        pthread_mutex_unlock(&w->lock);
+        if (!pinned)
+            return NULL;
+    }
     terni_log(TERNI_LOG_DEBUG, "get %s: memfd descriptor, %zu bytes", key, f.len);
     return terni_shm_descriptor(&f, v);
 }
 
-static tern_value *serve(worker *w, const tern_value *req)
+static tern_value *serve(worker *w, const tern_value *req, uint32_t pipe)
 {
     const char *op = terni_op_name(req);
     if (!strcmp(op, "get")) {
@@ -853,7 +934,8 @@ static tern_value *serve(worker *w, const tern_value *req)
         for (size_t i = 0; values && tern_list_get(keys, i, &item) == TERN_OK; i++) {
             if (tern_value_get_text(item, &key, NULL) != TERN_OK)
                 continue;
-            tern_value *v = store_get(w, key), *d = same_host ? shm_descriptor(w, key, v) : NULL;
+            tern_value *v = store_get(w, key),
+                       *d = same_host && v ? shm_descriptor(w, pipe, key, v) : NULL;
             if (d && !shm && !(shm = tern_map_new())) {
                 tern_value_unref(d);
                 d = NULL;
@@ -868,6 +950,18 @@ static tern_value *serve(worker *w, const tern_value *req)
         tern_value_unref(values);
         tern_value_unref(shm);
         if (ok)
+            return out;
+        tern_value_unref(out);
+        return terni_error_result(TERN_ENOMEM, "out of memory");
+    }
+    if (!strcmp(op, "unpin")) { /* {"keys": [...]} -> {"held": [the keys that were pinned]} */
+        const tern_value *keys = terni_get(req, "keys"), *item;
+        const char *key;
+        tern_value *held = tern_list_new(0), *out = tern_map_new();
+        for (size_t i = 0; tern_list_get(keys, i, &item) == TERN_OK; i++)
+            if (tern_value_get_text(item, &key, NULL) == TERN_OK && unpin(w, pipe, key) && held)
+                tern_list_append(held, tern_text(key));
+        if (held && out && terni_set(out, "held", held))
             return out;
         tern_value_unref(out);
         return terni_error_result(TERN_ENOMEM, "out of memory");
@@ -905,8 +999,8 @@ static nng_msg *data_request(worker *w, nng_msg *in)
     if (!authed || (decoded && !strncmp(terni_op_name(req), "auth", 4)))
         verdict = terni_gate_check(w->gate, pipe, decoded ? req : NULL, &reply);
     if (verdict == TERNI_GATE_PASS)
-        reply =
-            decoded ? serve(w, req) : terni_error_result(TERN_EPROTO, "malformed request: %s", err);
+        reply = decoded ? serve(w, req, pipe)
+                        : terni_error_result(TERN_EPROTO, "malformed request: %s", err);
     tern_value_unref(req);
     if (verdict == TERNI_GATE_REPLY_CLOSE)
         terni_gate_close_later(w->gate, pipe);
@@ -958,7 +1052,7 @@ static int start_data_server(worker *w, char *err, size_t errlen)
     if (rv == 0)
         rv = nng_socket_set_size(w->data_sock, NNG_OPT_RECVMAXSZ, TERNI_MAX_MSG);
     if (rv == 0)
-        rv = terni_gate_watch(w->gate, w->data_sock) == TERN_OK ? 0 : NNG_ENOMEM;
+        rv = nng_pipe_notify(w->data_sock, NNG_PIPE_EV_REM_POST, data_pipe_gone, w);
     if (rv == 0)
         rv = nng_listener_create(&l, w->data_sock, w->opts->listen);
     int rc = TERN_OK;
@@ -1142,6 +1236,12 @@ int terni_worker_run(const terni_worker_opts *opts, atomic_int *stop)
             if (w->data[i].aio)
                 nng_aio_free(w->data[i].aio);
         terni_gate_free(w->gate);
+        while (w->npins) {
+            tern_value *v;
+            pin_remove_locked(w, w->npins - 1, &v);
+            tern_value_unref(v);
+        }
+        free(w->pins);
     }
     memset(&w->sec.token, 0, sizeof(w->sec.token));
     terni_peers_free(w->peers);

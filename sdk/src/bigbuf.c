@@ -13,14 +13,14 @@
  *  cleared: callers that promise zeros (tern_f64_array with NULL data) clear it themselves.
  *
  *  Shared-memory backing (terni_bigbuf_use_memfd; the worker turns it on): new buffers are
- *  then shared mappings of their own memfd, so that serving an array to a process on this
- *  host needs no copy. terni_bigbuf_seal makes a buffer read-only in place: the writable
- *  mapping is replaced at the same address (MAP_FIXED, atomic under the kernel's mmap lock:
- *  a thread reading the array meanwhile sees the same page-cache pages) by a read-only one
- *  through an O_RDONLY descriptor of the same file, which leaves no writable mapping, so
- *  F_SEAL_WRITE can be added; the receiver checks that seal (shm.c). A sealed buffer is never
- *  cached again: freeing it unmaps it and closes its memfd. Before, a served 8 MB array was
- *  copied into a fresh memfd on the first request (about 3 ms). Each memfd-backed buffer,
+ *  then shared mappings of their own memfd, so that a process on this host can read an array
+ *  straight from its buffer. terni_bigbuf_lend hands out a descriptor of the memfd, sealed
+ *  against shrinking and growing only (so that a reader's mapping can never fault with
+ *  SIGBUS); the buffer stays writable and is cached again when freed, so the pages are
+ *  reused. The lender must keep the array alive, unchanged, until the reader has copied it
+ *  (shm.c, worker.c's pins). Before, a served buffer was sealed read-only in place and could
+ *  never be reused: every served array cost a fresh buffer later (6 ms and more for 8 MB of
+ *  new shared memory, more than the copy). Each memfd-backed buffer,
  *  live or cached, holds a descriptor, so at most MEMFD_MAX of them exist at once (and at
  *  most a quarter of RLIMIT_NOFILE); past that, and if memfd_create fails, buffers are
  *  anonymous as before and served by copying. Live memfd buffers are found by address in a
@@ -42,8 +42,8 @@
 #define CACHE_SLOTS      64
 #define DEFAULT_CACHE_MB 256
 
-#define MEMFD_MAX 512
-#define ALL_SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+#define MEMFD_MAX  512
+#define LEND_SEALS (F_SEAL_SHRINK | F_SEAL_GROW)
 
 typedef struct slot {
     void *p;
@@ -55,8 +55,6 @@ typedef struct live_buf {
     void *p;
     size_t size;
     int fd;
-    bool readonly; /* remapped read-only: never cached again */
-    bool sealed;   /* and its memfd sealed */
 } live_buf;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -127,7 +125,7 @@ static void *memfd_map(size_t size)
         p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     pthread_mutex_lock(&lock);
     if (p != MAP_FAILED)
-        live[nlive++] = (live_buf){ p, size, fd, false, false }; /* nlive <= nmemfd <= MAX */
+        live[nlive++] = (live_buf){ p, size, fd }; /* nlive <= nmemfd <= MAX */
     else
         nmemfd--;
     pthread_mutex_unlock(&lock);
@@ -158,7 +156,7 @@ void *terni_bigbuf_alloc(size_t bytes)
         if (cache[i].size == size) {
             p = cache[i].p;
             if (cache[i].fd >= 0)
-                live[nlive++] = (live_buf){ p, size, cache[i].fd, false, false };
+                live[nlive++] = (live_buf){ p, size, cache[i].fd };
             cached_bytes -= size;
             memmove(&cache[i], &cache[i + 1], (ncached - i - 1) * sizeof(slot));
             ncached--;
@@ -185,36 +183,20 @@ static void release(void *p, size_t size, int fd)
     }
 }
 
-int terni_bigbuf_seal(void *p, size_t bytes)
+int terni_bigbuf_lend(const void *p, size_t bytes)
 {
     size_t size = page_round(bytes);
     int fd = -1;
     pthread_mutex_lock(&lock);
     size_t i = live_find(p);
-    if (i < nlive && live[i].size == size && !live[i].readonly) {
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", live[i].fd);
-        int ro = open(path, O_RDONLY | O_CLOEXEC);
-        if (ro >= 0) {
-            void *m = mmap(p, size, PROT_READ, MAP_SHARED | MAP_FIXED, ro, 0);
-            close(ro);
-            live[i].readonly = m == p;
-            live[i].sealed = m == p && fcntl(live[i].fd, F_ADD_SEALS, ALL_SEALS) == 0;
-        }
+    if (i < nlive && live[i].size == size) {
+        int seals = fcntl(live[i].fd, F_GET_SEALS);
+        if (seals >= 0 &&
+            ((seals & LEND_SEALS) == LEND_SEALS || fcntl(live[i].fd, F_ADD_SEALS, LEND_SEALS) == 0))
+            fd = fcntl(live[i].fd, F_DUPFD_CLOEXEC, 0);
     }
-    if (i < nlive && live[i].size == size && live[i].sealed)
-        fd = fcntl(live[i].fd, F_DUPFD_CLOEXEC, 0);
     pthread_mutex_unlock(&lock);
     return fd;
-}
-
-bool terni_bigbuf_writable(const void *p)
-{
-    pthread_mutex_lock(&lock);
-    size_t i = live_find(p);
-    bool readonly = i < nlive && live[i].readonly;
-    pthread_mutex_unlock(&lock);
-    return !readonly;
 }
 
 void terni_bigbuf_free(void *p, size_t bytes)
@@ -228,14 +210,12 @@ void terni_bigbuf_free(void *p, size_t bytes)
     int fd = -1;
     pthread_mutex_lock(&lock);
     size_t i = live_find(p);
-    bool readonly = false;
     if (i < nlive) {
         fd = live[i].fd;
-        readonly = live[i].readonly;
         live[i] = live[--nlive];
     }
     size_t max = cache_limit();
-    if (size <= max && !readonly) {
+    if (size <= max) {
         while (ncached && (ncached == CACHE_SLOTS || cached_bytes + size > max)) {
             evicted[nevicted++] = cache[0];
             cached_bytes -= cache[0].size;

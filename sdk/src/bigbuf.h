@@ -30,22 +30,19 @@ bool terni_bigbuf_wants(size_t bytes);
 void *terni_bigbuf_alloc(size_t bytes);
 
 /* From now on, new buffers in this process are shared mappings of their own memfd (up to a
- * budget of descriptors; anonymous past it), which terni_bigbuf_seal can hand to another
+ * budget of descriptors; anonymous past it), which terni_bigbuf_lend can show to another
  * process without a copy. For the worker; a client's arrays stay anonymous, so that a program
  * with many large arrays does not spend its file descriptors on them. Thread-safe. */
 __attribute__((visibility("default"))) void terni_bigbuf_use_memfd(void);
 
-/* If p (bytes long) is a memfd-backed buffer from terni_bigbuf_alloc: makes it read-only in
- * place (a later write to it faults), seals its memfd against writing, shrinking and growing,
- * and returns a new descriptor of that memfd (O_CLOEXEC; the caller closes it). Sealing
- * again gives another descriptor. A sealed buffer is not cached again when freed. -1 if p is
- * not such a buffer (anonymous, borrowed, from malloc) or a step failed: the caller copies
- * instead. (If only the final seal failed, the buffer stays read-only.) Thread-safe. */
-__attribute__((visibility("default"))) int terni_bigbuf_seal(void *p, size_t bytes);
-
-/* False if p is a buffer from terni_bigbuf_alloc that terni_bigbuf_seal made read-only (a write
- * would fault); true for any other pointer. Thread-safe. */
-bool terni_bigbuf_writable(const void *p);
+/* If p (bytes long) is a memfd-backed buffer from terni_bigbuf_alloc: seals its memfd against
+ * shrinking and growing (once) and returns a new descriptor of it (O_CLOEXEC; the caller
+ * closes it), through which another process may map and read it. The buffer stays writable
+ * and is cached again when freed: the caller must keep its contents unchanged, and the
+ * buffer allocated, for as long as a reader may read it. -1 if p is not such a buffer
+ * (anonymous, borrowed, from malloc) or a step failed: the caller copies instead.
+ * Thread-safe. */
+__attribute__((visibility("default"))) int terni_bigbuf_lend(const void *p, size_t bytes);
 
 /* Gives back p from terni_bigbuf_alloc(bytes): cached for reuse while the cache holds less
  * than its limit (TERN_ARRAY_CACHE_MB, default 256), else unmapped. */

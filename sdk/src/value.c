@@ -123,10 +123,7 @@ bool terni_value_writable(const tern_value *v)
         return false;
     if (!is_array(v))
         return true;
-    if (v->u.arr.borrow)
-        return false;
-    size_t bytes = v->u.arr.n * TERNI_ELEM_SIZE;
-    return !terni_bigbuf_wants(bytes) || terni_bigbuf_writable(v->u.arr.data);
+    return !v->u.arr.borrow;
 }
 
 tern_type tern_value_type(const tern_value *v)

@@ -68,7 +68,7 @@ __attribute__((visibility("default"))) tern_value *terni_array_borrowed(tern_typ
                                                                         size_t n, void *data,
                                                                         terni_borrow *borrow);
 /* True if the caller may change v in place: it holds v's only reference and, for an array,
- * the data is neither borrowed nor a buffer sealed read-only (bigbuf.h). */
+ * the data is not borrowed (from a receive buffer or another process's memory). */
 bool terni_value_writable(const tern_value *v);
 
 /* A new array of `type` with uninitialised aligned data. */

@@ -23,7 +23,8 @@ static void up1(void)
 static tern_future *slow_ones(int tag)
 {
     tern_future *s = submit("clusterplug:sleep_ms", tern_list_of(tern_int(SLEEP + tag)), NULL);
-    tern_future *x = submit("clusterplug:ones", tern_list_of(tern_int(N), tern_future_ref(s)), NULL);
+    tern_future *x =
+        submit("clusterplug:ones", tern_list_of(tern_int(N), tern_future_ref(s)), NULL);
     tern_future_release(s);
     return x;
 }
@@ -101,8 +102,8 @@ Test(take, an_argument_passed_twice_is_not_taken, .init = up1, .fini = cleanup)
     /* The scheduler hands x over (one dependency, one reader), but the task holds it twice:
      * the worker's reference count refuses the take. */
     tern_future *x = slow_ones(0);
-    tern_future *y = submit("clusterplug:took",
-                            tern_list_of(tern_future_ref(x), tern_future_ref(x)), NULL);
+    tern_future *y =
+        submit("clusterplug:took", tern_list_of(tern_future_ref(x), tern_future_ref(x)), NULL);
     tern_future_release(x);
     tern_value *v = NULL;
     /* took's tag is x itself here: the result is still [taken, x + 1] */
@@ -143,9 +144,9 @@ Test(take, a_retried_task_gets_its_taken_dependency_back, .init = up1, .fini = c
      * again from its lineage, so it too sees ones, and takes them. */
     tern_future *x = slow_ones(0);
     tern_submit_opts retry = { .retries = 1 };
-    tern_future *y = submit(
-        "clusterplug:took",
-        tern_list_of(tern_future_ref(x), tern_int(0), tern_text(scratch("runs"))), &retry);
+    tern_future *y =
+        submit("clusterplug:took",
+               tern_list_of(tern_future_ref(x), tern_int(0), tern_text(scratch("runs"))), &retry);
     tern_future_release(x);
     cr_expect(took_result(y), "the retry did not take x computed again");
     cr_expect_eq(file_size(scratch("runs")), 2, "took ran %lld times, expected 2",

@@ -1,15 +1,18 @@
 /* Integration tests of the same-host shortcut (runtime/net/shm.c): on a real cluster of a
  * scheduler and two workers, large arrays move between the workers and to the client through
- * sealed memfds, with the same results as through the socket ($TERN_NO_SHM=1). The path taken
- * is read from the processes' /proc/<pid>/maps: an array received through a memfd is a
- * private read-only mapping of "/memfd:tern-array" (a worker's own buffer, sealed in place)
- * or "/memfd:tern:<key>" (a copy) in the receiver. A hand-made data server then
- * checks the receiver's fallback: a descriptor that does not map makes terni_peers_get ask
- * again for the bytes. */
+ * memfds, with the same results as through the socket ($TERN_NO_SHM=1). A worker's array
+ * lives in a memfd of its own ("/memfd:tern-array", bigbuf.c), which it lends: the receiver
+ * copies it, and the holder's memfd is then sealed against shrinking but not against writes
+ * (read through /proc/<pid>/fd). Under AddressSanitizer arrays stay on the heap, so the
+ * holder copies each into a sealed memfd "/memfd:tern:<key>" that the receiver maps read-only
+ * (/proc/<pid>/maps). A hand-made data server then checks the receiver's fallback: a
+ * descriptor that does not map makes terni_peers_get ask again for the bytes. */
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
 #include <signal.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,7 @@
 
 #include "../unit/leakcheck.h"
 #include "harness.h"
+#include "bigbuf.h"
 #include "peers.h"
 #include "shm.h"
 #include "wire.h"
@@ -25,8 +29,8 @@
 #define LEN ((size_t)1 << 20) /* 8 MiB of doubles */
 
 /* How a worker's 8 MiB result reaches a receiver on this host: its own memfd-backed buffer,
- * sealed in place (bigbuf.c); under AddressSanitizer arrays stay on the heap (bigbuf.h), so a
- * copy in a memfd named after the key. */
+ * lent and copied by the receiver (bigbuf.c); under AddressSanitizer arrays stay on the heap
+ * (bigbuf.h), so a sealed copy in a memfd named after the key, which the receiver maps. */
 #if defined(__SANITIZE_ADDRESS__)
 #define SENT_COPIED 1
 #elif defined(__has_feature)
@@ -35,9 +39,11 @@
 #endif
 #endif
 #ifdef SENT_COPIED
-#define SENT "/memfd:tern:"
+#define MAPPED(shm) (shm)
+#define LENT(shm)   false
 #else
-#define SENT "/memfd:tern-array"
+#define MAPPED(shm) false
+#define LENT(shm)   (shm)
 #endif
 #define SEED  20261127
 #define ALPHA 3.0
@@ -89,6 +95,33 @@ static bool maps_memfd(pid_t pid, const char *perms, const char *name)
             strstr(line, name) && sscanf(line, "%*s %7s", p) == 1 && (!perms || !strcmp(p, perms));
     }
     fclose(f);
+    return found;
+}
+
+/* Whether pid holds a memfd of its array buffers ("tern-array") that it has lent: sealed
+ * against shrinking, not against writes (shm.c). */
+static bool lent_memfd(pid_t pid)
+{
+    char dir[64], path[400], target[256];
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "cannot list %s", dir);
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d))) {
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(path, target, sizeof(target) - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        int fd = strstr(target, "memfd:tern-array") ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+        if (fd < 0)
+            continue;
+        int seals = fcntl(fd, F_GET_SEALS);
+        close(fd);
+        found = seals >= 0 && (seals & F_SEAL_SHRINK) && !(seals & F_SEAL_WRITE);
+    }
+    closedir(d);
     return found;
 }
 
@@ -165,28 +198,32 @@ static void run_cluster(bool shm)
         submit("arrays:scale", tern_list_of(tern_future_ref(x), tern_double(ALPHA)), &on_b);
     tern_future *z =
         submit("arrays:add", tern_list_of(tern_future_ref(x), tern_future_ref(y)), &on_a);
-    cr_assert_eq(check_result(z, ref, ALPHA, true), shm, "z's bytes: shm path %s",
-                 shm ? "not taken" : "taken");
-    cr_assert_eq(check_result(y, ref, ALPHA, false), shm);
-    cr_assert_eq(check_result(x, ref, 1, false), shm);
-    /* x and y are 8 MiB worker results: sent as their own buffers, sealed in place (SENT) */
-    cr_assert_eq(maps_memfd(execs[1], "r--p", SENT), shm, "B's mapping of x");
-    cr_assert_eq(maps_memfd(execs[0], "r--p", SENT), shm, "A's mapping of y");
+    cr_assert_eq(check_result(z, ref, ALPHA, true), MAPPED(shm), "z's bytes: mapped %s",
+                 MAPPED(shm) ? "not" : "when they should be copied");
+    cr_assert_eq(check_result(y, ref, ALPHA, false), MAPPED(shm));
+    cr_assert_eq(check_result(x, ref, 1, false), MAPPED(shm));
+    /* x and y are 8 MiB worker results: lent from their own buffers (copied by B and A), or
+     * under ASan sealed copies that B and A map */
+    cr_assert_eq(lent_memfd(execs[0]), LENT(shm), "A lent x");
+    cr_assert_eq(lent_memfd(execs[1]), LENT(shm), "B lent y");
+    cr_assert_eq(maps_memfd(execs[1], "r--p", "/memfd:tern"), MAPPED(shm), "B's mapping of x");
+    cr_assert_eq(maps_memfd(execs[0], "r--p", "/memfd:tern"), MAPPED(shm), "A's mapping of y");
 #ifndef SENT_COPIED
-    cr_assert_eq(maps_memfd(execs[0], "r--s", SENT), shm, "x sealed in place on A");
-    cr_assert_not(maps_memfd(execs[0], NULL, "/memfd:tern:"), "a copy of x was made on A");
+    cr_assert_not(maps_memfd(execs[0], NULL, "/memfd:tern:"), "a sealed copy of x made on A");
 #endif
     if (!shm)
         for (int i = 0; i < 2; i++)
             cr_assert_not(maps_memfd(execs[i], NULL, "/memfd:tern"),
                           "a memfd mapping with TERN_NO_SHM=1");
 
-    /* A goes away (its memfds with it); B keeps x in its store, mapped when shm */
+    /* A goes away (its memfds with it); B keeps x in its store: its own copy, or (ASan) its
+     * mapping of A's sealed copy */
     kill9(execs[0]);
     tern_future *w =
         submit("arrays:scale", tern_list_of(tern_future_ref(x), tern_double(0.5)), &on_b);
     check_result(w, ref, 0.5, false);
-    cr_assert_eq(maps_memfd(execs[1], "r--p", SENT), shm, "B's mapping of x, after A died");
+    cr_assert_eq(maps_memfd(execs[1], "r--p", "/memfd:tern"), MAPPED(shm),
+                 "B's mapping of x, after A died");
     /* (not tern_result(x) again: the client's future still names only A as x's holder, and
      * the scheduler sends no news of B's copy, so that fetch ends in TERN_ELOST) */
     tern_future_release(x);
@@ -218,7 +255,8 @@ typedef struct fake {
     pthread_t thread;
     tern_value *value; /* the array served as bytes */
     int bad;           /* which bad descriptor to send: see serve_fake */
-    int requests, with_host;
+    int requests, with_host, unpins;
+    bool held; /* a lent descriptor (memfd set up by the test): whether unpin held it */
     terni_shm_file memfd;
 } fake;
 
@@ -236,7 +274,15 @@ static void *serve_fake(void *arg)
             req = NULL; /* counted, answered with nothing: the test then fails */
         f->requests++;
         const char *key = "k";
-        if (terni_get_text(req, "host")) {
+        if (!strcmp(terni_op_name(req), "unpin")) { /* after a lent descriptor */
+            f->unpins++;
+            terni_set(out, "held", f->held ? tern_list_of(tern_text(key)) : tern_list_new(0));
+        } else if (terni_get_text(req, "host") && f->memfd.lent) { /* a good, lent one */
+            f->with_host++;
+            tern_value *shm = tern_map_new();
+            tern_map_set(shm, key, terni_shm_descriptor(&f->memfd, f->value));
+            terni_set(out, "shm", shm);
+        } else if (terni_get_text(req, "host")) {
             f->with_host++;
             tern_value *d = terni_shm_descriptor(&f->memfd, f->value), *shm = tern_map_new();
             if (f->bad == 0) { /* the fd closed: another number */
@@ -252,7 +298,10 @@ static void *serve_fake(void *arg)
         } else {
             tern_map_set(values, key, tern_value_ref(f->value));
         }
-        terni_set(out, "values", values);
+        if (strcmp(terni_op_name(req), "unpin") != 0)
+            terni_set(out, "values", values);
+        else
+            tern_value_unref(values);
         nng_msg *reply = NULL;
         int rc = terni_msg_encode(out, &reply);
         tern_value_unref(out);
@@ -300,4 +349,161 @@ LTest(transfer, a_descriptor_that_does_not_map_means_bytes, .init = make_tmpdir,
         tern_value_unref(f.value);
     }
     free(ref);
+}
+
+/* A lent array is copied, then unpinned; a key whose pin the sender no longer held (it lost
+ * our connection meanwhile and may have reused the buffer during the copy) is fetched again
+ * as bytes. */
+LTest(transfer, a_lent_array_is_unpinned_and_refetched_when_the_pin_was_lost, .init = make_tmpdir,
+      .fini = remove_tmpdir)
+{
+#ifdef SENT_COPIED
+    cr_skip("arrays stay on the heap under AddressSanitizer (bigbuf.h): nothing is lent");
+#endif
+    unsetenv("TERN_NO_SHM");
+    terni_bigbuf_use_memfd(); /* this process's large arrays in memfds, as a worker's */
+    double *ref = local_random(LEN, SEED);
+    for (int held = 0; held < 2; held++) {
+        fake f = { .held = held, .value = tern_f64_array(ref, LEN) };
+        cr_assert_not_null(f.value);
+        cr_assert_eq(terni_shm_export(f.value, "fake", &f.memfd), TERN_OK);
+        cr_assert(f.memfd.lent, "the test's array is not memfd-backed");
+        char url[256];
+        snprintf(url, sizeof(url), "ipc://%s", scratch("fake.ipc"));
+        cr_assert_eq(nng_rep0_open(&f.sock), 0);
+        cr_assert_eq(nng_listen(f.sock, url, NULL, 0), 0);
+        pthread_create(&f.thread, NULL, serve_fake, &f);
+        terni_peers *p;
+        OK(terni_peers_new(NULL, &p));
+        tern_value *keys = tern_list_of(tern_text("k")), *values = NULL;
+        char err[512] = "";
+        cr_assert_eq(terni_peers_get(p, url, keys, T, &values, err, sizeof(err)), TERN_OK, "%s",
+                     err);
+        const tern_value *got;
+        cr_assert_eq(tern_map_get(values, "k", &got), TERN_OK);
+        cr_assert(tern_value_equal(got, f.value), "held %d: other bytes", held);
+        cr_assert_eq(f.unpins, 1, "held %d: %d unpins", held, f.unpins);
+        /* held: get + unpin, the copy kept; not held: then a get for the bytes */
+        cr_assert_eq(f.requests, held ? 2 : 3, "held %d: %d requests", held, f.requests);
+        cr_assert_eq(f.with_host, 1);
+        tern_value_unref(values);
+        tern_value_unref(keys);
+        terni_peers_free(p);
+        nng_close(f.sock);
+        pthread_join(f.thread, NULL);
+        terni_shm_file_close(&f.memfd);
+        tern_value_unref(f.value);
+    }
+    free(ref);
+}
+
+/* ---- the holder's pins, on a real worker -------------------------------------------- */
+
+/* The data-server address of worker `name` (tern_status_info), into buf. */
+static void worker_address(const char *name, char *buf, size_t len)
+{
+    tern_value *st = NULL;
+    OK(tern_status_info(C, &st));
+    const tern_value *ws, *w;
+    cr_assert_eq(tern_map_get(st, "workers", &ws), TERN_OK);
+    buf[0] = '\0';
+    for (size_t i = 0; tern_list_get(ws, i, &w) == TERN_OK; i++)
+        if (!strcmp(terni_get_text(w, "name"), name))
+            snprintf(buf, len, "%s", terni_get_text(w, "address"));
+    tern_value_unref(st);
+    cr_assert(buf[0], "no worker %s", name);
+}
+
+/* A get of key from the worker at addr with this host's identity: the inode of the memfd it
+ * lends (the key must come lent). */
+static int64_t lent_ino(terni_peers *p, const char *addr, const char *key)
+{
+    tern_value *req = terni_op("get"), *reply = NULL;
+    cr_assert(terni_set(req, "keys", tern_list_of(tern_text(key))) &&
+              terni_set_text(req, "host", terni_shm_host()));
+    char err[512] = "";
+    OK(terni_peers_request(p, addr, req, T, &reply, err, sizeof(err)));
+    const tern_value *shm = terni_get(reply, "shm"), *d, *flag;
+    bool lent = false;
+    int64_t ino = -1;
+    cr_assert_eq(tern_map_get(shm, key, &d), TERN_OK, "%s did not come as a descriptor", key);
+    cr_assert(tern_map_get(d, "lent", &flag) == TERN_OK &&
+                  tern_value_get_bool(flag, &lent) == TERN_OK && lent,
+              "%s was not lent", key);
+    cr_assert(terni_get_int(d, "ino", &ino));
+    tern_value_unref(reply);
+    tern_value_unref(req);
+    return ino;
+}
+
+/* unpin key: whether the worker held a pin of it for this connection. */
+static bool unpin_held(terni_peers *p, const char *addr, const char *key)
+{
+    tern_value *req = terni_op("unpin"), *reply = NULL;
+    cr_assert(terni_set(req, "keys", tern_list_of(tern_text(key))));
+    char err[512] = "";
+    OK(terni_peers_request(p, addr, req, T, &reply, err, sizeof(err)));
+    bool held = tern_list_len(terni_get(reply, "held")) == 1;
+    tern_value_unref(reply);
+    tern_value_unref(req);
+    return held;
+}
+
+/* An 8 MiB random array on A, finished. */
+static tern_future *random_on_a(void)
+{
+    tern_submit_opts on_a = { .impure = true, .workers = A };
+    tern_future *x = submit("arrays:random", tern_list_of(tern_int(LEN)), &on_a);
+    tern_value *v = NULL;
+    OK(tern_result(x, T, &v)); /* fetched through the client's own connection */
+    tern_value_unref(v);
+    return x;
+}
+
+/* Waits until the workers hold no key. */
+static void wait_no_keys(void)
+{
+    double t0 = now_ms();
+    while (cluster_load(C).keys > 0) {
+        cr_assert_lt(now_ms() - t0, T, "the workers still hold keys");
+        nap_ms(5);
+    }
+}
+
+LTest(transfer, a_lent_buffer_is_not_reused_until_its_reader_unpins_it, .init = make_tmpdir,
+      .fini = cleanup_procs)
+{
+#ifdef SENT_COPIED
+    cr_skip("arrays stay on the heap under AddressSanitizer (bigbuf.h): nothing is lent");
+#endif
+    unsetenv("TERN_NO_SHM");
+    pid_t nannies[2], execs[2];
+    start_two(nannies, execs);
+    char addr[256];
+    worker_address("w0", addr, sizeof(addr));
+    terni_peers *p;
+    OK(terni_peers_new(NULL, &p));
+    /* x lent to us and pinned; its key then dropped on A */
+    tern_future *x = random_on_a();
+    char xkey[256];
+    snprintf(xkey, sizeof(xkey), "%s", tern_future_key(x));
+    int64_t xino = lent_ino(p, addr, xkey);
+    tern_future_release(x);
+    wait_no_keys();
+    /* the pin keeps x's buffer from A's cache: y gets another */
+    tern_future *y = random_on_a();
+    int64_t yino = lent_ino(p, addr, tern_future_key(y));
+    cr_assert_neq(yino, xino, "A reused a buffer that was lent and still pinned");
+    cr_assert(unpin_held(p, addr, tern_future_key(y)));
+    /* unpinned, x's buffer goes back to the cache, and the next array of its size gets it */
+    cr_assert(unpin_held(p, addr, xkey), "the pin of x was not held");
+    cr_assert_not(unpin_held(p, addr, xkey), "x unpinned twice");
+    tern_future *z = random_on_a();
+    cr_assert_eq(lent_ino(p, addr, tern_future_key(z)), xino,
+                 "x's buffer was not reused after its unpin");
+    cr_assert(unpin_held(p, addr, tern_future_key(z)));
+    tern_future_release(y);
+    tern_future_release(z);
+    terni_peers_free(p);
+    down_procs();
 }

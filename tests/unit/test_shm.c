@@ -16,9 +16,18 @@
 
 #include <tern/codec.h>
 
+#include "bigbuf.h"
 #include "leakcheck.h"
 #include "shm.h"
 #include "wire.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ASAN 1
+#endif
+#endif
 
 #define N ((size_t)1 << 18) /* 2 MiB of doubles */
 
@@ -68,7 +77,8 @@ static int import_rc(tern_value *d) /* d consumed */
 {
     tern_value *out = (tern_value *)1;
     char err[256] = "";
-    int rc = terni_shm_import(d, &out, err, sizeof(err));
+    bool lent;
+    int rc = terni_shm_import(d, &out, &lent, err, sizeof(err));
     if (rc == TERN_OK)
         tern_value_unref(out);
     else
@@ -89,7 +99,10 @@ LTest(shm, round_trip_through_proc_self_fd)
     cr_assert_eq(write(f.fd, "x", 1), -1, "a sealed memfd took a write");
     tern_value *got;
     char err[256] = "";
-    cr_assert_eq(terni_shm_import(d, &got, err, sizeof(err)), TERN_OK, "%s", err);
+    bool lent = true;
+    cr_assert_not(f.lent, "a heap array was lent");
+    cr_assert_eq(terni_shm_import(d, &got, &lent, err, sizeof(err)), TERN_OK, "%s", err);
+    cr_assert_not(lent);
     terni_shm_file_close(&f); /* the mapping outlives the sender's fd */
     cr_assert_eq(f.fd, -1);
     cr_assert(tern_value_is_borrowed(got));
@@ -109,6 +122,64 @@ LTest(shm, round_trip_through_proc_self_fd)
     tern_value_unref(v);
 }
 
+/* A worker's array (a memfd-backed buffer, bigbuf.c) is lent, not copied or sealed: the
+ * receiver copies it into an array of its own, and the buffer stays the sender's. */
+Test(shm, a_memfd_backed_array_is_lent_and_copied_by_the_receiver)
+{
+#ifdef ASAN
+    cr_skip("arrays stay on the heap under AddressSanitizer (bigbuf.h)");
+#endif
+    terni_bigbuf_use_memfd();
+    tern_value *v = f64_ramp(N);
+    terni_shm_file f;
+    tern_value *d = export(v, &f);
+    cr_assert(f.lent, "a memfd-backed array was not lent");
+    const tern_value *flag;
+    bool b = false;
+    cr_assert_eq(tern_map_get(d, "lent", &flag), TERN_OK, "the descriptor does not say lent");
+    cr_assert_eq(tern_value_get_bool(flag, &b), TERN_OK);
+    cr_assert(b);
+    int seals = fcntl(f.fd, F_GET_SEALS);
+    cr_assert_eq(seals & F_SEAL_WRITE, 0, "a lent buffer was sealed against writes");
+    cr_assert_eq(seals & F_SEAL_SHRINK, F_SEAL_SHRINK);
+    tern_value *got;
+    bool lent = false;
+    char err[256] = "";
+    cr_assert_eq(terni_shm_import(d, &got, &lent, err, sizeof(err)), TERN_OK, "%s", err);
+    cr_assert(lent);
+    cr_assert_not(tern_value_is_borrowed(got), "a lent array must be copied, not mapped");
+    cr_assert(tern_value_equal(got, v));
+    double *mut, *mine;
+    size_t n;
+    cr_assert_eq(tern_value_f64_data_mut(got, &mut, &n), TERN_OK, "the copy is the receiver's");
+    cr_assert_eq(tern_value_f64_data_mut(v, &mine, &n), TERN_OK, "the sender's stays writable");
+    cr_assert_neq(mut, mine);
+    mut[0] = 42.0; /* the copy is independent of the sender's buffer */
+    cr_assert_neq(mine[0], 42.0);
+    tern_value_unref(got);
+    /* a lent descriptor needs a file sealed against shrinking: an unsealed memfd is refused */
+    int plain = memfd_create("plain", MFD_CLOEXEC);
+    cr_assert_geq(plain, 0);
+    cr_assert_eq(ftruncate(plain, (off_t)f.len), 0);
+    struct stat st;
+    cr_assert_eq(fstat(plain, &st), 0);
+    tern_value *unsealed = with2(d, "fd", tern_int(plain), "ino", tern_int((int64_t)st.st_ino));
+    cr_assert_eq(import_rc(unsealed), TERN_EIO);
+    close(plain);
+    /* resolve lists the keys it copied from lent descriptors, to unpin */
+    tern_value *shm = tern_map_new(), *merged, *retry, *lentkeys;
+    cr_assert_eq(tern_map_set(shm, "k", tern_value_ref(d)), TERN_OK);
+    cr_assert_eq(terni_shm_resolve(NULL, shm, &merged, &retry, &lentkeys), TERN_OK);
+    cr_assert_null(retry);
+    cr_assert_eq(tern_list_len(lentkeys), 1);
+    tern_value_unref(merged);
+    tern_value_unref(lentkeys);
+    tern_value_unref(shm);
+    terni_shm_file_close(&f);
+    tern_value_unref(d);
+    tern_value_unref(v);
+}
+
 LTest(shm, round_trip_shaped_i64)
 {
     size_t shape[3] = { 4, 512, 128 }, n = 4 * 512 * 128;
@@ -121,7 +192,8 @@ LTest(shm, round_trip_shaped_i64)
     terni_shm_file f;
     tern_value *d = export(v, &f), *got;
     char err[256] = "";
-    cr_assert_eq(terni_shm_import(d, &got, err, sizeof(err)), TERN_OK, "%s", err);
+    bool lent;
+    cr_assert_eq(terni_shm_import(d, &got, &lent, err, sizeof(err)), TERN_OK, "%s", err);
     cr_assert_eq(tern_value_type(got), TERN_T_I64_ARRAY);
     size_t ndim;
     const size_t *sh;
@@ -357,8 +429,9 @@ LTest(shm, resolve_sorts_keys)
     cr_assert_eq(tern_map_set(shm, "good", tern_value_ref(d)), TERN_OK);
     cr_assert_eq(tern_map_set(shm, "gone", with(d, "fd", tern_int(999999))), TERN_OK);
     cr_assert_eq(tern_map_set(shm, "junk", tern_text("not a descriptor")), TERN_OK);
-    tern_value *merged, *retry;
-    cr_assert_eq(terni_shm_resolve(values, shm, &merged, &retry), TERN_OK);
+    tern_value *merged, *retry, *lent;
+    cr_assert_eq(terni_shm_resolve(values, shm, &merged, &retry, &lent), TERN_OK);
+    cr_assert_null(lent, "a sealed copy counted as lent");
     const tern_value *got;
     cr_assert_eq(tern_map_len(merged), 2);
     cr_assert_eq(tern_map_get(merged, "small", &got), TERN_OK);
@@ -376,12 +449,12 @@ LTest(shm, resolve_sorts_keys)
     tern_value_unref(merged);
     tern_value_unref(retry);
     /* nothing to retry; shm absent; shm not a map */
-    cr_assert_eq(terni_shm_resolve(values, NULL, &merged, &retry), TERN_OK);
+    cr_assert_eq(terni_shm_resolve(values, NULL, &merged, &retry, &lent), TERN_OK);
     cr_assert_null(retry);
     cr_assert_eq(tern_map_len(merged), 1);
     tern_value_unref(merged);
     tern_value *bad = tern_list_new(0);
-    cr_assert_eq(terni_shm_resolve(values, bad, &merged, &retry), TERN_EPROTO);
+    cr_assert_eq(terni_shm_resolve(values, bad, &merged, &retry, &lent), TERN_EPROTO);
     cr_assert_null(merged);
     cr_assert_null(retry);
     tern_value_unref(bad);
