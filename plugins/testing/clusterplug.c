@@ -91,15 +91,27 @@ TERN_TASK(took)
     return tern_list_of(tern_bool(taken), out);
 }
 
-/* sleep_ms(n) sleeps n milliseconds and returns n. */
+/* sleep_ms(n[, fail]) sleeps n milliseconds and returns n. With fail true it fails after the
+ * sleep; with fail a path, it appends a byte to that file after the sleep and fails if the
+ * file then holds one byte (its first run). */
 TERN_TASK(sleep_ms)
 {
     int64_t ms;
-    if (tern_arg_int(ctx, 0, &ms) || ms < 0 || ms > 600000)
-        return tern_fail(ctx, TERN_ETYPE, "sleep_ms(int 0..600000)");
+    bool always = false;
+    const char *path = NULL;
+    if (tern_arg_int(ctx, 0, &ms) || ms < 0 || ms > 600000 ||
+        (tern_nargs(ctx) > 1 && tern_arg_bool(ctx, 1, &always) &&
+         tern_arg_text(ctx, 1, &path, NULL)))
+        return tern_fail(ctx, TERN_ETYPE, "sleep_ms(int 0..600000[, fail: bool or path])");
     struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+    int64_t runs = path ? append_byte(ctx, "sleep_ms", path) : 0;
+    if (runs < 0)
+        return NULL;
+    if (always || runs == 1)
+        return tern_fail(ctx, TERN_ETASK, "sleep_ms: failing after %lld ms, as asked",
+                         (long long)ms);
     return tern_int(ms);
 }
 

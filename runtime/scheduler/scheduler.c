@@ -26,6 +26,15 @@
  *  Root tasks of one map (a "group") instead go in contiguous blocks: element i of n to
  *  worker floor(i * W / n) in join order, so neighbours of a tree reduction share a worker.
  *
+ *  Pipelining (place_early): a task submitted while the dependencies it lacks all run on one
+ *  worker, as their only dependent, goes to that worker at once with "after" naming them; the
+ *  worker starts it when they finish there. A chain of small tasks then runs back to back on
+ *  one worker, each link without a round trip through here. Only for dependencies whose
+ *  symbol has given only small results (a large one could be taken, which needs it finished
+ *  first), and not for further dependents of a fan-out. An early task is PROCESSING; should a
+ *  dependency it waits for run again (requeue) it is requeued with it, and should one fail,
+ *  its worker is told to cancel it.
+ *
  *  Taking: when a task is placed on the worker that holds the only copy of a large dependency
  *  that no client wants and no other task needs, the compute event says "take": the worker
  *  hands the data to the task (tern_arg_take), which may compute into it in place, and the
@@ -180,6 +189,7 @@ struct task {
     uint32_t gindex;  /* its index in its map, and the map's size: co-assignment */
     uint32_t gsize;   /* (choose_worker); 0 if not from a map */
     bool forget_queued;
+    bool early; /* PROCESSING: placed before its dependencies finished (place_early) */
     int64_t timeout_ms;
     char **restrict_to;     /* NULL-terminated names, or NULL */
     struct task_error *err; /* ERRED: why (set_error); NULL otherwise */
@@ -305,6 +315,7 @@ static const double hist_bounds[] = { 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10, 60 };
 typedef struct symstat {
     char *fn;
     uint64_t done, erred;
+    uint64_t large;        /* results of TAKE_MIN_BYTES and more (place_early) */
     size_t now[T_NSTATES]; /* op_status only: tasks of this symbol by state */
     UT_hash_handle hh;
 } symstat;
@@ -372,6 +383,7 @@ static void stats_finished(task *t, worker *w, int64_t duration_us, int64_t nbyt
     if (st) {
         st->done += !erred;
         st->erred += erred;
+        st->large += !erred && nbytes >= TAKE_MIN_BYTES;
     }
     ST.nerred += erred;
     if (!erred) {
@@ -973,10 +985,12 @@ static int cmp_key_order(const void *a, const void *b)
 }
 
 /* {"op": "compute", "key", "fn", "plugin", "args", "run", "deps"?: {key: [addresses]},
- * "take"?: [key], "priority"?, "timeout_ms"?}: deps, take, priority and timeout_ms only when
- * there are any / non-zero. Written straight into the worker's outbox; false if out of memory.
- * take lists the deps that may_take(d, s->w) allows (take_deps then releases them). */
-static bool send_compute(session *s, const task *t)
+ * "take"?: [key], "after"?: [key], "priority"?, "timeout_ms"?}: deps, take, after, priority and
+ * timeout_ms only when there are any / non-zero. Written straight into the worker's outbox;
+ * false if out of memory. take lists the deps that may_take(d, s->w) allows (take_deps then
+ * releases them); when early (place_early), after lists the deps not present, which are
+ * running on that worker, and nothing is taken. */
+static bool send_compute(session *s, const task *t, bool early)
 {
     const void *args = NULL;
     size_t args_len = 0;
@@ -985,9 +999,11 @@ static bool send_compute(session *s, const task *t)
     args = t->args;
     args_len = t->args_len;
     task *one, **deps = t->ndeps == 1 ? &one : NULL;
-    size_t ntake = 0;
-    for (size_t i = 0; i < t->ndeps; i++)
-        ntake += may_take(t->deps[i], s->w);
+    size_t ntake = 0, nafter = 0;
+    for (size_t i = 0; i < t->ndeps; i++) {
+        ntake += !early && may_take(t->deps[i], s->w);
+        nafter += early && !present(t->deps[i]);
+    }
     if (t->ndeps == 1)
         one = t->deps[0];
     else if (t->ndeps > 1) {
@@ -999,7 +1015,8 @@ static bool send_compute(session *s, const task *t)
     size_t mark;
     terni_outbox *o = &s->ob;
     terni_ob_begin(o, &mark);
-    terni_ob_map(o, 6 + (t->ndeps > 0) + (ntake > 0) + (t->priority != 0) + (t->timeout_ms > 0));
+    terni_ob_map(o, 6 + (t->ndeps > 0) + (ntake > 0) + (nafter > 0) + (t->priority != 0) +
+                        (t->timeout_ms > 0));
     terni_ob_text(o, "fn");
     terni_ob_text(o, t->fn);
     terni_ob_text(o, "op");
@@ -1023,6 +1040,13 @@ static bool send_compute(session *s, const task *t)
         terni_ob_list(o, ntake);
         for (size_t i = 0; i < t->ndeps; i++)
             if (may_take(deps[i], s->w))
+                terni_ob_text(o, deps[i]->key);
+    }
+    if (nafter) {
+        terni_ob_text(o, "after");
+        terni_ob_list(o, nafter);
+        for (size_t i = 0; i < t->ndeps; i++)
+            if (!present(deps[i]))
                 terni_ob_text(o, deps[i]->key);
     }
     terni_ob_text(o, "plugin");
@@ -1051,12 +1075,55 @@ static void place(task *t)
         return;
     }
     t->attempt++;
-    if (!send_compute(w->s, t)) {
+    if (!send_compute(w->s, t, false)) {
         t->state = T_NO_WORKER;
         return;
     }
     take_deps(t, w);
     t->state = T_PROCESSING;
+    t->early = false;
+    t->on = w;
+    w->nprocessing++;
+    stats_placed(t, w);
+}
+
+/* Whether every finished task of d's symbol so far gave a small result: its dependents can
+ * then gain nothing from taking it (may_take), so they may be placed early. */
+static bool small_results(task *d)
+{
+    if (!d->sym)
+        d->sym = symstat_of(d->fn);
+    return d->sym && d->sym->done > 0 && d->sym->large == 0;
+}
+
+/* Pipelining (a WAITING task, just submitted): when every dependency t lacks is running on one
+ * worker, and t is its only dependent, t goes there at once, with "after" naming them; the
+ * worker starts t as soon as they finish there, without the round trip through this
+ * scheduler (a chain of small tasks then runs back to back). Not when the dependency has other
+ * dependents (they are placed as usual, so that a fan-out spreads over the workers), nor when
+ * its results are large or unknown (t could take one, which needs it finished: may_take).
+ * Should such a dependency run again or elsewhere, t goes back to waiting (requeue). */
+static void place_early(task *t)
+{
+    worker *w = NULL;
+    for (size_t i = 0; i < t->ndeps; i++) {
+        task *d = t->deps[i];
+        if (present(d))
+            continue;
+        if (d->state != T_PROCESSING || !d->on || (w && d->on != w) || d->dependents.n != 1 ||
+            !small_results(d))
+            return;
+        w = d->on;
+    }
+    if (!w || !allowed(t, w))
+        return;
+    t->attempt++;
+    if (!send_compute(w->s, t, true)) {
+        t->attempt--;
+        return;
+    }
+    t->state = T_PROCESSING;
+    t->early = true;
     t->on = w;
     w->nprocessing++;
     stats_placed(t, w);
@@ -1095,6 +1162,8 @@ static void task_erred(task *t, int code, const char *msg, const char *root_task
                        const char *root_key)
 {
     if (t->state == T_PROCESSING && t->on) {
+        if (t->early) /* waiting there for a dependency that failed */
+            send_key_event(t->on->s, "cancel", t->key);
         t->on->nprocessing--;
         t->on = NULL;
     }
@@ -1198,6 +1267,12 @@ static void recompute(task *t, const char *why)
  * worker left: back to WAITING (or straight to placement when nothing is missing). */
 static void requeue(task *t, bool cancel_there)
 {
+    /* Dependents placed early on t's worker wait there for t's result: not any more. */
+    for (size_t i = 0; t->on && i < t->dependents.n; i++) {
+        task *d = DEPENDENT(t, i);
+        if (d->state == T_PROCESSING && d->early && d->on == t->on)
+            requeue(d, !d->on->gone);
+    }
     if (t->on) {
         if (cancel_there)
             send_key_event(t->on->s, "cancel", t->key);
@@ -1367,8 +1442,10 @@ static void submit_one(session *s, const tern_value *spec, const tern_value *op)
         }
     for (size_t i = 0; i < t->ndeps && t->state == T_WAITING; i++)
         recompute(t->deps[i], "needed again"); /* released lineage a new task refers to */
-    if (t->state == T_WAITING)
-        task_ready_check(t);
+    if (t->state == T_WAITING && t->nwaiting == 0)
+        place(t);
+    else if (t->state == T_WAITING)
+        place_early(t);
 }
 
 static tern_value *op_submit(session *s, const tern_value *op)
@@ -1835,12 +1912,13 @@ static void free_worker(worker *w)
 }
 
 /* A worker left (connection lost or declared dead). See "Worker loss" above. */
-/* Whether t lacks a dependency (one lost just now, in worker_lost). A released one is not
- * lacking: a processing task's released dependency is one it took, which its run holds. */
+/* Whether a dependency of t lost its last copy just now (worker_lost, between steps 1 and
+ * 4: still MEMORY, no holder). Others it lacks are not lost: a released one it took (its run
+ * holds it), or one running on its worker that it was placed early after. */
 static bool needs_lost(const task *t)
 {
     for (size_t i = 0; i < t->ndeps; i++)
-        if (!present(t->deps[i]) && t->deps[i]->state != T_RELEASED)
+        if (t->deps[i]->state == T_MEMORY && t->deps[i]->who.n == 0)
             return true;
     return false;
 }

@@ -24,14 +24,16 @@
  *  them). They move from the store into the job at once, and the task is called with them
  *  referenced once, so tern_arg_take can let it compute in place (an add into an operand
  *  instead of a fresh 8 MB array). A queued job that is cancelled frees them with itself.
- *  Cancellation: "free"/"cancel" for a key that is queued removes it; for a running task it
- *  marks the key so its result is dropped when the task returns.
- *  Scheduler loss: the link goes down (connection lost, or no answer within the scheduler's
- *  death timeout); the worker drops its data and queue (a scheduler that declared it dead or
- *  restarted knows nothing of them) and reconnects with backoff, for ever, under the same
- *  name. w->link is swapped under link_lock; every post goes through post().
- *  Crash forensics: each executor thread writes the key it runs into its slot of
- *  <workdir>/running (a shared file mapping: a plain store, no system call per task). When
+ *  Early placement: a compute event may name in "after" dependencies that are being computed
+ *  here; the job then waits in w->blocked (indexed by awaited key in w->awaiting) and joins
+ *  the ready queue when the last of them is stored, with no message in between.
+ *  Cancellation: "free"/"cancel" for a key that is queued or blocked removes it; for a running task
+ * it marks the key so its result is dropped when the task returns. Scheduler loss: the link goes
+ * down (connection lost, or no answer within the scheduler's death timeout); the worker drops its
+ * data and queue (a scheduler that declared it dead or restarted knows nothing of them) and
+ * reconnects with backoff, for ever, under the same name. w->link is swapped under link_lock; every
+ * post goes through post(). Crash forensics: each executor thread writes the key it runs into its
+ * slot of <workdir>/running (a shared file mapping: a plain store, no system call per task). When
  *  the process dies, the nanny starts a new one with --crashed WHY; it reads the slots left
  *  behind and reports them in its hello so the scheduler can blame the right tasks.
  *  Task timeouts: a watchdog thread checks running tasks; one past its timeout is reported
@@ -91,7 +93,18 @@ typedef struct job {
     int cancelled; /* written under w->lock, read atomically by a fetch in progress */
     char *slot;    /* its executor's slot in <workdir>/running, or NULL */
     struct job *prev_run, *next_run; /* in w->running while executing */
+    char **after;         /* keys computed here that it was placed early after ("after") */
+    size_t nafter, nwait; /* of them: all, and not stored yet */
+    struct job *prev_blk, *next_blk; /* in w->blocked while nwait > 0 */
 } job;
+
+/* A result being computed here that blocked jobs wait for. */
+typedef struct awaited {
+    char *key;
+    struct job **jobs;
+    size_t n, cap;
+    UT_hash_handle hh;
+} awaited;
 
 typedef struct data_ctx {
     struct worker *w;
@@ -125,7 +138,9 @@ typedef struct worker {
     pthread_cond_t cond;    /* executors: a job was queued, or stopping */
     pthread_cond_t wd_cond; /* watchdog: stopping (its own, so it never takes a job's wake-up) */
     stored *store;
-    pin *pins; /* unordered; few at a time */
+    job *blocked;      /* jobs waiting for results computed here (on_compute's "after") */
+    awaited *awaiting; /* key -> the blocked jobs waiting for it */
+    pin *pins;         /* unordered; few at a time */
     size_t npins, cappins;
     job **heap; /* max-heap on (priority, -seq) */
     size_t nheap, capheap;
@@ -287,7 +302,97 @@ static void job_free(job *j)
     tern_value_unref(j->args);
     tern_value_unref(j->deps);
     tern_value_unref(j->taken);
+    for (size_t i = 0; i < j->nafter; i++)
+        free(j->after[i]);
+    free(j->after);
     free(j);
+}
+
+/* ---- jobs placed early, waiting for results computed here ---------------------------- */
+
+/* All under w->lock. */
+
+static void blocked_unlink(worker *w, job *j)
+{
+    if (j->prev_blk)
+        j->prev_blk->next_blk = j->next_blk;
+    else
+        w->blocked = j->next_blk;
+    if (j->next_blk)
+        j->next_blk->prev_blk = j->prev_blk;
+    j->prev_blk = j->next_blk = NULL;
+}
+
+/* Makes j wait for key; false if out of memory. */
+static bool await_key(worker *w, job *j, const char *key)
+{
+    awaited *a;
+    HASH_FIND_STR(w->awaiting, key, a);
+    if (!a) {
+        if (!(a = calloc(1, sizeof(*a))) || !(a->key = strdup(key))) {
+            free(a);
+            return false;
+        }
+        HASH_ADD_KEYPTR(hh, w->awaiting, a->key, strlen(a->key), a);
+    }
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 1;
+        job **grown = realloc(a->jobs, cap * sizeof(*grown));
+        if (!grown)
+            return false;
+        a->jobs = grown;
+        a->cap = cap;
+    }
+    a->jobs[a->n++] = j;
+    return true;
+}
+
+static void awaited_free(worker *w, awaited *a)
+{
+    HASH_DEL(w->awaiting, a);
+    free(a->key);
+    free(a->jobs);
+    free(a);
+}
+
+/* key is stored now: the jobs waiting only for it become ready. */
+static void unblock(worker *w, const char *key)
+{
+    awaited *a;
+    HASH_FIND_STR(w->awaiting, key, a);
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->n; i++) {
+        job *j = a->jobs[i];
+        if (--j->nwait == 0) {
+            blocked_unlink(w, j);
+            heap_push(w, j);
+            pthread_cond_signal(&w->cond);
+        }
+    }
+    awaited_free(w, a);
+}
+
+/* A blocked job cancelled or forgotten: out of the index, and freed. */
+static void drop_blocked(worker *w, job *j)
+{
+    for (size_t i = 0; i < j->nafter; i++) {
+        awaited *a;
+        HASH_FIND_STR(w->awaiting, j->after[i], a);
+        for (size_t k = 0; a && k < a->n; k++)
+            if (a->jobs[k] == j)
+                a->jobs[k--] = a->jobs[--a->n];
+        if (a && !a->n)
+            awaited_free(w, a);
+    }
+    blocked_unlink(w, j);
+    job_free(j);
+}
+
+static void drop_all_blocked(worker *w)
+{
+    while (w->blocked)
+        drop_blocked(w, w->blocked);
 }
 
 /* ---- reporting -------------------------------------------------------------------- */
@@ -526,6 +631,9 @@ static void run_job(worker *w, job *j)
         /* nothing to report: the scheduler already forgot or cancelled it */
     } else if (rc == TERN_OK) {
         store_put(w, j->key, result, (int64_t)tern_encoded_size(result));
+        pthread_mutex_lock(&w->lock);
+        unblock(w, j->key);
+        pthread_mutex_unlock(&w->lock);
         report_done(w, j, result, duration_us);
     } else {
         report_erred(w, j, rc, msg);
@@ -686,12 +794,35 @@ static void take_deps(worker *w, job *j, const tern_value *keys)
     }
 }
 
+/* "after": the job was placed before these dependencies, which run here, finished; it waits
+ * (in w->blocked) for those not stored yet. Out of memory, it does not wait: it then fails to
+ * find them (TERN_ELOST), and the scheduler places it again. Under w->lock. */
+static void wait_for(worker *w, job *j, const tern_value *keys)
+{
+    const tern_value *item;
+    const char *key;
+    for (size_t i = 0; j->after && tern_list_get(keys, i, &item) == TERN_OK; i++) {
+        stored *s;
+        if (tern_value_get_text(item, &key, NULL) != TERN_OK)
+            continue;
+        HASH_FIND_STR(w->store, key, s);
+        if (s || !(j->after[j->nafter] = strdup(key)))
+            continue;
+        if (!await_key(w, j, key)) {
+            free(j->after[j->nafter]);
+            continue;
+        }
+        j->nafter++;
+        j->nwait++;
+    }
+}
+
 static void on_compute(worker *w, const tern_value *ev)
 {
     const char *key = terni_get_text(ev, "key"), *fn = terni_get_text(ev, "fn"),
                *plugin = terni_get_text(ev, "plugin");
     const tern_value *args = terni_get(ev, "args"), *deps = terni_get(ev, "deps");
-    const tern_value *take = terni_get(ev, "take");
+    const tern_value *take = terni_get(ev, "take"), *after = terni_get(ev, "after");
     int64_t prio = 0, run = 0, timeout_ms = 0;
     terni_get_int(ev, "priority", &prio);
     terni_get_int(ev, "run", &run);
@@ -711,11 +842,24 @@ static void on_compute(worker *w, const tern_value *ev)
     j->priority = (int)prio;
     j->run = run;
     j->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+    size_t nafter = tern_list_len(after);
+    if (nafter && !(j->after = calloc(nafter, sizeof(char *)))) {
+        job_free(j);
+        return;
+    }
     pthread_mutex_lock(&w->lock);
     take_deps(w, j, take);
     j->seq = ++w->seq;
-    heap_push(w, j);
-    pthread_cond_signal(&w->cond);
+    wait_for(w, j, after);
+    if (j->nwait) {
+        j->next_blk = w->blocked;
+        if (w->blocked)
+            w->blocked->prev_blk = j;
+        w->blocked = j;
+    } else {
+        heap_push(w, j);
+        pthread_cond_signal(&w->cond);
+    }
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -735,6 +879,11 @@ static void on_drop(worker *w, const tern_value *ev, bool drop_data)
         /* A key held here is finished, not queued: skip the walk of the queue, which made
          * every free cost O(queue) while a long queue waited. (Were it queued again too, that
          * run's report would be stale, and the scheduler ignores stale reports.) */
+        for (job *b = w->blocked; !held && b; b = b->next_blk)
+            if (!strcmp(b->key, key)) {
+                drop_blocked(w, b);
+                break;
+            }
         for (size_t k = 0; !held && k < w->nheap; k++)
             if (!strcmp(w->heap[k]->key, key)) {
                 job *q = w->heap[k];
@@ -802,6 +951,7 @@ static void on_down(void *arg, const char *why)
 static void forget_everything(worker *w)
 {
     pthread_mutex_lock(&w->lock);
+    drop_all_blocked(w);
     while (w->nheap)
         job_free(w->heap[--w->nheap]);
     for (job *j = w->running; j; j = j->next_run)
@@ -1245,6 +1395,7 @@ int terni_worker_run(const terni_worker_opts *opts, atomic_int *stop)
     }
     memset(&w->sec.token, 0, sizeof(w->sec.token));
     terni_peers_free(w->peers);
+    drop_all_blocked(w);
     while (w->nheap)
         job_free(w->heap[--w->nheap]);
     free(w->heap);
@@ -1306,6 +1457,7 @@ void terni_worker_fuzz_data(void *w, const void *bytes, size_t len, uint32_t pip
 void terni_worker_fuzz_free(void *arg)
 {
     worker *w = arg;
+    drop_all_blocked(w);
     while (w->nheap)
         job_free(w->heap[--w->nheap]);
     free(w->heap);
