@@ -27,13 +27,14 @@
  *  Early placement: a compute event may name in "after" dependencies that are being computed
  *  here; the job then waits in w->blocked (indexed by awaited key in w->awaiting) and joins
  *  the ready queue when the last of them is stored, with no message in between.
- *  Cancellation: "free"/"cancel" for a key that is queued or blocked removes it; for a running task
- * it marks the key so its result is dropped when the task returns. Scheduler loss: the link goes
- * down (connection lost, or no answer within the scheduler's death timeout); the worker drops its
- * data and queue (a scheduler that declared it dead or restarted knows nothing of them) and
- * reconnects with backoff, for ever, under the same name. w->link is swapped under link_lock; every
- * post goes through post(). Crash forensics: each executor thread writes the key it runs into its
- * slot of <workdir>/running (a shared file mapping: a plain store, no system call per task). When
+ *  Cancellation: "free"/"cancel" for a key that is queued or blocked removes it; for a
+ *  running task it marks the key so its result is dropped when the task returns.
+ *  Scheduler loss: the link goes down (connection lost, or no answer within the scheduler's
+ *  death timeout); the worker drops its data and queue (a scheduler that declared it dead or
+ *  restarted knows nothing of them) and reconnects with backoff, for ever, under the same
+ *  name. w->link is swapped under link_lock; every post goes through post().
+ *  Crash forensics: each executor thread writes the key it runs into its slot of
+ *  <workdir>/running (a shared file mapping: a plain store, no system call per task). When
  *  the process dies, the nanny starts a new one with --crashed WHY; it reads the slots left
  *  behind and reports them in its hello so the scheduler can blame the right tasks.
  *  Task timeouts: a watchdog thread checks running tasks; one past its timeout is reported
