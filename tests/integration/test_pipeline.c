@@ -134,8 +134,7 @@ Test(pipeline, an_early_dependent_of_a_failing_task_errs, .init = up2, .fini = c
     down();
 }
 
-Test(pipeline, an_early_dependent_waits_for_its_dependency_s_retry, .init = up2,
-     .fini = cleanup)
+Test(pipeline, an_early_dependent_waits_for_its_dependency_s_retry, .init = up2, .fini = cleanup)
 {
     warm();
     tern_submit_opts retry = { .retries = 1 };
