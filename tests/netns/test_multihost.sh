@@ -16,9 +16,17 @@ declare -A addr=([head]=10.232.0.5 [node1]=10.232.0.11 [node2]=10.232.0.12)
 work=$(mktemp -d /tmp/tern-multihost-XXXXXX)
 pids=()
 
+# Every process inside the three hosts: the doc's parts run their daemons under shells that
+# `ip netns exec ... unshare ... bash` starts, which outlive the background jobs in pids.
+netns_pids() {
+  for h in "${hosts[@]}"; do ip netns pids "$tag-$h" 2>/dev/null || true; done
+}
 cleanup() {
+  netns_pids | xargs -r kill 2>/dev/null || true
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  for i in $(seq 50); do [ -z "$(netns_pids)" ] && break; sleep 0.1; done
+  netns_pids | xargs -r kill -9 2>/dev/null || true
   for h in "${hosts[@]}"; do
     ip netns del "$tag-$h" 2>/dev/null || true
     rm -rf "/etc/netns/$tag-$h"
@@ -84,11 +92,11 @@ on() { # host part log [background]
   ip netns exec "$tag-$1" unshare --uts bash -c "hostname $1; set -euo pipefail; cd $work
     source $work/common.sh; source $work/$2.sh" >"$work/$3.log" 2>&1
 }
-on head head scheduler & pids+=($!)
+on head head scheduler 2>/dev/null & pids+=($!)
 for i in $(seq 100); do grep -q "listening" "$work/scheduler.log" && break; sleep 0.05; done
 grep -q "listening" "$work/scheduler.log" || fail "the scheduler on head did not start"
-on node1 nodes node1 & pids+=($!)
-on node2 nodes node2 & pids+=($!)
+on node1 nodes node1 2>/dev/null & pids+=($!)
+on node2 nodes node2 2>/dev/null & pids+=($!)
 
 status() {
   ip netns exec "$tag-$1" env TERN_TOKEN_FILE="$work/token" \
