@@ -31,8 +31,9 @@
  *    key, close the fd or exit; the array borrows the mapping (value_internal.h's
  *    terni_borrow), and the last reference unmaps it. Arrays that borrow cannot be changed
  *    through the public API (tern_value_f64_data_mut gives TERN_ESHARED), so PROT_READ is
- *    enough. A lent array is copied into a new array of the receiver's own (its bigbuf
- *    cache) and unmapped at once; the receiver then sends "unpin", and a key whose pin the
+ *    enough. A lent array is not mapped: the receiver checks the file the same way, then
+ *    reads it with pread() into a new array of its own (its bigbuf cache), so no page of the
+ *    sender's is faulted in or unmapped here; it then sends "unpin", and a key whose pin the
  *    sender no longer held (its connection was lost meanwhile) is fetched again as bytes.
  *  - /proc/<pid>/fd needs ptrace read access to the sender (same user, dumpable). Whatever
  *    fails on the receiver (process gone, fd closed or reused for another file, permission
@@ -193,11 +194,12 @@ static bool same_file(const struct stat *st, uint64_t ino, uint64_t dev)
     return S_ISREG(st->st_mode) && (uint64_t)st->st_ino == ino && (uint64_t)st->st_dev == dev;
 }
 
-/* terni_shm_map, requiring the seals in `seals`. */
-static int map_checked(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size_t len,
-                       int seals_needed, void **addr, char *err, size_t errlen)
+/* Opens /proc/<pid>/fd/<fd> after the checks of terni_shm_map, requiring seals_needed:
+ * *out is the open descriptor (the caller closes it). */
+static int open_checked(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size_t len,
+                        int seals_needed, int *out, char *err, size_t errlen)
 {
-    *addr = NULL;
+    *out = -1;
     if (pid <= 0 || pid > INT32_MAX || fd < 0 || fd > INT32_MAX || !len ||
         len > TERNI_SHM_MAX_BYTES) {
         snprintf(err, errlen, "shared-memory descriptor out of range");
@@ -234,16 +236,55 @@ static int map_checked(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size
         snprintf(err, errlen, "%s is not sealed against %s", path,
                  seals_needed & F_SEAL_WRITE ? "writes and shrinking" : "shrinking");
         rc = TERN_EIO;
+    }
+    if (rc == TERN_OK)
+        *out = f;
+    else
+        close(f);
+    return rc;
+}
+
+/* terni_shm_map, requiring the seals in seals_needed. */
+static int map_checked(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size_t len,
+                       int seals_needed, void **addr, char *err, size_t errlen)
+{
+    *addr = NULL;
+    int f;
+    int rc = open_checked(pid, fd, ino, dev, len, seals_needed, &f, err, errlen);
+    if (rc != TERN_OK)
+        return rc;
+    void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, f, 0);
+    if (m == MAP_FAILED) {
+        snprintf(err, errlen, "cannot map /proc/%lld/fd/%lld: %s", (long long)pid, (long long)fd,
+                 strerror(errno));
+        rc = TERN_EIO;
     } else {
-        void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, f, 0);
-        if (m == MAP_FAILED) {
-            snprintf(err, errlen, "cannot map %s: %s", path, strerror(errno));
-            rc = TERN_EIO;
-        } else {
-            *addr = m;
-        }
+        *addr = m;
     }
     close(f);
+    return rc;
+}
+
+/* Reads the first len bytes of a lent memfd into dst (pread: no mapping, no page faults on
+ * the sender's pages). */
+static int read_lent(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size_t len, void *dst,
+                     char *err, size_t errlen)
+{
+    int f;
+    int rc = open_checked(pid, fd, ino, dev, len, LENT_SEALS, &f, err, errlen);
+    for (size_t done = 0; rc == TERN_OK && done < len;) {
+        ssize_t n = pread(f, (char *)dst + done, len - done, (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            snprintf(err, errlen, "cannot read /proc/%lld/fd/%lld: %s", (long long)pid,
+                     (long long)fd, n < 0 ? strerror(errno) : "end of file");
+            rc = TERN_EIO;
+        }
+        done += n > 0 ? (size_t)n : 0;
+    }
+    if (f >= 0)
+        close(f);
     return rc;
 }
 
@@ -306,26 +347,28 @@ int terni_shm_import(const tern_value *desc, tern_value **out, bool *lent, char 
                  (long long)len, n, TERNI_ELEM_SIZE);
         return TERN_EINVAL;
     }
-    void *addr;
     bool f64 = !strcmp(type, "f64");
-    int rc = map_checked(pid, fd, (uint64_t)ino, (uint64_t)dev, (size_t)len,
-                         *lent ? LENT_SEALS : REQUIRED_SEALS, &addr, err, errlen);
-    if (rc != TERN_OK)
-        return rc;
-    if (*lent) { /* copied into an array of our own, and unmapped: the sender's stays its own */
+    if (*lent) { /* read into an array of our own: the sender's buffer stays its own */
         void *data = NULL;
         tern_value *v = f64 ? tern_f64_array_new_shaped(ndim, dims, (double **)&data)
                             : tern_i64_array_new_shaped(ndim, dims, (int64_t **)&data);
-        if (v)
-            memcpy(data, addr, (size_t)len);
-        munmap(addr, (size_t)len);
         if (!v) {
             snprintf(err, errlen, "out of memory");
             return TERN_ENOMEM;
         }
+        int rc = read_lent(pid, fd, (uint64_t)ino, (uint64_t)dev, (size_t)len, data, err, errlen);
+        if (rc != TERN_OK) {
+            tern_value_unref(v);
+            return rc;
+        }
         *out = v;
         return TERN_OK;
     }
+    void *addr;
+    int rc = map_checked(pid, fd, (uint64_t)ino, (uint64_t)dev, (size_t)len, REQUIRED_SEALS, &addr,
+                         err, errlen);
+    if (rc != TERN_OK)
+        return rc;
     mapping *m = malloc(sizeof(*m));
     terni_borrow *b = malloc(sizeof(*b));
     tern_value *v = NULL;

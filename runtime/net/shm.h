@@ -68,7 +68,7 @@ int terni_shm_map(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size_t le
  * shape against TERN_MAX_DIMS, len = product of shape x 8) and maps it (terni_shm_map) into
  * a new array value whose data is borrowed from the mapping, unmapped when the last reference
  * goes; or, for a lent descriptor (*lent set true; the file need only be sealed against
- * shrinking), copies the data into a new array of its own and unmaps it: the caller must then
+ * shrinking), reads the data into a new array of its own (no mapping): the caller must then
  * unpin the key at the sender, and discard the copy if the sender no longer held the pin.
  * Errors as terni_shm_map, TERN_EINVAL for a malformed descriptor, TERN_ENOMEM. */
 int terni_shm_import(const tern_value *desc, tern_value **out, bool *lent, char *err,
