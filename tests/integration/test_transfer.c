@@ -79,9 +79,9 @@ static double *local_random(size_t n, uint64_t s)
 /* ---- where the bytes are ---------------------------------------------------------- */
 
 /* Whether pid has a mapping whose name contains `name` and, unless perms is NULL, with those
- * permissions. A receiver maps a memfd private and read-only ("r--p"); a worker's own large
- * arrays are shared mappings of memfds named tern-array (bigbuf.c): "rw-s", or "r--s" once
- * sealed in place for a receiver. A copy made for a receiver is named tern:<key>. */
+ * permissions. A receiver maps a sealed copy private and read-only ("r--p"; the copy is named
+ * tern:<key>); a worker's own large arrays are shared mappings of memfds named tern-array
+ * (bigbuf.c, "rw-s"), which it lends and receivers read without mapping them. */
 static bool maps_memfd(pid_t pid, const char *perms, const char *name)
 {
     char path[64], line[1024];
