@@ -186,7 +186,10 @@ static tern_value *store_get(worker *w, const char *key)
     return v;
 }
 
-/* Stores v (reference taken) unless the key is there already. */
+static void unblock(worker *w, const char *key);
+
+/* Stores v (reference taken) unless the key is there already; jobs placed early that waited
+ * only for key become ready (unblock). */
 static void store_put(worker *w, const char *key, tern_value *v, int64_t nbytes)
 {
     pthread_mutex_lock(&w->lock);
@@ -199,7 +202,10 @@ static void store_put(worker *w, const char *key, tern_value *v, int64_t nbytes)
         HASH_ADD_KEYPTR(hh, w->store, s->key, strlen(s->key), s);
     } else if (s && !s->key) {
         free(s);
+        s = NULL;
     }
+    if (s)
+        unblock(w, key);
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -632,9 +638,6 @@ static void run_job(worker *w, job *j)
         /* nothing to report: the scheduler already forgot or cancelled it */
     } else if (rc == TERN_OK) {
         store_put(w, j->key, result, (int64_t)tern_encoded_size(result));
-        pthread_mutex_lock(&w->lock);
-        unblock(w, j->key);
-        pthread_mutex_unlock(&w->lock);
         report_done(w, j, result, duration_us);
     } else {
         report_erred(w, j, rc, msg);
@@ -1035,10 +1038,12 @@ static tern_value *shm_descriptor(worker *w, uint32_t pipe, const char *key, con
         return NULL;
     terni_shm_file f = { .fd = -1 }, made = { .fd = -1 };
     stored *s;
+    bool pinned = false; /* a lent buffer is pinned while s->shm is still the key's */
     pthread_mutex_lock(&w->lock);
     HASH_FIND_STR(w->store, key, s);
     if (s && s->value == v)
         f = s->shm;
+    pinned = f.fd >= 0 && f.lent && pin_add(w, pipe, key, v);
     pthread_mutex_unlock(&w->lock);
     if (f.fd < 0) { /* exported outside the lock; a concurrent request may win */
         int rc = terni_shm_export(v, key, &made);
@@ -1055,23 +1060,17 @@ static tern_value *shm_descriptor(worker *w, uint32_t pipe, const char *key, con
         }
         if (s && s->value == v)
             f = s->shm;
+        pinned = f.fd >= 0 && f.lent && pin_add(w, pipe, key, v);
         pthread_mutex_unlock(&w->lock);
         terni_shm_file_close(&made);
     }
-    if (f.fd < 0)
+    if (f.fd < 0 || (f.lent && !pinned))
         return NULL;
-    if (f.lent) { /* pinned while s->shm is still the key's (f.fd not yet closed) */
-        bool pinned = false;
-        pthread_mutex_lock(&w->lock);
-        HASH_FIND_STR(w->store, key, s);
-        if (s && s->value == v && s->shm.fd == f.fd)
-            pinned = pin_add(w, pipe, key, v);
-        pthread_mutex_unlock(&w->lock);
-        if (!pinned)
-            return NULL;
-    }
     terni_log(TERNI_LOG_DEBUG, "get %s: memfd descriptor, %zu bytes", key, f.len);
-    return terni_shm_descriptor(&f, v);
+    tern_value *d = terni_shm_descriptor(&f, v);
+    if (!d && pinned) /* out of memory: the bytes go instead, and nobody will unpin */
+        unpin(w, pipe, key);
+    return d;
 }
 
 static tern_value *serve(worker *w, const tern_value *req, uint32_t pipe)
@@ -1087,13 +1086,17 @@ static tern_value *serve(worker *w, const tern_value *req, uint32_t pipe)
                 continue;
             tern_value *v = store_get(w, key),
                        *d = same_host && v ? shm_descriptor(w, pipe, key, v) : NULL;
-            if (d && !shm && !(shm = tern_map_new())) {
-                tern_value_unref(d);
-                d = NULL;
-            }
-            if (d && tern_map_set(shm, key, d) == TERN_OK) /* steals d */
+            bool lent = d && terni_get(d, "lent");
+            if (d && (shm || (shm = tern_map_new())) &&
+                tern_map_set(shm, key, d) == TERN_OK) { /* steals d */
                 tern_value_unref(v);
-            else if (v)
+                continue;
+            }
+            if (d && !shm)
+                tern_value_unref(d);
+            if (lent) /* out of memory: the bytes go instead, and nobody will unpin */
+                unpin(w, pipe, key);
+            if (v)
                 tern_map_set(values, key, v);
         }
         bool ok = out && terni_set(out, "values", tern_value_ref(values)) &&

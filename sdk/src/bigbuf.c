@@ -15,10 +15,10 @@
  *  Shared-memory backing (terni_bigbuf_use_memfd; the worker turns it on): new buffers are
  *  then shared mappings of their own memfd, so that a process on this host can read an array
  *  straight from its buffer. terni_bigbuf_lend hands out a descriptor of the memfd, sealed
- *  against shrinking and growing only (so that a reader's mapping can never fault with
- *  SIGBUS); the buffer stays writable and is cached again when freed, so the pages are
- *  reused. The lender must keep the array alive, unchanged, until the reader has copied it
- *  (shm.c, worker.c's pins). Before, a served buffer was sealed read-only in place and could
+ *  against shrinking and growing only (so that the file a reader checked cannot shrink under
+ *  it); the buffer stays writable and is cached again when freed, so the pages are reused.
+ *  The lender must keep the array alive, unchanged, until the reader has copied it (shm.c,
+ *  worker.c's pins). Before, a served buffer was sealed read-only in place and could
  *  never be reused: every served array cost a fresh buffer later (6 ms and more for 8 MB of
  *  new shared memory, more than the copy). Each memfd-backed buffer,
  *  live or cached, holds a descriptor, so at most MEMFD_MAX of them exist at once (and at

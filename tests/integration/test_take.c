@@ -40,6 +40,15 @@ static void expect_all(const tern_value *v, double want, const char *what)
         cr_assert_eq(d[i], want, "%s[%zu] = %g, expected %g", what, i, d[i], want);
 }
 
+/* Fetches f's result and asserts that it is N copies of want. */
+static void expect_result_all(tern_future *f, double want, const char *what)
+{
+    tern_value *v = NULL;
+    OK(tern_result(f, T, &v));
+    expect_all(v, want, what);
+    tern_value_unref(v);
+}
+
 /* took's result [taken, x + 1]: checks x + 1 == 2 everywhere and returns taken. */
 static bool took_result(tern_future *y)
 {
@@ -76,10 +85,7 @@ Test(take, a_result_the_client_holds_is_not_taken_nor_changed, .init = up1, .fin
     tern_future *x = slow_ones(0);
     tern_future *y = took(x, 0);
     cr_expect_not(took_result(y), "took took x, whose future the client still holds");
-    tern_value *v = NULL;
-    OK(tern_result(x, T, &v));
-    expect_all(v, 1.0, "x after took read it");
-    tern_value_unref(v);
+    expect_result_all(x, 1.0, "x after took read it");
     tern_future_release(x);
     tern_future_release(y);
     down();
@@ -129,10 +135,7 @@ Test(take, a_taken_result_submitted_again_is_computed_again, .init = up1, .fini 
     /* the same key again: its record is released lineage; its data became y's */
     tern_future *again = slow_ones(0);
     cr_assert_str_eq(tern_future_key(again), key);
-    tern_value *v = NULL;
-    OK(tern_result(again, T, &v));
-    expect_all(v, 1.0, "x computed again");
-    tern_value_unref(v);
+    expect_result_all(again, 1.0, "x computed again");
     tern_future_release(again);
     tern_future_release(y);
     down();

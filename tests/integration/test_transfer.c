@@ -311,6 +311,38 @@ static void *serve_fake(void *arg)
     }
 }
 
+/* Exports f->value (set by the caller) and starts serve_fake on a scratch ipc address, url. */
+static void fake_start(fake *f, char url[256])
+{
+    cr_assert_not_null(f->value);
+    cr_assert_eq(terni_shm_export(f->value, "fake", &f->memfd), TERN_OK);
+    snprintf(url, 256, "ipc://%s", scratch("fake.ipc"));
+    cr_assert_eq(nng_rep0_open(&f->sock), 0);
+    cr_assert_eq(nng_listen(f->sock, url, NULL, 0), 0);
+    pthread_create(&f->thread, NULL, serve_fake, f);
+}
+
+/* Gets key "k" from url through a fresh terni_peers, as a worker would: the values map. */
+static tern_value *fake_get(const char *url)
+{
+    terni_peers *p;
+    OK(terni_peers_new(NULL, &p));
+    tern_value *keys = tern_list_of(tern_text("k")), *values = NULL;
+    char err[512] = "";
+    cr_assert_eq(terni_peers_get(p, url, keys, T, &values, err, sizeof(err)), TERN_OK, "%s", err);
+    tern_value_unref(keys);
+    terni_peers_free(p);
+    return values;
+}
+
+static void fake_stop(fake *f)
+{
+    nng_close(f->sock);
+    pthread_join(f->thread, NULL);
+    terni_shm_file_close(&f->memfd);
+    tern_value_unref(f->value);
+}
+
 LTest(transfer, a_descriptor_that_does_not_map_means_bytes, .init = make_tmpdir,
       .fini = remove_tmpdir)
 {
@@ -318,19 +350,9 @@ LTest(transfer, a_descriptor_that_does_not_map_means_bytes, .init = make_tmpdir,
     double *ref = local_random(LEN, SEED);
     for (int bad = 0; bad < 3; bad++) {
         fake f = { .bad = bad, .value = tern_f64_array(ref, LEN) };
-        cr_assert_not_null(f.value);
-        cr_assert_eq(terni_shm_export(f.value, "fake", &f.memfd), TERN_OK);
         char url[256];
-        snprintf(url, sizeof(url), "ipc://%s", scratch("fake.ipc"));
-        cr_assert_eq(nng_rep0_open(&f.sock), 0);
-        cr_assert_eq(nng_listen(f.sock, url, NULL, 0), 0);
-        pthread_create(&f.thread, NULL, serve_fake, &f);
-        terni_peers *p;
-        OK(terni_peers_new(NULL, &p));
-        tern_value *keys = tern_list_of(tern_text("k")), *values = NULL;
-        char err[512] = "";
-        cr_assert_eq(terni_peers_get(p, url, keys, T, &values, err, sizeof(err)), TERN_OK, "%s",
-                     err);
+        fake_start(&f, url);
+        tern_value *values = fake_get(url);
         const tern_value *got;
         cr_assert_eq(tern_map_get(values, "k", &got), TERN_OK);
         cr_assert(tern_value_equal(got, f.value), "bad descriptor %d: other bytes", bad);
@@ -341,12 +363,7 @@ LTest(transfer, a_descriptor_that_does_not_map_means_bytes, .init = make_tmpdir,
         cr_assert_eq(f.requests, 2, "bad descriptor %d: %d requests", bad, f.requests);
         cr_assert_eq(f.with_host, 1);
         tern_value_unref(values);
-        tern_value_unref(keys);
-        terni_peers_free(p);
-        nng_close(f.sock);
-        pthread_join(f.thread, NULL);
-        terni_shm_file_close(&f.memfd);
-        tern_value_unref(f.value);
+        fake_stop(&f);
     }
     free(ref);
 }
@@ -365,20 +382,10 @@ LTest(transfer, a_lent_array_is_unpinned_and_refetched_when_the_pin_was_lost, .i
     double *ref = local_random(LEN, SEED);
     for (int held = 0; held < 2; held++) {
         fake f = { .held = held, .value = tern_f64_array(ref, LEN) };
-        cr_assert_not_null(f.value);
-        cr_assert_eq(terni_shm_export(f.value, "fake", &f.memfd), TERN_OK);
-        cr_assert(f.memfd.lent, "the test's array is not memfd-backed");
         char url[256];
-        snprintf(url, sizeof(url), "ipc://%s", scratch("fake.ipc"));
-        cr_assert_eq(nng_rep0_open(&f.sock), 0);
-        cr_assert_eq(nng_listen(f.sock, url, NULL, 0), 0);
-        pthread_create(&f.thread, NULL, serve_fake, &f);
-        terni_peers *p;
-        OK(terni_peers_new(NULL, &p));
-        tern_value *keys = tern_list_of(tern_text("k")), *values = NULL;
-        char err[512] = "";
-        cr_assert_eq(terni_peers_get(p, url, keys, T, &values, err, sizeof(err)), TERN_OK, "%s",
-                     err);
+        fake_start(&f, url);
+        cr_assert(f.memfd.lent, "the test's array is not memfd-backed");
+        tern_value *values = fake_get(url);
         const tern_value *got;
         cr_assert_eq(tern_map_get(values, "k", &got), TERN_OK);
         cr_assert(tern_value_equal(got, f.value), "held %d: other bytes", held);
@@ -387,12 +394,7 @@ LTest(transfer, a_lent_array_is_unpinned_and_refetched_when_the_pin_was_lost, .i
         cr_assert_eq(f.requests, held ? 2 : 3, "held %d: %d requests", held, f.requests);
         cr_assert_eq(f.with_host, 1);
         tern_value_unref(values);
-        tern_value_unref(keys);
-        terni_peers_free(p);
-        nng_close(f.sock);
-        pthread_join(f.thread, NULL);
-        terni_shm_file_close(&f.memfd);
-        tern_value_unref(f.value);
+        fake_stop(&f);
     }
     free(ref);
 }

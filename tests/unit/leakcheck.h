@@ -15,6 +15,7 @@
 #endif
 #endif
 #ifdef TEST_LSAN
+#define TEST_ASAN 1 /* built with AddressSanitizer (LeakSanitizer comes with it) */
 #include <sanitizer/lsan_interface.h>
 static void leak_check(void)
 {

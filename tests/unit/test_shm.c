@@ -21,14 +21,6 @@
 #include "shm.h"
 #include "wire.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ASAN 1
-#endif
-#endif
-
 #define N ((size_t)1 << 18) /* 2 MiB of doubles */
 
 static tern_value *f64_ramp(size_t n)
@@ -126,7 +118,7 @@ LTest(shm, round_trip_through_proc_self_fd)
  * receiver copies it into an array of its own, and the buffer stays the sender's. */
 Test(shm, a_memfd_backed_array_is_lent_and_copied_by_the_receiver)
 {
-#ifdef ASAN
+#ifdef TEST_ASAN
     cr_skip("arrays stay on the heap under AddressSanitizer (bigbuf.h)");
 #endif
     terni_bigbuf_use_memfd();
