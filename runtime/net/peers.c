@@ -16,7 +16,14 @@
  *  - Same host (shm.h): a get carries this host's identity; the data server may then answer
  *    large arrays with memfd descriptors ("shm") instead of bytes. get maps them (read-only,
  *    borrowed by the value) and asks once more, without the identity, for the keys whose
- *    descriptors do not map, so callers see the same values either way. */
+ *    descriptors do not map, so callers see the same values either way.
+ *  - A lent array (the sender's own buffer, pinned for our connection) is unpinned when the
+ *    value's last reference goes, on whatever thread that is: a lender (one per get, held by
+ *    each of its mapped arrays, holding a reference to the terni_peers) sends "unpin" on a
+ *    context of its own whose send and reply are handled in nng callbacks, so nobody waits.
+ *    After terni_peers_free nothing is sent: our connections are closed, and the sender
+ *    forsook the buffers (never reuses them) when they went. The terni_peers struct itself
+ *    lives until its last lender goes. */
 #include "peers.h"
 
 #include "auth.h"
@@ -56,6 +63,8 @@ struct terni_peers {
     terni_sec sec; /* strings point to the copies above */
     pthread_mutex_t lock;
     peer *by_addr;
+    bool closed;     /* terni_peers_free has begun: no more unpins (under lock) */
+    atomic_int refs; /* the owner's, and one per lender (mapped lent arrays) */
 };
 
 static char *dup_or_null(const char *s, bool *ok)
@@ -86,14 +95,34 @@ int terni_peers_new(const terni_sec *sec, terni_peers **out)
         return TERN_ENOMEM;
     }
     pthread_mutex_init(&p->lock, NULL);
+    atomic_init(&p->refs, 1);
     *out = p;
     return TERN_OK;
+}
+
+static void peers_destroy(terni_peers *p)
+{
+    pthread_mutex_destroy(&p->lock);
+    free(p->tls_ca);
+    free(p->tls_cert);
+    free(p->tls_key);
+    memset(&p->sec.token, 0, sizeof(p->sec.token));
+    free(p);
+}
+
+static void peers_unref(terni_peers *p)
+{
+    if (atomic_fetch_sub(&p->refs, 1) == 1)
+        peers_destroy(p);
 }
 
 void terni_peers_free(terni_peers *p)
 {
     if (!p)
         return;
+    pthread_mutex_lock(&p->lock);
+    p->closed = true; /* arrays still mapped from now on unmap without unpinning */
+    pthread_mutex_unlock(&p->lock);
     peer *e, *tmp;
     HASH_ITER(hh, p->by_addr, e, tmp)
     {
@@ -109,12 +138,7 @@ void terni_peers_free(terni_peers *p)
         free(e->address);
         free(e);
     }
-    pthread_mutex_destroy(&p->lock);
-    free(p->tls_ca);
-    free(p->tls_cert);
-    free(p->tls_key);
-    memset(&p->sec.token, 0, sizeof(p->sec.token));
-    free(p);
+    peers_unref(p);
 }
 
 static void peer_pipe_cb(nng_pipe pp, nng_pipe_ev ev, void *arg)
@@ -356,46 +380,102 @@ int terni_peers_request(terni_peers *p, const char *address, const tern_value *r
     return request(p, address, req, timeout_ms, NULL, reply, err, errlen);
 }
 
-/* Whether list holds the text s. */
-static bool has_text(const tern_value *list, const char *s)
+/* ---- unpinning lent arrays (shm.h) ------------------------------------------------- */
+
+/* One "unpin" on its own context, sent and its reply awaited by nng callbacks alone, so that
+ * whichever thread drops a mapped array never waits for the sender. */
+typedef struct unpin_op {
+    nng_ctx ctx;
+    nng_aio *aio;
+    bool sent;
+} unpin_op;
+
+static void unpin_op_done(void *arg)
 {
-    const tern_value *item;
-    const char *t;
-    for (size_t i = 0; tern_list_get(list, i, &item) == TERN_OK; i++)
-        if (tern_value_get_text(item, &t, NULL) == TERN_OK && !strcmp(t, s))
-            return true;
-    return false;
+    unpin_op *op = arg;
+    int rv = nng_aio_result(op->aio);
+    if (rv == 0 && !op->sent) {
+        op->sent = true;
+        nng_aio_set_timeout(op->aio, 10000);
+        nng_ctx_recv(op->ctx, op->aio);
+        return;
+    }
+    /* the reply ("held") changes nothing: a pin we no longer had went with our connection,
+     * and the sender then forsook the buffer instead of reusing it */
+    nng_msg *m = nng_aio_get_msg(op->aio); /* a send that failed, or the reply */
+    if (m)
+        nng_msg_free(m);
+    nng_ctx_close(op->ctx);
+    nng_aio_reap(op->aio);
+    free(op);
 }
 
-/* After copying the arrays the worker lent (shm.h): tells it to let go of them ("unpin"). A
- * key whose pin it no longer held (our connection was lost and made again meanwhile, so the
- * buffer may have been reused during the copy), or every key if the request fails, is added
- * to *retry, to be fetched again as bytes; the copy is then replaced. */
-static int unpin(terni_peers *p, const char *address, const tern_value *lent, int timeout_ms,
-                 const int *cancel, tern_value **retry, char *err, size_t errlen)
+/* The sender of some mapped lent arrays: one get's worth, held by each of them. */
+typedef struct lender {
+    atomic_int refs;
+    terni_peers *p; /* a reference */
+    char address[];
+} lender;
+
+static void lender_hold(void *arg)
 {
-    tern_value *req = terni_op("unpin"), *reply = NULL;
-    if (!req || !terni_set(req, "keys", tern_value_ref((tern_value *)lent))) {
-        tern_value_unref(req);
-        return TERN_ENOMEM;
+    atomic_fetch_add(&((lender *)arg)->refs, 1);
+}
+
+static void lender_unref(lender *l)
+{
+    if (atomic_fetch_sub(&l->refs, 1) != 1)
+        return;
+    peers_unref(l->p);
+    free(l);
+}
+
+/* Sends "unpin" for key to the lender, without waiting (best effort: if it cannot be sent,
+ * the pin goes when our connection closes, and the buffer is forsaken then). */
+static void lender_unpin(void *arg, const char *key)
+{
+    lender *l = arg;
+    terni_peers *p = l->p;
+    tern_value *req = terni_op("unpin");
+    nng_msg *m = NULL;
+    unpin_op *op = NULL;
+    if (req && terni_set(req, "keys", tern_list_of(tern_text(key))) &&
+        terni_msg_encode(req, &m) == TERN_OK && (op = calloc(1, sizeof(*op))) &&
+        nng_aio_alloc(&op->aio, unpin_op_done, op) == 0) {
+        pthread_mutex_lock(&p->lock);
+        peer *e = NULL;
+        if (!p->closed)
+            HASH_FIND_STR(p->by_addr, l->address, e);
+        if (e && nng_ctx_open(&op->ctx, e->sock) == 0) {
+            nng_aio_set_timeout(op->aio, CONNECT_MS);
+            nng_aio_set_msg(op->aio, m);
+            nng_ctx_send(op->ctx, op->aio);
+            m = NULL;
+            op = NULL;
+        }
+        pthread_mutex_unlock(&p->lock);
     }
-    char why[256]; /* a failed unpin is not an error: the keys are fetched again */
-    if (request(p, address, req, timeout_ms, cancel, &reply, why, sizeof(why)) != TERN_OK)
-        reply = NULL;
+    if (op) {
+        if (op->aio)
+            nng_aio_free(op->aio);
+        free(op);
+    }
+    nng_msg_free(m);
     tern_value_unref(req);
-    const tern_value *held = terni_get(reply, "held"), *item;
-    const char *key;
-    int rc = TERN_OK;
-    for (size_t i = 0; rc == TERN_OK && tern_list_get(lent, i, &item) == TERN_OK; i++) {
-        if (tern_value_get_text(item, &key, NULL) != TERN_OK || has_text(held, key))
-            continue;
-        rc = (*retry || (*retry = tern_list_new(0))) ? tern_list_append(*retry, tern_text(key))
-                                                     : TERN_ENOMEM;
-    }
-    tern_value_unref(reply);
-    if (rc != TERN_OK)
-        snprintf(err, errlen, "out of memory");
-    return rc;
+    lender_unref(l);
+}
+
+static lender *lender_new(terni_peers *p, const char *address)
+{
+    size_t len = strlen(address) + 1;
+    lender *l = malloc(sizeof(*l) + len);
+    if (!l)
+        return NULL;
+    atomic_init(&l->refs, 1);
+    atomic_fetch_add(&p->refs, 1);
+    l->p = p;
+    memcpy(l->address, address, len);
+    return l;
 }
 
 /* One get; with host (this host's identity), large arrays may come as memfd descriptors,
@@ -417,21 +497,27 @@ static int get(terni_peers *p, const char *address, const tern_value *keys, int 
     if (rc != TERN_OK)
         return rc;
     const tern_value *v = terni_get(reply, "values"), *shm = terni_get(reply, "shm");
-    tern_value *merged = NULL, *retry = NULL, *more = NULL, *lent = NULL;
+    tern_value *merged = NULL, *retry = NULL, *more = NULL;
+    lender *l = NULL;
     if (tern_value_type(v) != TERN_T_MAP)
         rc = TERN_EPROTO;
     else if (!shm) /* the usual case: nothing to map */
         merged = tern_value_ref((tern_value *)v);
     else if (!host)
         rc = TERN_EPROTO; /* descriptors we did not ask for */
-    else
-        rc = terni_shm_resolve(v, shm, &merged, &retry, &lent);
+    else if (!(l = lender_new(p, address)))
+        rc = TERN_ENOMEM;
+    else {
+        terni_shm_unpinner u = { .hold = lender_hold, .unpin = lender_unpin, .arg = l };
+        rc = terni_shm_resolve(v, shm, &u, &merged, &retry);
+    }
+    if (l)
+        lender_unref(l); /* each mapped lent array holds its own reference */
     tern_value_unref(reply);
     if (rc == TERN_EPROTO)
         snprintf(err, errlen, "worker at %s sent a malformed get reply", address);
-    if (rc == TERN_OK && lent)
-        rc = unpin(p, address, lent, timeout_ms, cancel, &retry, err, errlen);
-    tern_value_unref(lent);
+    else if (rc == TERN_ENOMEM)
+        snprintf(err, errlen, "out of memory");
     if (rc == TERN_OK && retry)
         rc = get(p, address, retry, timeout_ms, cancel, NULL, &more, err, errlen);
     const char *key;

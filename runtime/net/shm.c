@@ -11,10 +11,11 @@
  *      large arrays that way, bigbuf.c) is shown as it is, its memfd sealed against shrinking
  *      and growing only (terni_bigbuf_lend). The buffer stays the sender's, writable, and
  *      returns to its cache when the array is freed, so the sender pins the array (worker.c)
- *      until the receiver says it has copied it ("unpin", peers.c). Sealing the buffer
- *      read-only in place instead (before) made every served buffer unusable afterwards, and
- *      the next array on that worker paid for fresh pages: 6 ms and more per 8 MB, against
- *      about 1 ms for the receiver's copy.
+ *      until the receiver says it no longer maps it ("unpin", peers.c), and forsakes the
+ *      buffer (never writes or reuses it, bigbuf.h) if the receiver's connection goes first.
+ *      Sealing the buffer read-only in place instead (before) made every served buffer
+ *      unusable afterwards, and the next array on that worker paid for fresh pages: 6 ms and
+ *      more per 8 MB.
  *    - sealed: any other array's bytes are copied once into a new memfd (MFD_ALLOW_SEALING |
  *      MFD_CLOEXEC, named tern:<key>) with write(), then sealed F_SEAL_WRITE | F_SEAL_SHRINK |
  *      F_SEAL_GROW | F_SEAL_SEAL: no one, the sender included, can change or truncate it, so
@@ -31,10 +32,13 @@
  *    key, close the fd or exit; the array borrows the mapping (value_internal.h's
  *    terni_borrow), and the last reference unmaps it. Arrays that borrow cannot be changed
  *    through the public API (tern_value_f64_data_mut gives TERN_ESHARED), so PROT_READ is
- *    enough. A lent array is not mapped: the receiver checks the file the same way, then
- *    reads it with pread() into a new array of its own (its bigbuf cache), so no page of the
- *    sender's is faulted in or unmapped here; it then sends "unpin", and a key whose pin the
- *    sender no longer held (its connection was lost meanwhile) is fetched again as bytes.
+ *    enough. A lent array is mapped the same way (its file need only be sealed against
+ *    shrinking), and the mapping's release, after munmap, calls the caller's unpinner
+ *    (terni_shm_unpinner: peers.c sends "unpin" without waiting). Copying it instead (pread
+ *    into an array of our own, then a synchronous unpin, before) cost the copy and a round
+ *    trip on the critical path of every move: in a /tmp micro-benchmark an 8 MB add read
+ *    through the mapping took 1.2-1.6 ms against 2.0-2.7 ms for pread and the add, and the
+ *    tree reduction's final move and fetch are such moves.
  *  - /proc/<pid>/fd needs ptrace read access to the sender (same user, dumpable). Whatever
  *    fails on the receiver (process gone, fd closed or reused for another file, permission
  *    denied, a malformed descriptor) makes the caller (peers.c) ask again for those keys
@@ -265,29 +269,6 @@ static int map_checked(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size
     return rc;
 }
 
-/* Reads the first len bytes of a lent memfd into dst (pread: no mapping, no page faults on
- * the sender's pages). */
-static int read_lent(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size_t len, void *dst,
-                     char *err, size_t errlen)
-{
-    int f;
-    int rc = open_checked(pid, fd, ino, dev, len, LENT_SEALS, &f, err, errlen);
-    for (size_t done = 0; rc == TERN_OK && done < len;) {
-        ssize_t n = pread(f, (char *)dst + done, len - done, (off_t)done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            snprintf(err, errlen, "cannot read /proc/%lld/fd/%lld: %s", (long long)pid,
-                     (long long)fd, n < 0 ? strerror(errno) : "end of file");
-            rc = TERN_EIO;
-        }
-        done += n > 0 ? (size_t)n : 0;
-    }
-    if (f >= 0)
-        close(f);
-    return rc;
-}
-
 int terni_shm_map(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size_t len, void **addr,
                   char *err, size_t errlen)
 {
@@ -297,12 +278,16 @@ int terni_shm_map(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size_t le
 typedef struct mapping {
     void *addr;
     size_t len;
+    terni_shm_unpinner u; /* lent: told once unmapped; else unpin is NULL */
+    char key[];
 } mapping;
 
 static void unmap(void *arg)
 {
     mapping *m = arg;
     munmap(m->addr, m->len);
+    if (m->u.unpin)
+        m->u.unpin(m->u.arg, m->key); /* after munmap: the sender may reuse the buffer now */
     free(m);
 }
 
@@ -312,7 +297,8 @@ static bool field(const tern_value *d, const char *key, int64_t *out)
     return terni_get_int(d, key, out) && *out >= 0;
 }
 
-int terni_shm_import(const tern_value *desc, tern_value **out, bool *lent, char *err, size_t errlen)
+int terni_shm_import(const tern_value *desc, const char *key, const terni_shm_unpinner *u,
+                     tern_value **out, bool *lent, char *err, size_t errlen)
 {
     *out = NULL;
     *lent = false;
@@ -347,33 +333,23 @@ int terni_shm_import(const tern_value *desc, tern_value **out, bool *lent, char 
                  (long long)len, n, TERNI_ELEM_SIZE);
         return TERN_EINVAL;
     }
-    bool f64 = !strcmp(type, "f64");
-    if (*lent) { /* read into an array of our own: the sender's buffer stays its own */
-        void *data = NULL;
-        tern_value *v = f64 ? tern_f64_array_new_shaped(ndim, dims, (double **)&data)
-                            : tern_i64_array_new_shaped(ndim, dims, (int64_t **)&data);
-        if (!v) {
-            snprintf(err, errlen, "out of memory");
-            return TERN_ENOMEM;
-        }
-        int rc = read_lent(pid, fd, (uint64_t)ino, (uint64_t)dev, (size_t)len, data, err, errlen);
-        if (rc != TERN_OK) {
-            tern_value_unref(v);
-            return rc;
-        }
-        *out = v;
-        return TERN_OK;
+    if (*lent && (!u || !u->unpin || !u->hold || !key)) {
+        snprintf(err, errlen, "a lent shared-memory descriptor needs someone to unpin it");
+        return TERN_EINVAL;
     }
+    bool f64 = !strcmp(type, "f64");
     void *addr;
-    int rc = map_checked(pid, fd, (uint64_t)ino, (uint64_t)dev, (size_t)len, REQUIRED_SEALS, &addr,
-                         err, errlen);
+    int rc = map_checked(pid, fd, (uint64_t)ino, (uint64_t)dev, (size_t)len,
+                         *lent ? LENT_SEALS : REQUIRED_SEALS, &addr, err, errlen);
     if (rc != TERN_OK)
         return rc;
-    mapping *m = malloc(sizeof(*m));
+    size_t keylen = *lent ? strlen(key) + 1 : 0;
+    mapping *m = malloc(sizeof(*m) + keylen);
     terni_borrow *b = malloc(sizeof(*b));
     tern_value *v = NULL;
     if (m && b) {
         *m = (mapping){ .addr = addr, .len = (size_t)len };
+        memcpy(m->key, key, keylen);
         b->release = unmap;
         b->arg = m;
         atomic_init(&b->refs, 0);
@@ -387,16 +363,19 @@ int terni_shm_import(const tern_value *desc, tern_value **out, bool *lent, char 
         snprintf(err, errlen, "out of memory");
         return TERN_ENOMEM;
     }
+    if (*lent) { /* from now on the release of v unpins key */
+        u->hold(u->arg);
+        m->u = *u;
+    }
     *out = v;
     return TERN_OK;
 }
 
-int terni_shm_resolve(const tern_value *values, const tern_value *shm, tern_value **merged,
-                      tern_value **retry, tern_value **lent)
+int terni_shm_resolve(const tern_value *values, const tern_value *shm, const terni_shm_unpinner *u,
+                      tern_value **merged, tern_value **retry)
 {
     *merged = NULL;
     *retry = NULL;
-    *lent = NULL;
     if (shm && tern_value_type(shm) != TERN_T_MAP)
         return TERN_EPROTO;
     tern_value *out = tern_map_new();
@@ -411,11 +390,8 @@ int terni_shm_resolve(const tern_value *values, const tern_value *shm, tern_valu
         tern_value *arr;
         char err[256];
         bool was_lent;
-        if (terni_shm_import(v, &arr, &was_lent, err, sizeof(err)) == TERN_OK) {
+        if (terni_shm_import(v, key, u, &arr, &was_lent, err, sizeof(err)) == TERN_OK) {
             rc = tern_map_set(out, key, arr);
-            if (rc == TERN_OK && was_lent)
-                rc = (*lent || (*lent = tern_list_new(0))) ? tern_list_append(*lent, tern_text(key))
-                                                           : TERN_ENOMEM;
         } else {
             if (!*retry && !(*retry = tern_list_new(0)))
                 rc = TERN_ENOMEM;
@@ -426,9 +402,7 @@ int terni_shm_resolve(const tern_value *values, const tern_value *shm, tern_valu
     if (rc != TERN_OK) {
         tern_value_unref(out);
         tern_value_unref(*retry);
-        tern_value_unref(*lent);
         *retry = NULL;
-        *lent = NULL;
         return TERN_ENOMEM;
     }
     *merged = out;

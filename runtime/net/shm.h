@@ -64,22 +64,33 @@ tern_value *terni_shm_descriptor(const terni_shm_file *f, const tern_value *v);
 int terni_shm_map(int64_t pid, int64_t fd, uint64_t ino, uint64_t dev, size_t len, void **addr,
                   char *err, size_t errlen);
 
-/* Receiver: validates a descriptor (untrusted peer input: every field's type and range, the
- * shape against TERN_MAX_DIMS, len = product of shape x 8) and maps it (terni_shm_map) into
+/* Receiver: who to tell when a lent array is no longer mapped here. shm.c calls hold(arg) once
+ * for each lent array it maps, and unpin(arg, key) once when that array's last reference has
+ * gone and its mapping is unmapped (on whichever thread dropped the reference); unpin must
+ * then tell the sender to let go of key, and drop the hold. */
+typedef struct terni_shm_unpinner {
+    void (*hold)(void *arg);
+    void (*unpin)(void *arg, const char *key);
+    void *arg;
+} terni_shm_unpinner;
+
+/* Receiver: validates a descriptor of key (untrusted peer input: every field's type and range,
+ * the shape against TERN_MAX_DIMS, len = product of shape x 8) and maps it (terni_shm_map) into
  * a new array value whose data is borrowed from the mapping, unmapped when the last reference
- * goes; or, for a lent descriptor (*lent set true; the file need only be sealed against
- * shrinking), reads the data into a new array of its own (no mapping): the caller must then
- * unpin the key at the sender, and discard the copy if the sender no longer held the pin.
- * Errors as terni_shm_map, TERN_EINVAL for a malformed descriptor, TERN_ENOMEM. */
-int terni_shm_import(const tern_value *desc, tern_value **out, bool *lent, char *err,
-                     size_t errlen);
+ * goes. A lent descriptor (*lent set true) need only be sealed against shrinking: the sender
+ * keeps the buffer unchanged while it holds our pin, and forsakes it (never writes it again)
+ * if our connection closes first; once unmapped, u->unpin is called for key. Errors as
+ * terni_shm_map, TERN_EINVAL for a malformed descriptor (or a lent one without u),
+ * TERN_ENOMEM. */
+int terni_shm_import(const tern_value *desc, const char *key, const terni_shm_unpinner *u,
+                     tern_value **out, bool *lent, char *err, size_t errlen);
 
 /* Receiver, for a `get` reply: *merged gets a new map with the entries of values (may be
- * NULL) plus each key of shm (a map key -> descriptor, may be NULL) that imports; *retry gets
- * a list of the keys whose descriptors did not import (to be asked for again as bytes), or
- * NULL if there are none; *lent a list of the imported keys that were lent (to unpin), or
- * NULL. TERN_EPROTO if shm is present but not a map, TERN_ENOMEM. */
-int terni_shm_resolve(const tern_value *values, const tern_value *shm, tern_value **merged,
-                      tern_value **retry, tern_value **lent);
+ * NULL) plus each key of shm (a map key -> descriptor, may be NULL) that imports (lent ones
+ * with u, as terni_shm_import); *retry gets a list of the keys whose descriptors did not
+ * import (to be asked for again as bytes), or NULL if there are none. TERN_EPROTO if shm is
+ * present but not a map, TERN_ENOMEM. */
+int terni_shm_resolve(const tern_value *values, const tern_value *shm, const terni_shm_unpinner *u,
+                      tern_value **merged, tern_value **retry);
 
 #endif

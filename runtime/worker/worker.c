@@ -13,10 +13,12 @@
  *     from a process on this host (its "host" identity equals ours, shm.h) gets each large
  *     array as a memfd descriptor instead of its bytes. Large results are allocated in
  *     memfds from the start (bigbuf.c, turned on at start unless TERN_NO_SHM), so the array's
- *     own buffer is lent: the reader copies it, and until it unpins the key (or its
+ *     own buffer is lent: the reader maps it, and until it unpins the key (or its
  *     connection closes) the value is pinned here, so that the buffer is neither freed nor
- *     reused under the copy even if the key is dropped. Other arrays go as a sealed copy. The
- *     descriptor is kept with the stored value (closed when the key is dropped).
+ *     reused under the mapping even if the key is dropped. A pin that goes with its
+ *     connection forsakes the buffer (never written or reused again, bigbuf.h): the reader
+ *     may still map it. Other arrays go as a sealed copy. The descriptor is kept with the
+ *     stored value (closed when the key is dropped).
  *  Locking: one mutex guards the store and the queue; values are immutable once stored
  *  (shared values are frozen), so readers take a reference and drop the lock at once.
  *  Taking: a compute event may name dependencies held here whose last reader the task is
@@ -114,7 +116,8 @@ typedef struct data_ctx {
     bool sending;
 } data_ctx;
 
-/* An array lent to a reader on this host (shm.h): held until it unpins or its pipe goes. */
+/* An array lent to a reader on this host (shm.h): held until it unpins or its pipe goes (then
+ * forsaken: data_pipe_gone). */
 typedef struct pin {
     uint32_t pipe;
     char *key;
@@ -1007,7 +1010,9 @@ static bool unpin(worker *w, uint32_t pipe, const char *key)
     return v != NULL;
 }
 
-/* A connection to the data server closed: the gate forgets it, and its pins go. */
+/* A connection to the data server closed: the gate forgets it, and its pins go. Each pinned
+ * buffer is forsaken first: its reader maps it (shm.c) and can no longer tell us when it is
+ * done, so the buffer must never be written or reused (bigbuf.h). */
 static void data_pipe_gone(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     (void)ev;
@@ -1023,6 +1028,15 @@ static void data_pipe_gone(nng_pipe p, nng_pipe_ev ev, void *arg)
         pthread_mutex_unlock(&w->lock);
         if (!v)
             break;
+        const double *data;
+        size_t n;
+        if (tern_value_get_f64_array(v, &data, &n) == TERN_OK)
+            terni_bigbuf_forsake(data);
+        else {
+            const int64_t *idata;
+            if (tern_value_get_i64_array(v, &idata, &n) == TERN_OK)
+                terni_bigbuf_forsake(idata);
+        }
         tern_value_unref(v);
     }
 }

@@ -17,15 +17,18 @@
  *  straight from its buffer. terni_bigbuf_lend hands out a descriptor of the memfd, sealed
  *  against shrinking and growing only (so that the file a reader checked cannot shrink under
  *  it); the buffer stays writable and is cached again when freed, so the pages are reused.
- *  The lender must keep the array alive, unchanged, until the reader has copied it (shm.c,
- *  worker.c's pins). Before, a served buffer was sealed read-only in place and could
- *  never be reused: every served array cost a fresh buffer later (6 ms and more for 8 MB of
- *  new shared memory, more than the copy). Each memfd-backed buffer,
- *  live or cached, holds a descriptor, so at most MEMFD_MAX of them exist at once (and at
- *  most a quarter of RLIMIT_NOFILE); past that, and if memfd_create fails, buffers are
- *  anonymous as before and served by copying. Live memfd buffers are found by address in a
- *  small array (there are at most MEMFD_MAX, each of at least 1 MB). A shared mapping stays
- *  shared across fork(): plugin code that forks must not let its child write to arrays.
+ *  The lender must keep the array alive, unchanged, for as long as the reader maps it (shm.c,
+ *  worker.c's pins). A buffer whose reader can no longer tell the lender that it is done (its
+ *  connection closed while it may still map the buffer) is forsaken: it is never written
+ *  again (terni_value_writable asks terni_bigbuf_forsaken) nor cached, only unmapped and
+ *  closed when freed, and the reader's mapping keeps its pages. Before, a served buffer was sealed
+ * read-only in place and could never be reused: every served array cost a fresh buffer later (6 ms
+ * and more for 8 MB of new shared memory, more than the copy). Each memfd-backed buffer, live or
+ * cached, holds a descriptor, so at most MEMFD_MAX of them exist at once (and at most a quarter of
+ * RLIMIT_NOFILE); past that, and if memfd_create fails, buffers are anonymous as before and served
+ * by copying. Live memfd buffers are found by address in a small array (there are at most
+ * MEMFD_MAX, each of at least 1 MB). A shared mapping stays shared across fork(): plugin code that
+ * forks must not let its child write to arrays.
  */
 #include "bigbuf.h"
 
@@ -55,6 +58,7 @@ typedef struct live_buf {
     void *p;
     size_t size;
     int fd;
+    bool forsaken; /* a reader may map it for good: never written or cached again */
 } live_buf;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -125,7 +129,7 @@ static void *memfd_map(size_t size)
         p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     pthread_mutex_lock(&lock);
     if (p != MAP_FAILED)
-        live[nlive++] = (live_buf){ p, size, fd }; /* nlive <= nmemfd <= MAX */
+        live[nlive++] = (live_buf){ p, size, fd, false }; /* nlive <= nmemfd <= MAX */
     else
         nmemfd--;
     pthread_mutex_unlock(&lock);
@@ -156,7 +160,7 @@ void *terni_bigbuf_alloc(size_t bytes)
         if (cache[i].size == size) {
             p = cache[i].p;
             if (cache[i].fd >= 0)
-                live[nlive++] = (live_buf){ p, size, cache[i].fd };
+                live[nlive++] = (live_buf){ p, size, cache[i].fd, false };
             cached_bytes -= size;
             memmove(&cache[i], &cache[i + 1], (ncached - i - 1) * sizeof(slot));
             ncached--;
@@ -199,6 +203,24 @@ int terni_bigbuf_lend(const void *p, size_t bytes)
     return fd;
 }
 
+void terni_bigbuf_forsake(const void *p)
+{
+    pthread_mutex_lock(&lock);
+    size_t i = live_find(p);
+    if (i < nlive)
+        live[i].forsaken = true;
+    pthread_mutex_unlock(&lock);
+}
+
+bool terni_bigbuf_forsaken(const void *p)
+{
+    pthread_mutex_lock(&lock);
+    size_t i = live_find(p);
+    bool forsaken = i < nlive && live[i].forsaken;
+    pthread_mutex_unlock(&lock);
+    return forsaken;
+}
+
 void terni_bigbuf_free(void *p, size_t bytes)
 {
     if (!p)
@@ -206,16 +228,17 @@ void terni_bigbuf_free(void *p, size_t bytes)
     size_t size = page_round(bytes);
     slot evicted[CACHE_SLOTS];
     size_t nevicted = 0;
-    bool kept = false;
+    bool kept = false, forsaken = false;
     int fd = -1;
     pthread_mutex_lock(&lock);
     size_t i = live_find(p);
     if (i < nlive) {
         fd = live[i].fd;
+        forsaken = live[i].forsaken;
         live[i] = live[--nlive];
     }
     size_t max = cache_limit();
-    if (size <= max) {
+    if (size <= max && !forsaken) {
         while (ncached && (ncached == CACHE_SLOTS || cached_bytes + size > max)) {
             evicted[nevicted++] = cache[0];
             cached_bytes -= cache[0].size;

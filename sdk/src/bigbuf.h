@@ -39,13 +39,22 @@ __attribute__((visibility("default"))) void terni_bigbuf_use_memfd(void);
  * shrinking and growing (once) and returns a new descriptor of it (O_CLOEXEC; the caller
  * closes it), through which another process may map and read it. The buffer stays writable
  * and is cached again when freed: the caller must keep its contents unchanged, and the
- * buffer allocated, for as long as a reader may read it. -1 if p is not such a buffer
- * (anonymous, borrowed, from malloc) or a step failed: the caller copies instead.
- * Thread-safe. */
+ * buffer allocated, for as long as a reader may read it (or map it: terni_bigbuf_forsake). -1 if p
+ * is not such a buffer (anonymous, borrowed, from malloc) or a step failed: the caller copies
+ * instead. Thread-safe. */
 __attribute__((visibility("default"))) int terni_bigbuf_lend(const void *p, size_t bytes);
 
+/* Marks the memfd-backed buffer at p (live, from terni_bigbuf_alloc; anything else is ignored)
+ * as forsaken: a reader on this host may map it for as long as it likes and can no longer say
+ * when it is done. It is then never cached again (terni_bigbuf_free unmaps and closes it), and
+ * terni_bigbuf_forsaken tells writers to keep off. Thread-safe. */
+__attribute__((visibility("default"))) void terni_bigbuf_forsake(const void *p);
+
+/* True if the buffer at p was forsaken (terni_bigbuf_forsake) and is still allocated. */
+bool terni_bigbuf_forsaken(const void *p);
+
 /* Gives back p from terni_bigbuf_alloc(bytes): cached for reuse while the cache holds less
- * than its limit (TERN_ARRAY_CACHE_MB, default 256), else unmapped. */
+ * than its limit (TERN_ARRAY_CACHE_MB, default 256) and p was not forsaken, else unmapped. */
 void terni_bigbuf_free(void *p, size_t bytes);
 
 #endif

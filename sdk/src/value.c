@@ -123,7 +123,9 @@ bool terni_value_writable(const tern_value *v)
         return false;
     if (!is_array(v))
         return true;
-    return !v->u.arr.borrow;
+    /* a forsaken buffer may be mapped by a reader that can no longer say it is done (bigbuf.h) */
+    return !v->u.arr.borrow && !(v->u.arr.n * TERNI_ELEM_SIZE >= TERNI_BIGBUF_MIN &&
+                                 terni_bigbuf_forsaken(v->u.arr.data));
 }
 
 tern_type tern_value_type(const tern_value *v)

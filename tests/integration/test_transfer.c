@@ -29,8 +29,9 @@
 #define LEN ((size_t)1 << 20) /* 8 MiB of doubles */
 
 /* How a worker's 8 MiB result reaches a receiver on this host: its own memfd-backed buffer,
- * lent and copied by the receiver (bigbuf.c); under AddressSanitizer arrays stay on the heap
- * (bigbuf.h), so a sealed copy in a memfd named after the key, which the receiver maps. */
+ * lent (bigbuf.c) and mapped by the receiver while it pins it; under AddressSanitizer arrays
+ * stay on the heap (bigbuf.h), so a sealed copy in a memfd named after the key, which the
+ * receiver maps. Mapped either way. */
 #if defined(__SANITIZE_ADDRESS__)
 #define SENT_COPIED 1
 #elif defined(__has_feature)
@@ -38,12 +39,11 @@
 #define SENT_COPIED 1
 #endif
 #endif
-#ifdef SENT_COPIED
 #define MAPPED(shm) (shm)
-#define LENT(shm)   false
+#ifdef SENT_COPIED
+#define LENT(shm) false
 #else
-#define MAPPED(shm) false
-#define LENT(shm)   (shm)
+#define LENT(shm) (shm)
 #endif
 #define SEED  20261127
 #define ALPHA 3.0
@@ -81,7 +81,7 @@ static double *local_random(size_t n, uint64_t s)
 /* Whether pid has a mapping whose name contains `name` and, unless perms is NULL, with those
  * permissions. A receiver maps a sealed copy private and read-only ("r--p"; the copy is named
  * tern:<key>); a worker's own large arrays are shared mappings of memfds named tern-array
- * (bigbuf.c, "rw-s"), which it lends and receivers read without mapping them. */
+ * (bigbuf.c, "rw-s"), which it lends and receivers map private and read-only too. */
 static bool maps_memfd(pid_t pid, const char *perms, const char *name)
 {
     char path[64], line[1024];
@@ -202,8 +202,8 @@ static void run_cluster(bool shm)
                  MAPPED(shm) ? "not" : "when they should be copied");
     cr_assert_eq(check_result(y, ref, ALPHA, false), MAPPED(shm));
     cr_assert_eq(check_result(x, ref, 1, false), MAPPED(shm));
-    /* x and y are 8 MiB worker results: lent from their own buffers (copied by B and A), or
-     * under ASan sealed copies that B and A map */
+    /* x and y are 8 MiB worker results: lent from their own buffers, or under ASan sealed
+     * copies; B and A map them either way */
     cr_assert_eq(lent_memfd(execs[0]), LENT(shm), "A lent x");
     cr_assert_eq(lent_memfd(execs[1]), LENT(shm), "B lent y");
     cr_assert_eq(maps_memfd(execs[1], "r--p", "/memfd:tern"), MAPPED(shm), "B's mapping of x");
@@ -216,8 +216,8 @@ static void run_cluster(bool shm)
             cr_assert_not(maps_memfd(execs[i], NULL, "/memfd:tern"),
                           "a memfd mapping with TERN_NO_SHM=1");
 
-    /* A goes away (its memfds with it); B keeps x in its store: its own copy, or (ASan) its
-     * mapping of A's sealed copy */
+    /* A goes away; B keeps x in its store: its mapping of A's buffer (or, under ASan, of A's
+     * sealed copy), whose pages outlive A */
     kill9(execs[0]);
     tern_future *w =
         submit("arrays:scale", tern_list_of(tern_future_ref(x), tern_double(0.5)), &on_b);
@@ -255,8 +255,8 @@ typedef struct fake {
     pthread_t thread;
     tern_value *value; /* the array served as bytes */
     int bad;           /* which bad descriptor to send: see serve_fake */
-    int requests, with_host, unpins;
-    bool held; /* a lent descriptor (memfd set up by the test): whether unpin held it */
+    int requests, with_host;
+    int unpins; /* atomic: the test waits for it */
     terni_shm_file memfd;
 } fake;
 
@@ -275,8 +275,8 @@ static void *serve_fake(void *arg)
         f->requests++;
         const char *key = "k";
         if (!strcmp(terni_op_name(req), "unpin")) { /* after a lent descriptor */
-            f->unpins++;
-            terni_set(out, "held", f->held ? tern_list_of(tern_text(key)) : tern_list_new(0));
+            __atomic_fetch_add(&f->unpins, 1, __ATOMIC_SEQ_CST);
+            terni_set(out, "held", tern_list_of(tern_text(key)));
         } else if (terni_get_text(req, "host") && f->memfd.lent) { /* a good, lent one */
             f->with_host++;
             tern_value *shm = tern_map_new();
@@ -322,15 +322,22 @@ static void fake_start(fake *f, char url[256])
     pthread_create(&f->thread, NULL, serve_fake, f);
 }
 
-/* Gets key "k" from url through a fresh terni_peers, as a worker would: the values map. */
-static tern_value *fake_get(const char *url)
+/* Gets key "k" from url through p, as a worker would: the values map. */
+static tern_value *peers_get_k(terni_peers *p, const char *url)
 {
-    terni_peers *p;
-    OK(terni_peers_new(NULL, &p));
     tern_value *keys = tern_list_of(tern_text("k")), *values = NULL;
     char err[512] = "";
     cr_assert_eq(terni_peers_get(p, url, keys, T, &values, err, sizeof(err)), TERN_OK, "%s", err);
     tern_value_unref(keys);
+    return values;
+}
+
+/* peers_get_k through a fresh terni_peers, freed again. */
+static tern_value *fake_get(const char *url)
+{
+    terni_peers *p;
+    OK(terni_peers_new(NULL, &p));
+    tern_value *values = peers_get_k(p, url);
     terni_peers_free(p);
     return values;
 }
@@ -368,10 +375,11 @@ LTest(transfer, a_descriptor_that_does_not_map_means_bytes, .init = make_tmpdir,
     free(ref);
 }
 
-/* A lent array is copied, then unpinned; a key whose pin the sender no longer held (it lost
- * our connection meanwhile and may have reused the buffer during the copy) is fetched again
- * as bytes. */
-LTest(transfer, a_lent_array_is_unpinned_and_refetched_when_the_pin_was_lost, .init = make_tmpdir,
+/* A lent array is mapped, not copied, and unpinned once the receiver's last reference to it
+ * goes, without waiting for the sender's answer. If the receiver's connection closed first,
+ * no unpin is sent: the sender let go of the pin when the connection went (and forsook the
+ * buffer, below), and the mapping stays valid. */
+LTest(transfer, a_lent_array_is_mapped_and_unpinned_when_released, .init = make_tmpdir,
       .fini = remove_tmpdir)
 {
 #ifdef SENT_COPIED
@@ -380,21 +388,43 @@ LTest(transfer, a_lent_array_is_unpinned_and_refetched_when_the_pin_was_lost, .i
     unsetenv("TERN_NO_SHM");
     terni_bigbuf_use_memfd(); /* this process's large arrays in memfds, as a worker's */
     double *ref = local_random(LEN, SEED);
-    for (int held = 0; held < 2; held++) {
-        fake f = { .held = held, .value = tern_f64_array(ref, LEN) };
+    for (int close_first = 0; close_first < 2; close_first++) {
+        fake f = { .value = tern_f64_array(ref, LEN) };
         char url[256];
         fake_start(&f, url);
         cr_assert(f.memfd.lent, "the test's array is not memfd-backed");
-        tern_value *values = fake_get(url);
+        terni_peers *p;
+        OK(terni_peers_new(NULL, &p));
+        tern_value *values = peers_get_k(p, url);
         const tern_value *got;
+        const double *d;
+        size_t n;
         cr_assert_eq(tern_map_get(values, "k", &got), TERN_OK);
-        cr_assert(tern_value_equal(got, f.value), "held %d: other bytes", held);
-        cr_assert_eq(f.unpins, 1, "held %d: %d unpins", held, f.unpins);
-        /* held: get + unpin, the copy kept; not held: then a get for the bytes */
-        cr_assert_eq(f.requests, held ? 2 : 3, "held %d: %d requests", held, f.requests);
-        cr_assert_eq(f.with_host, 1);
+        cr_assert(tern_value_equal(got, f.value), "other bytes");
+        cr_assert_eq(tern_value_get_f64_array(got, &d, &n), TERN_OK);
+        cr_assert(tern_value_is_borrowed(got) && in_memfd(d),
+                  "a lent array was copied instead of mapped");
+        nap_ms(20);
+        cr_assert_eq(__atomic_load_n(&f.unpins, __ATOMIC_SEQ_CST), 0, "unpinned while mapped");
+        if (close_first)
+            terni_peers_free(p);
         tern_value_unref(values);
+        double t0 = now_ms();
+        if (!close_first) {
+            while (__atomic_load_n(&f.unpins, __ATOMIC_SEQ_CST) < 1) {
+                cr_assert_lt(now_ms() - t0, T, "no unpin after the last reference went");
+                nap_ms(2);
+            }
+            terni_peers_free(p);
+        } else {
+            nap_ms(50);
+        }
         fake_stop(&f);
+        cr_assert_eq(f.unpins, close_first ? 0 : 1, "close first %d: %d unpins", close_first,
+                     f.unpins);
+        cr_assert_eq(f.requests, close_first ? 1 : 2, "close first %d: %d requests", close_first,
+                     f.requests);
+        cr_assert_eq(f.with_host, 1);
     }
     free(ref);
 }
@@ -472,17 +502,23 @@ static void wait_no_keys(void)
     }
 }
 
+/* Two workers with the same-host shortcut on; addr gets A's data-server address. */
+static void start_two_lending(char *addr, size_t len)
+{
+    unsetenv("TERN_NO_SHM");
+    pid_t nannies[2], execs[2];
+    start_two(nannies, execs);
+    worker_address("w0", addr, len);
+}
+
 LTest(transfer, a_lent_buffer_is_not_reused_until_its_reader_unpins_it, .init = make_tmpdir,
       .fini = cleanup_procs)
 {
 #ifdef SENT_COPIED
     cr_skip("arrays stay on the heap under AddressSanitizer (bigbuf.h): nothing is lent");
 #endif
-    unsetenv("TERN_NO_SHM");
-    pid_t nannies[2], execs[2];
-    start_two(nannies, execs);
     char addr[256];
-    worker_address("w0", addr, sizeof(addr));
+    start_two_lending(addr, sizeof(addr));
     terni_peers *p;
     OK(terni_peers_new(NULL, &p));
     /* x lent to us and pinned; its key then dropped on A */
@@ -507,5 +543,55 @@ LTest(transfer, a_lent_buffer_is_not_reused_until_its_reader_unpins_it, .init = 
     tern_future_release(y);
     tern_future_release(z);
     terni_peers_free(p);
+    down_procs();
+}
+
+/* A reader maps a lent array and then closes its connection without unpinning: the worker
+ * forsakes the buffer, so the next array of its size gets another one, and the reader's
+ * mapping keeps the values it was lent. */
+LTest(transfer, a_buffer_lent_to_a_reader_that_went_is_never_reused, .init = make_tmpdir,
+      .fini = cleanup_procs)
+{
+#ifdef SENT_COPIED
+    cr_skip("arrays stay on the heap under AddressSanitizer (bigbuf.h): nothing is lent");
+#endif
+    char addr[256];
+    start_two_lending(addr, sizeof(addr));
+    terni_peers *p, *q;
+    OK(terni_peers_new(NULL, &p));
+    OK(terni_peers_new(NULL, &q));
+    tern_future *x = random_on_a();
+    char xkey[256];
+    snprintf(xkey, sizeof(xkey), "%s", tern_future_key(x));
+    int64_t xino = lent_ino(q, addr, xkey);
+    cr_assert(unpin_held(q, addr, xkey));
+    /* p maps x; then x's key goes on A, and p's connection with it */
+    tern_value *keys = tern_list_of(tern_text(xkey)), *values = NULL;
+    char err[512] = "";
+    OK(terni_peers_get(p, addr, keys, T, &values, err, sizeof(err)));
+    const tern_value *got;
+    const double *d;
+    size_t n;
+    cr_assert_eq(tern_map_get(values, xkey, &got), TERN_OK);
+    cr_assert(tern_value_is_borrowed(got), "x was not mapped");
+    cr_assert_eq(tern_value_get_f64_array(got, &d, &n), TERN_OK);
+    tern_value *copy = tern_f64_array(d, n);
+    tern_future_release(x);
+    wait_no_keys();
+    terni_peers_free(p);
+    nap_ms(100); /* A sees the connection go */
+    for (int i = 0; i < 3; i++) {
+        tern_future *y = random_on_a();
+        cr_assert_neq(lent_ino(q, addr, tern_future_key(y)), xino,
+                      "A reused a buffer lent to a reader that went");
+        cr_assert(unpin_held(q, addr, tern_future_key(y)));
+        tern_future_release(y);
+        wait_no_keys();
+    }
+    cr_assert(tern_value_equal(got, copy), "the reader's mapping of x changed");
+    tern_value_unref(copy);
+    tern_value_unref(values);
+    tern_value_unref(keys);
+    terni_peers_free(q);
     down_procs();
 }

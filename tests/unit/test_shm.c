@@ -1,7 +1,8 @@
 /* Unit tests of runtime/net/shm.c: a sealed memfd made by terni_shm_export and mapped back
  * through /proc/self/fd gives the same bytes; every check on the receiving side (inode,
  * seals, length, file type, descriptor fields) refuses with an error code, never a crash or
- * a blocked open; terni_shm_resolve sorts keys into mapped and to-ask-again. */
+ * a blocked open; a lent buffer is mapped too, and its key unpinned once the mapping goes;
+ * terni_shm_resolve sorts keys into mapped and to-ask-again. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -65,12 +66,33 @@ static tern_value *with2(const tern_value *d, const char *k1, tern_value *v1, co
     return c2;
 }
 
+/* The receiver's side of unpinning (shm.h), counted. */
+typedef struct unpins {
+    int holds, unpins;
+    char key[64];
+} unpins;
+
+static void count_hold(void *arg)
+{
+    ((unpins *)arg)->holds++;
+}
+
+static void count_unpin(void *arg, const char *key)
+{
+    unpins *u = arg;
+    u->unpins++;
+    snprintf(u->key, sizeof(u->key), "%s", key);
+}
+
+static unpins counted;
+static const terni_shm_unpinner counter = { count_hold, count_unpin, &counted };
+
 static int import_rc(tern_value *d) /* d consumed */
 {
     tern_value *out = (tern_value *)1;
     char err[256] = "";
     bool lent;
-    int rc = terni_shm_import(d, &out, &lent, err, sizeof(err));
+    int rc = terni_shm_import(d, "k", &counter, &out, &lent, err, sizeof(err));
     if (rc == TERN_OK)
         tern_value_unref(out);
     else
@@ -93,7 +115,8 @@ LTest(shm, round_trip_through_proc_self_fd)
     char err[256] = "";
     bool lent = true;
     cr_assert_not(f.lent, "a heap array was lent");
-    cr_assert_eq(terni_shm_import(d, &got, &lent, err, sizeof(err)), TERN_OK, "%s", err);
+    cr_assert_eq(terni_shm_import(d, "k", &counter, &got, &lent, err, sizeof(err)), TERN_OK, "%s",
+                 err);
     cr_assert_not(lent);
     terni_shm_file_close(&f); /* the mapping outlives the sender's fd */
     cr_assert_eq(f.fd, -1);
@@ -114,18 +137,26 @@ LTest(shm, round_trip_through_proc_self_fd)
     tern_value_unref(v);
 }
 
+/* A ramp in a memfd-backed buffer, as a worker's arrays (bigbuf.c), exported: lent (*d). */
+static tern_value *lent_ramp(terni_shm_file *f, tern_value **d)
+{
+    terni_bigbuf_use_memfd();
+    tern_value *v = f64_ramp(N);
+    *d = export(v, f);
+    cr_assert(f->lent, "a memfd-backed array was not lent");
+    return v;
+}
+
 /* A worker's array (a memfd-backed buffer, bigbuf.c) is lent, not copied or sealed: the
- * receiver copies it into an array of its own, and the buffer stays the sender's. */
-Test(shm, a_memfd_backed_array_is_lent_and_copied_by_the_receiver)
+ * receiver maps the sender's own buffer read-only, and unpins the key once its last reference
+ * goes and the mapping with it. */
+Test(shm, a_memfd_backed_array_is_lent_mapped_and_unpinned_when_released)
 {
 #ifdef TEST_ASAN
     cr_skip("arrays stay on the heap under AddressSanitizer (bigbuf.h)");
 #endif
-    terni_bigbuf_use_memfd();
-    tern_value *v = f64_ramp(N);
     terni_shm_file f;
-    tern_value *d = export(v, &f);
-    cr_assert(f.lent, "a memfd-backed array was not lent");
+    tern_value *d, *v = lent_ramp(&f, &d);
     const tern_value *flag;
     bool b = false;
     cr_assert_eq(tern_map_get(d, "lent", &flag), TERN_OK, "the descriptor does not say lent");
@@ -137,18 +168,34 @@ Test(shm, a_memfd_backed_array_is_lent_and_copied_by_the_receiver)
     tern_value *got;
     bool lent = false;
     char err[256] = "";
-    cr_assert_eq(terni_shm_import(d, &got, &lent, err, sizeof(err)), TERN_OK, "%s", err);
+    counted = (unpins){ 0 };
+    cr_assert_eq(terni_shm_import(d, "k", &counter, &got, &lent, err, sizeof(err)), TERN_OK, "%s",
+                 err);
     cr_assert(lent);
-    cr_assert_not(tern_value_is_borrowed(got), "a lent array must be copied, not mapped");
+    cr_assert(tern_value_is_borrowed(got), "a lent array is mapped, not copied");
     cr_assert(tern_value_equal(got, v));
+    cr_assert_eq(counted.holds, 1);
     double *mut, *mine;
     size_t n;
-    cr_assert_eq(tern_value_f64_data_mut(got, &mut, &n), TERN_OK, "the copy is the receiver's");
+    cr_assert_eq(tern_value_f64_data_mut(got, &mut, &n), TERN_ESHARED, "the mapping is read-only");
     cr_assert_eq(tern_value_f64_data_mut(v, &mine, &n), TERN_OK, "the sender's stays writable");
-    cr_assert_neq(mut, mine);
-    mut[0] = 42.0; /* the copy is independent of the sender's buffer */
-    cr_assert_neq(mine[0], 42.0);
+    /* the mapping shows the sender's pages: what the sender promises not to change */
+    const double *seen;
+    cr_assert_eq(tern_value_get_f64_array(got, &seen, &n), TERN_OK);
+    cr_assert_neq((const void *)seen, (const void *)mine);
+    mine[1] = 42.0;
+    cr_assert_eq(seen[1], 42.0, "the receiver does not see the sender's buffer");
+    mine[1] = 0.5 - 7.25;
+    tern_value *extra = tern_value_ref(got);
     tern_value_unref(got);
+    cr_assert_eq(counted.unpins, 0, "unpinned while still referenced");
+    tern_value_unref(extra);
+    cr_assert_eq(counted.unpins, 1, "the last reference went without an unpin");
+    cr_assert_str_eq(counted.key, "k");
+    /* a lent descriptor needs someone to unpin it */
+    tern_value *out = (tern_value *)1;
+    cr_assert_eq(terni_shm_import(d, "k", NULL, &out, &lent, err, sizeof(err)), TERN_EINVAL);
+    cr_assert_null(out);
     /* a lent descriptor needs a file sealed against shrinking: an unsealed memfd is refused */
     int plain = memfd_create("plain", MFD_CLOEXEC);
     cr_assert_geq(plain, 0);
@@ -158,18 +205,59 @@ Test(shm, a_memfd_backed_array_is_lent_and_copied_by_the_receiver)
     tern_value *unsealed = with2(d, "fd", tern_int(plain), "ino", tern_int((int64_t)st.st_ino));
     cr_assert_eq(import_rc(unsealed), TERN_EIO);
     close(plain);
-    /* resolve lists the keys it copied from lent descriptors, to unpin */
-    tern_value *shm = tern_map_new(), *merged, *retry, *lentkeys;
-    cr_assert_eq(tern_map_set(shm, "k", tern_value_ref(d)), TERN_OK);
-    cr_assert_eq(terni_shm_resolve(NULL, shm, &merged, &retry, &lentkeys), TERN_OK);
+    /* resolve maps it the same way, with the unpinner it is given */
+    tern_value *shm = tern_map_new(), *merged, *retry;
+    cr_assert_eq(tern_map_set(shm, "k2", tern_value_ref(d)), TERN_OK);
+    counted = (unpins){ 0 };
+    cr_assert_eq(terni_shm_resolve(NULL, shm, &counter, &merged, &retry), TERN_OK);
     cr_assert_null(retry);
-    cr_assert_eq(tern_list_len(lentkeys), 1);
+    cr_assert_eq(counted.holds, 1);
     tern_value_unref(merged);
-    tern_value_unref(lentkeys);
+    cr_assert_eq(counted.unpins, 1);
+    cr_assert_str_eq(counted.key, "k2");
     tern_value_unref(shm);
     terni_shm_file_close(&f);
     tern_value_unref(d);
     tern_value_unref(v);
+}
+
+/* A buffer forsaken by its lender (its reader's connection closed while it may still map it)
+ * is never written through the API again, nor cached: freed, it is unmapped and closed, and
+ * the next array of its size gets a new memfd. */
+Test(shm, a_forsaken_buffer_is_neither_writable_nor_reused)
+{
+#ifdef TEST_ASAN
+    cr_skip("arrays stay on the heap under AddressSanitizer (bigbuf.h)");
+#endif
+    terni_shm_file f;
+    tern_value *d, *v = lent_ramp(&f, &d);
+    double *mine;
+    size_t n;
+    cr_assert_eq(tern_value_f64_data_mut(v, &mine, &n), TERN_OK);
+    terni_bigbuf_forsake(mine);
+    cr_assert_eq(tern_value_f64_data_mut(v, &mine, &n), TERN_ESHARED,
+                 "a forsaken buffer is still writable");
+    tern_value *got;
+    bool lent;
+    char err[256] = "";
+    cr_assert_eq(terni_shm_import(d, "k", &counter, &got, &lent, err, sizeof(err)), TERN_OK, "%s",
+                 err);
+    uint64_t ino = f.ino;
+    terni_shm_file_close(&f);
+    tern_value_unref(d);
+    tern_value_unref(v); /* freed: not cached */
+    tern_value *w = f64_ramp(N), *d2 = export(w, &f);
+    cr_assert(f.lent);
+    cr_assert_neq(f.ino, ino, "a forsaken buffer was reused");
+    cr_assert_eq(tern_value_f64_data_mut(w, &mine, &n), TERN_OK);
+    mine[0] = 99.0; /* the mapping still shows what was lent */
+    tern_value *ref = f64_ramp(N);
+    cr_assert(tern_value_equal(got, ref), "the reader's mapping changed");
+    tern_value_unref(ref);
+    tern_value_unref(got);
+    terni_shm_file_close(&f);
+    tern_value_unref(d2);
+    tern_value_unref(w);
 }
 
 LTest(shm, round_trip_shaped_i64)
@@ -185,7 +273,8 @@ LTest(shm, round_trip_shaped_i64)
     tern_value *d = export(v, &f), *got;
     char err[256] = "";
     bool lent;
-    cr_assert_eq(terni_shm_import(d, &got, &lent, err, sizeof(err)), TERN_OK, "%s", err);
+    cr_assert_eq(terni_shm_import(d, "k", &counter, &got, &lent, err, sizeof(err)), TERN_OK, "%s",
+                 err);
     cr_assert_eq(tern_value_type(got), TERN_T_I64_ARRAY);
     size_t ndim;
     const size_t *sh;
@@ -421,9 +510,10 @@ LTest(shm, resolve_sorts_keys)
     cr_assert_eq(tern_map_set(shm, "good", tern_value_ref(d)), TERN_OK);
     cr_assert_eq(tern_map_set(shm, "gone", with(d, "fd", tern_int(999999))), TERN_OK);
     cr_assert_eq(tern_map_set(shm, "junk", tern_text("not a descriptor")), TERN_OK);
-    tern_value *merged, *retry, *lent;
-    cr_assert_eq(terni_shm_resolve(values, shm, &merged, &retry, &lent), TERN_OK);
-    cr_assert_null(lent, "a sealed copy counted as lent");
+    tern_value *merged, *retry;
+    counted = (unpins){ 0 };
+    cr_assert_eq(terni_shm_resolve(values, shm, &counter, &merged, &retry), TERN_OK);
+    cr_assert_eq(counted.holds, 0, "a sealed copy counted as lent");
     const tern_value *got;
     cr_assert_eq(tern_map_len(merged), 2);
     cr_assert_eq(tern_map_get(merged, "small", &got), TERN_OK);
@@ -441,12 +531,12 @@ LTest(shm, resolve_sorts_keys)
     tern_value_unref(merged);
     tern_value_unref(retry);
     /* nothing to retry; shm absent; shm not a map */
-    cr_assert_eq(terni_shm_resolve(values, NULL, &merged, &retry, &lent), TERN_OK);
+    cr_assert_eq(terni_shm_resolve(values, NULL, &counter, &merged, &retry), TERN_OK);
     cr_assert_null(retry);
     cr_assert_eq(tern_map_len(merged), 1);
     tern_value_unref(merged);
     tern_value *bad = tern_list_new(0);
-    cr_assert_eq(terni_shm_resolve(values, bad, &merged, &retry, &lent), TERN_EPROTO);
+    cr_assert_eq(terni_shm_resolve(values, bad, &counter, &merged, &retry), TERN_EPROTO);
     cr_assert_null(merged);
     cr_assert_null(retry);
     tern_value_unref(bad);
