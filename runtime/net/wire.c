@@ -47,6 +47,16 @@ const char *terni_get_text(const tern_value *m, const char *key)
     return tern_value_get_text(terni_get(m, key), &s, NULL) == TERN_OK ? s : NULL;
 }
 
+bool terni_list_has_text(const tern_value *list, const char *s)
+{
+    const tern_value *item;
+    const char *t;
+    for (size_t i = 0; tern_list_get(list, i, &item) == TERN_OK; i++)
+        if (tern_value_get_text(item, &t, NULL) == TERN_OK && !strcmp(t, s))
+            return true;
+    return false;
+}
+
 bool terni_get_int(const tern_value *m, const char *key, int64_t *out)
 {
     return tern_value_get_int(terni_get(m, key), out) == TERN_OK;

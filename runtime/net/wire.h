@@ -37,6 +37,8 @@ bool terni_get_int(const tern_value *m, const char *key, int64_t *out);
 bool terni_get_bool(const tern_value *m, const char *key);
 /* The op's name, or "" when m is not an op map. */
 const char *terni_op_name(const tern_value *m);
+/* True if list (a list; anything else holds nothing) has an item equal to the text s. */
+bool terni_list_has_text(const tern_value *list, const char *s);
 
 /* An error result {"error": code, "message": text}. */
 tern_value *terni_error_result(int code, const char *fmt, ...)

@@ -1497,10 +1497,15 @@ static tern_value *op_cancel(session *s, const tern_value *op)
     return tern_null();
 }
 
+/* {"keys": [...], "addresses"?: bool} -> key -> the names (or, with addresses, the data-server
+ * addresses) of the workers holding it. */
 static tern_value *op_who_has(const tern_value *op)
 {
     tern_value *out = tern_map_new();
-    const tern_value *keys = terni_get(op, "keys"), *item;
+    const tern_value *keys = terni_get(op, "keys"), *item, *flag = terni_get(op, "addresses");
+    bool addresses = false;
+    if (flag && tern_value_get_bool(flag, &addresses) != TERN_OK)
+        addresses = false;
     const char *k;
     for (size_t i = 0; out && tern_list_get(keys, i, &item) == TERN_OK; i++) {
         if (tern_value_get_text(item, &k, NULL) != TERN_OK)
@@ -1509,7 +1514,8 @@ static tern_value *op_who_has(const tern_value *op)
         HASH_FIND_STR(S.tasks, k, t);
         tern_value *names = tern_list_new(0);
         for (size_t j = 0; t && names && j < t->who.n; j++)
-            tern_list_append(names, tern_text(WHO_AT(t, j)->name));
+            tern_list_append(names,
+                             tern_text(addresses ? WHO_AT(t, j)->address : WHO_AT(t, j)->name));
         tern_map_set(out, k, names);
     }
     return out;

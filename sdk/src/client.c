@@ -991,6 +991,45 @@ static int fetch_from(terni_peers *peers, const tern_value *who, const char *key
  * lost) after a fetch failed because the holder died, before it reports TERN_ELOST. */
 #define LOST_GRACE_MS 3000
 
+static terni_link *link_of(tern_client *c)
+{
+    pthread_mutex_lock(&c->lock);
+    terni_link *l = c->closed ? NULL : c->link;
+    pthread_mutex_unlock(&c->lock);
+    return l;
+}
+
+/* After the holders a future named could not give key: asks the scheduler where it is now (a
+ * worker may hold a copy it fetched as a dependency, which no event tells us about) and
+ * fetches it from the holders not tried yet. TERN_ELOST if there are none, or they fail. */
+static int fetch_elsewhere(tern_client *c, const tern_value *tried, const char *key,
+                           tern_value **out, char *err, size_t errlen)
+{
+    terni_link *link = link_of(c);
+    tern_value *op = terni_op("who_has"), *reply = NULL, *fresh = tern_list_new(0);
+    char why[256];
+    int rc = TERN_ELOST;
+    if (link && op && fresh && terni_set(op, "keys", tern_list_of(tern_text(key))) &&
+        terni_set(op, "addresses", tern_bool(true))) {
+        tern_value *call = op;
+        op = NULL; /* terni_link_call takes it */
+        if (terni_link_call(link, call, LOST_GRACE_MS, &reply, why, sizeof(why)) == TERN_OK) {
+            const tern_value *now = terni_get(reply, key), *a;
+            const char *addr;
+            for (size_t i = 0; tern_list_get(now, i, &a) == TERN_OK; i++)
+                if (tern_value_get_text(a, &addr, NULL) == TERN_OK &&
+                    !terni_list_has_text(tried, addr))
+                    tern_list_append(fresh, tern_text(addr));
+        }
+    }
+    if (tern_list_len(fresh))
+        rc = fetch_from(c->peers, fresh, key, out, err, errlen);
+    tern_value_unref(op);
+    tern_value_unref(reply);
+    tern_value_unref(fresh);
+    return rc;
+}
+
 int tern_result(tern_future *f, int timeout_ms, tern_value **out)
 {
     if (!f || !out)
@@ -1042,6 +1081,8 @@ int tern_result(tern_future *f, int timeout_ms, tern_value **out)
         char *key = strdup(f->key);
         pthread_mutex_unlock(&c->lock);
         rc = key ? fetch_from(c->peers, who, key, out, err, sizeof(err)) : TERN_ENOMEM;
+        if (rc == TERN_ELOST)
+            rc = fetch_elsewhere(c, who, key, out, err, sizeof(err));
         tern_value_unref(who);
         free(key);
         if (rc == TERN_OK)
@@ -1235,14 +1276,6 @@ void tern_as_completed_free(tern_as_completed *it)
 }
 
 /* ---- scatter and queries ---------------------------------------------------------- */
-
-static terni_link *link_of(tern_client *c)
-{
-    pthread_mutex_lock(&c->lock);
-    terni_link *l = c->closed ? NULL : c->link;
-    pthread_mutex_unlock(&c->lock);
-    return l;
-}
 
 int tern_scatter(tern_client *c, tern_value *value, tern_future **out)
 {

@@ -186,7 +186,7 @@ static const char *A[] = { "w0", NULL }, *B[] = { "w1", NULL };
 /* x = random on A; y = x * ALPHA on B (x moves A -> B); z = x + y on A (y moves B -> A);
  * everything fetched by the client and checked against local_random. shm: whether the
  * shortcut is expected. Then A's executor is killed while B holds its mapping of x: B still
- * computes from it (w = x * 0.5 on B, fetched and checked). */
+ * computes from it (w = x * 0.5 on B, fetched and checked), and the client fetches x from B. */
 static void run_cluster(bool shm)
 {
     pid_t nannies[2], execs[2];
@@ -224,8 +224,11 @@ static void run_cluster(bool shm)
     check_result(w, ref, 0.5, false);
     cr_assert_eq(maps_memfd(execs[1], "r--p", "/memfd:tern"), MAPPED(shm),
                  "B's mapping of x, after A died");
-    /* (not tern_result(x) again: the client's future still names only A as x's holder, and
-     * the scheduler sends no news of B's copy, so that fetch ends in TERN_ELOST) */
+    /* the client's future still names only A as x's holder; once that fetch fails, the client
+     * asks the scheduler, which knows of B's copy */
+    double t0 = now_ms();
+    cr_assert_eq(check_result(x, ref, 1, false), MAPPED(shm), "x from B's copy");
+    cr_assert_lt(now_ms() - t0, T, "fetching x from B took too long");
     tern_future_release(x);
     tern_future_release(y);
     tern_future_release(z);

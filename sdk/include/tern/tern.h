@@ -169,7 +169,8 @@ TERN_API int tern_future_error(tern_future *f, int *code, const char **message, 
 
 /* Waits up to timeout_ms for the result and gives the caller a reference to it in *out.
  * Small results arrive with the completion notice; large ones are fetched from a worker
- * holding them. Errors: TERN_ETIMEDOUT, TERN_ETASK or the task's own code (see
+ * holding them (if the holders named at completion have died, from any other copy the
+ * scheduler knows of). Errors: TERN_ETIMEDOUT, TERN_ETASK or the task's own code (see
  * tern_future_error), TERN_ECANCELED, TERN_ELOST, TERN_ECLOSED. */
 TERN_API int tern_result(tern_future *f, int timeout_ms, tern_value **out);
 
