@@ -460,7 +460,8 @@ static void lender_unpin(void *arg, const char *key)
             nng_aio_free(op->aio);
         free(op);
     }
-    nng_msg_free(m);
+    if (m)
+        nng_msg_free(m);
     tern_value_unref(req);
     lender_unref(l);
 }

@@ -349,7 +349,8 @@ int terni_shm_import(const tern_value *desc, const char *key, const terni_shm_un
     tern_value *v = NULL;
     if (m && b) {
         *m = (mapping){ .addr = addr, .len = (size_t)len };
-        memcpy(m->key, key, keylen);
+        if (keylen)
+            memcpy(m->key, key, keylen);
         b->release = unmap;
         b->arg = m;
         atomic_init(&b->refs, 0);

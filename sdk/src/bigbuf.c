@@ -21,14 +21,15 @@
  *  worker.c's pins). A buffer whose reader can no longer tell the lender that it is done (its
  *  connection closed while it may still map the buffer) is forsaken: it is never written
  *  again (terni_value_writable asks terni_bigbuf_forsaken) nor cached, only unmapped and
- *  closed when freed, and the reader's mapping keeps its pages. Before, a served buffer was sealed
- * read-only in place and could never be reused: every served array cost a fresh buffer later (6 ms
- * and more for 8 MB of new shared memory, more than the copy). Each memfd-backed buffer, live or
- * cached, holds a descriptor, so at most MEMFD_MAX of them exist at once (and at most a quarter of
- * RLIMIT_NOFILE); past that, and if memfd_create fails, buffers are anonymous as before and served
- * by copying. Live memfd buffers are found by address in a small array (there are at most
- * MEMFD_MAX, each of at least 1 MB). A shared mapping stays shared across fork(): plugin code that
- * forks must not let its child write to arrays.
+ *  closed when freed, and the reader's mapping keeps its pages. Before, a served buffer was
+ *  sealed read-only in place and could never be reused: every served array cost a fresh
+ *  buffer later (6 ms and more for 8 MB of new shared memory, more than a copy). Each
+ *  memfd-backed buffer, live or cached, holds a descriptor, so at most MEMFD_MAX of them exist
+ *  at once (and at most a quarter of RLIMIT_NOFILE); past that, and if memfd_create fails,
+ *  buffers are anonymous as before and served by copying. Live memfd buffers are found by
+ *  address in a small array (there are at most MEMFD_MAX, each of at least 1 MB). A shared
+ *  mapping stays shared across fork(): plugin code that forks must not let its child write to
+ *  arrays.
  */
 #include "bigbuf.h"
 
