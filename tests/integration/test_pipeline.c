@@ -2,8 +2,8 @@
  * on a real cluster of two workers, a task whose only missing dependency is running on a
  * worker, as that dependency's only dependent, goes to that worker at once and starts when
  * the dependency finishes there; further dependents of a fan-out are placed as usual; and a
- * dependency that fails or is retried, or a dependent no longer wanted, leaves nothing hanging
- * or running.
+ * dependency that fails or is retried, or a dependent no longer wanted, leaves nothing hanging,
+ * running or waiting on the worker.
  *
  * Early placement needs the dependency's symbol to have given small results before, so each
  * test first runs clusterplug:sleep_ms once. The dependency is sleep_ms(SLOW), so that the
@@ -30,6 +30,19 @@ static int64_t sym_count(const char *fn, const char *state)
     int64_t n = 0;
     if (tern_map_get(st, "symbols", &syms) == TERN_OK && tern_map_get(syms, fn, &m) == TERN_OK)
         n = map_int(m, state);
+    tern_value_unref(st);
+    return n;
+}
+
+/* The number of tasks in state ("erred", "memory", ...) in the scheduler's status. */
+static int64_t task_count(const char *state)
+{
+    tern_value *st = NULL;
+    OK(tern_status_info(C, &st));
+    const tern_value *tasks;
+    int64_t n = 0;
+    if (tern_map_get(st, "tasks", &tasks) == TERN_OK)
+        n = map_int(tasks, state);
     tern_value_unref(st);
     return n;
 }
@@ -131,6 +144,45 @@ Test(pipeline, an_early_dependent_of_a_failing_task_errs, .init = up2, .fini = c
     tern_future_release(again);
     tern_future_release(t);
     tern_future_release(d);
+    down();
+}
+
+/* A dependency that fails cancels its early dependent on the worker too, not only for the
+ * client: when the same key later runs there again and succeeds, the dependent (which would
+ * still be waiting for that key, had the worker kept it) does not run. */
+Test(pipeline, a_failed_dependency_leaves_no_dependent_waiting_on_its_worker, .init = up2,
+     .fini = cleanup)
+{
+    warm();
+    const char *w0[] = { "local-0", NULL };
+    tern_submit_opts on_w0 = { .workers = w0 };
+    /* sleep_ms(SLOW, path) fails on its first run only; count(path, d) appends a byte */
+    tern_future *d = submit("clusterplug:sleep_ms",
+                            tern_list_of(tern_int(SLOW), tern_text(scratch("runs"))), &on_w0);
+    tern_future *t = submit("clusterplug:count",
+                            tern_list_of(tern_text(scratch("ran")), tern_future_ref(d)), NULL);
+    nap_ms(SLOW / 4);
+    cr_expect_eq(sym_count("clusterplug:count", "processing"), 1, "not placed early");
+    error_message(t);
+    char key[256];
+    snprintf(key, sizeof(key), "%s", tern_future_key(d));
+    tern_future_release(t);
+    tern_future_release(d);
+    double t0 = now_ms();
+    while (task_count("erred") > 0) { /* the scheduler forgets both */
+        cr_assert_lt(now_ms() - t0, T, "the released erred tasks are still known");
+        nap_ms(5);
+    }
+    /* the same key again, on the same worker: it succeeds this time */
+    tern_future *again = submit("clusterplug:sleep_ms",
+                                tern_list_of(tern_int(SLOW), tern_text(scratch("runs"))), &on_w0);
+    cr_assert_str_eq(tern_future_key(again), key);
+    cr_assert_eq(int_of(again), SLOW);
+    cr_assert_eq(file_size(scratch("runs")), 2);
+    nap_ms(100);
+    cr_expect_eq(file_size(scratch("ran")), -1,
+                 "the failed dependency's early dependent ran when its key was stored later");
+    tern_future_release(again);
     down();
 }
 
