@@ -40,7 +40,8 @@
 
 #include <uthash.h>
 
-#define CONNECT_MS 3000 /* how long a request waits for a connection to its peer */
+#define CONNECT_MS     3000  /* how long a request waits for a connection to its peer */
+#define UNPIN_REPLY_MS 10000 /* how long an unpin waits for its (ignored) reply */
 
 typedef struct peer {
     char *address;
@@ -396,7 +397,7 @@ static void unpin_op_done(void *arg)
     int rv = nng_aio_result(op->aio);
     if (rv == 0 && !op->sent) {
         op->sent = true;
-        nng_aio_set_timeout(op->aio, 10000);
+        nng_aio_set_timeout(op->aio, UNPIN_REPLY_MS);
         nng_ctx_recv(op->ctx, op->aio);
         return;
     }

@@ -166,6 +166,12 @@ int terni_shm_export(const tern_value *v, const char *name, terni_shm_file *f)
     return file_of(fd, len, false, f);
 }
 
+void terni_shm_forsake(const tern_value *v)
+{
+    if (is_array(v) && !v->u.arr.borrow)
+        terni_bigbuf_forsake(v->u.arr.data);
+}
+
 tern_value *terni_shm_descriptor(const terni_shm_file *f, const tern_value *v)
 {
     if (f->fd < 0 || !is_array(v))

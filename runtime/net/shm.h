@@ -49,6 +49,11 @@ int terni_shm_export(const tern_value *v, const char *name, terni_shm_file *f);
 /* Closes f->fd if open and sets it to -1. */
 void terni_shm_file_close(terni_shm_file *f);
 
+/* The sender, when the reader of v's lent buffer can no longer unpin it (its connection
+ * closed): the buffer is forsaken (terni_bigbuf_forsake), never written or reused again, so a
+ * mapping the reader still holds keeps its bytes. Anything but an array's own buffer: nothing. */
+void terni_shm_forsake(const tern_value *v);
+
 /* The descriptor sent for v (an array) whose bytes are in f:
  * {"pid", "fd", "ino", "dev", "len": int, "type": "f64" | "i64", "shape": [int], "lent"?:
  * true}. NULL if out of memory. */

@@ -1502,10 +1502,8 @@ static tern_value *op_cancel(session *s, const tern_value *op)
 static tern_value *op_who_has(const tern_value *op)
 {
     tern_value *out = tern_map_new();
-    const tern_value *keys = terni_get(op, "keys"), *item, *flag = terni_get(op, "addresses");
-    bool addresses = false;
-    if (flag && tern_value_get_bool(flag, &addresses) != TERN_OK)
-        addresses = false;
+    const tern_value *keys = terni_get(op, "keys"), *item;
+    bool addresses = terni_get_bool(op, "addresses");
     const char *k;
     for (size_t i = 0; out && tern_list_get(keys, i, &item) == TERN_OK; i++) {
         if (tern_value_get_text(item, &k, NULL) != TERN_OK)

@@ -1012,7 +1012,7 @@ static bool unpin(worker *w, uint32_t pipe, const char *key)
 
 /* A connection to the data server closed: the gate forgets it, and its pins go. Each pinned
  * buffer is forsaken first: its reader maps it (shm.c) and can no longer tell us when it is
- * done, so the buffer must never be written or reused (bigbuf.h). */
+ * done, so the buffer must never be written or reused (terni_shm_forsake). */
 static void data_pipe_gone(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     (void)ev;
@@ -1028,15 +1028,7 @@ static void data_pipe_gone(nng_pipe p, nng_pipe_ev ev, void *arg)
         pthread_mutex_unlock(&w->lock);
         if (!v)
             break;
-        const double *data;
-        size_t n;
-        if (tern_value_get_f64_array(v, &data, &n) == TERN_OK)
-            terni_bigbuf_forsake(data);
-        else {
-            const int64_t *idata;
-            if (tern_value_get_i64_array(v, &idata, &n) == TERN_OK)
-                terni_bigbuf_forsake(idata);
-        }
+        terni_shm_forsake(v);
         tern_value_unref(v);
     }
 }

@@ -191,6 +191,17 @@ int64_t map_int(const tern_value *m, const char *key)
     return i;
 }
 
+int64_t state_count(const char *state)
+{
+    tern_value *st = NULL;
+    OK(tern_status_info(C, &st));
+    const tern_value *tasks;
+    cr_assert_eq(tern_map_get(st, "tasks", &tasks), TERN_OK);
+    int64_t n = map_int(tasks, state);
+    tern_value_unref(st);
+    return n;
+}
+
 load cluster_load(tern_client *c)
 {
     tern_value *st = NULL;

@@ -64,6 +64,8 @@ bool list_has_text(const tern_value *l, const char *s);
 /* who_has for one future: *names is its list of worker names (borrowed from the result). */
 tern_value *who_has(tern_client *c, tern_future *f, const tern_value **names);
 int64_t map_int(const tern_value *m, const char *key);
+/* The number of tasks in state ("erred", "memory", ...) in C's scheduler status. */
+int64_t state_count(const char *state);
 
 /* Totals over the workers of tern_status_info: keys, bytes, number of workers; and the
  * scheduler's keys_in_memory. */

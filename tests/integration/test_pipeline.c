@@ -34,19 +34,6 @@ static int64_t sym_count(const char *fn, const char *state)
     return n;
 }
 
-/* The number of tasks in state ("erred", "memory", ...) in the scheduler's status. */
-static int64_t task_count(const char *state)
-{
-    tern_value *st = NULL;
-    OK(tern_status_info(C, &st));
-    const tern_value *tasks;
-    int64_t n = 0;
-    if (tern_map_get(st, "tasks", &tasks) == TERN_OK)
-        n = map_int(tasks, state);
-    tern_value_unref(st);
-    return n;
-}
-
 static void warm(void)
 {
     tern_future *f = submit("clusterplug:sleep_ms", tern_list_of(tern_int(0)), NULL);
@@ -169,7 +156,7 @@ Test(pipeline, a_failed_dependency_leaves_no_dependent_waiting_on_its_worker, .i
     tern_future_release(t);
     tern_future_release(d);
     double t0 = now_ms();
-    while (task_count("erred") > 0) { /* the scheduler forgets both */
+    while (state_count("erred") > 0) { /* the scheduler forgets both */
         cr_assert_lt(now_ms() - t0, T, "the released erred tasks are still known");
         nap_ms(5);
     }

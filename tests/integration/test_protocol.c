@@ -159,17 +159,6 @@ static int64_t worker_field(const char *name, const char *field)
     return out;
 }
 
-static int64_t state_count(const char *state)
-{
-    tern_value *st = NULL;
-    OK(tern_status_info(C, &st));
-    const tern_value *tasks;
-    cr_assert_eq(tern_map_get(st, "tasks", &tasks), TERN_OK);
-    int64_t n = map_int(tasks, state);
-    tern_value_unref(st);
-    return n;
-}
-
 LTest(protocol, duplicate_and_stale_messages_are_harmless, .init = make_tmpdir,
       .fini = cleanup_procs)
 {
