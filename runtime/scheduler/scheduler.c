@@ -94,14 +94,18 @@ enum { T_WAITING, T_NO_WORKER, T_PROCESSING, T_MEMORY, T_ERRED, T_RELEASED, T_NS
 static const char *const state_names[T_NSTATES] = { "waiting", "no-worker", "processing",
                                                     "memory",  "erred",     "released" };
 
-/* Requests are decoded on nng's threads, into their malloc arenas, and freed by the scheduler's
- * thread; glibc keeps the freed pages resident. After this many bytes of requests the loop calls
+/* Requests are decoded on nng's threads and freed by the scheduler's thread; the daemon keeps
+ * freed pages resident while busy (daemon.c). After this many bytes of requests the loop calls
  * malloc_trim as soon as its queue is empty (a million tasks held: RSS 1,136 -> 673 bytes per
  * task, with 525 of heap in use; a trim of a 1 GB heap takes milliseconds). At 64 MB, up to
  * that much decoded since the last trim could still be resident when the memory is read:
  * tern-bench scale gave 534-568 bytes of RSS per task (337 of heap); at 16 MB, 413-427, and
  * the same time (6.1-6.2 s). */
 #define TRIM_AFTER_BYTES (16u << 20)
+/* After this many, or after any task was forgotten, a whole wait with no event trims too: what
+ * the tail of a burst freed (results released after the last trim, say) is given back, while
+ * heartbeats alone never trigger it. */
+#define TRIM_IDLE_AFTER_BYTES (1u << 20)
 
 /* A task whose dependency fetches fail this often (holders alive but unreachable) errs. */
 #define MAX_LOST_FETCHES 5
@@ -285,6 +289,7 @@ typedef struct sched {
     char http_url[256];
     uint64_t nworkers_lost, nrecomputed; /* failure counters for status */
     size_t request_bytes;                /* decoded since the last malloc_trim */
+    size_t forgotten;                    /* tasks forgotten since the last malloc_trim */
 } sched;
 
 static sched S;
@@ -877,6 +882,7 @@ static void forget_now(task *t)
         for (size_t i = 0; i < t->ndeps; i++)
             maybe_forget(t->deps[i]);
     task_free(t);
+    S.forgotten++;
 }
 
 static void process_forgets(void)
@@ -2355,10 +2361,13 @@ int terni_sched_run(const terni_sched_opts *opts, atomic_int *stop)
         terni_event ev;
         bool trim = S.request_bytes >= TRIM_AFTER_BYTES;
         int got = terni_server_next(S.srv, trim ? 0 : wait_ms, &ev);
-        if (got != TERN_OK && trim) { /* the queue is empty after a burst */
+        /* The queue is empty after a burst, or quiet for a whole wait after some work. */
+        if (got != TERN_OK && (trim || S.request_bytes >= TRIM_IDLE_AFTER_BYTES || S.forgotten)) {
             malloc_trim(0);
             S.request_bytes = 0;
-            continue;
+            S.forgotten = 0;
+            if (trim)
+                continue;
         }
         if (got == TERN_OK && ev.kind == TERNI_EV_REQUEST)
             S.request_bytes += ev.bytes;

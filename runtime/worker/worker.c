@@ -59,6 +59,7 @@
 #include "wire.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
 #include <sys/mman.h>
@@ -76,6 +77,8 @@
 #define FETCH_TIMEOUT_MS 60000
 #define DATA_RECEIVERS   4
 #define SLOT_SIZE        256 /* bytes per executor thread in <workdir>/running */
+#define WATCHDOG_MS      20  /* how often the watchdog checks timeouts and idleness */
+#define TRIM_IDLE_MS     200 /* idle this long after the store changed, the heap is trimmed */
 
 typedef struct stored {
     char *key;
@@ -150,6 +153,7 @@ typedef struct worker {
     size_t nheap, capheap;
     job *running; /* executing now: a list of at most nthreads jobs */
     uint64_t seq;
+    uint64_t store_changes; /* keys stored and dropped so far: the watchdog's idle trim */
     bool stopping;
     atomic_int *stop;
     pthread_t *threads;
@@ -203,6 +207,7 @@ static void store_put(worker *w, const char *key, tern_value *v, int64_t nbytes)
         s->nbytes = nbytes;
         s->shm.fd = -1;
         HASH_ADD_KEYPTR(hh, w->store, s->key, strlen(s->key), s);
+        w->store_changes++;
     } else if (s && !s->key) {
         free(s);
         s = NULL;
@@ -228,6 +233,7 @@ static bool store_drop_locked(worker *w, const char *key)
     if (s) {
         HASH_DEL(w->store, s);
         stored_free(s);
+        w->store_changes++;
     }
     return s != NULL;
 }
@@ -743,14 +749,19 @@ static void timed_out(worker *w, const char *key, int64_t run, int64_t timeout_m
     _exit(TERNI_EXIT_RESTART);
 }
 
+/* The watchdog: every WATCHDOG_MS it ends a task past its timeout (timed_out), and once the
+ * worker has been idle for TRIM_IDLE_MS after its store changed, it gives the free heap back to
+ * the system (malloc_trim): the daemons keep freed memory while busy (daemon.c). */
 static void *watchdog_main(void *arg)
 {
     worker *w = arg;
+    uint64_t seen = 0, trimmed = 0; /* store_changes at the last tick, and at the last trim */
+    uint64_t busy_ns = 0;           /* when the worker was last seen busy or changing */
     for (;;) {
         char key[SLOT_SIZE] = "";
         int64_t run = 0, timeout_ms = 0;
         struct timespec ts;
-        terni_deadline(&ts, 20);
+        terni_deadline(&ts, WATCHDOG_MS);
         pthread_mutex_lock(&w->lock);
         while (!w->stopping && pthread_cond_timedwait(&w->wd_cond, &w->lock, &ts) == 0)
             ;
@@ -768,9 +779,17 @@ static void *watchdog_main(void *arg)
                 break;
             }
         }
+        if (w->nheap || w->running || w->store_changes != seen)
+            busy_ns = now;
+        seen = w->store_changes;
+        bool quiet = seen != trimmed && now - busy_ns >= TRIM_IDLE_MS * 1000000u;
         pthread_mutex_unlock(&w->lock);
         if (key[0])
             timed_out(w, key, run, timeout_ms);
+        if (quiet) {
+            malloc_trim(0);
+            trimmed = seen;
+        }
     }
 }
 

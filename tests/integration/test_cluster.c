@@ -390,6 +390,72 @@ LTest(cluster, release_frees_worker_memory, .init = up2, .fini = cleanup)
     down();
 }
 
+/* Resident kilobytes of a process (VmRSS in /proc/PID/status), or -1. */
+static long rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* The daemons keep freed memory while busy (runtime/util/daemon.c) and give it back once idle:
+ * a worker that held 80 MB of results, and the scheduler that held their copies (small results
+ * ride with "done"), are back near where they started soon after the release, not holding the
+ * pages for ever. */
+LTest(cluster, idle_daemons_give_released_memory_back, .init = make_tmpdir, .fini = cleanup_procs)
+{
+    enum { N = 10000, LEN = 1000 }; /* 8 KB arrays: on the heap, not in memfds (bigbuf.h) */
+    char addr[256];
+    pid_t sched = start_scheduler("tcp://127.0.0.1:0", NULL, addr, sizeof(addr));
+    pid_t nanny = start_worker_with(addr, "w0", NULL);
+    tern_connect_opts o = { .timeout_ms = T };
+    OK(tern_connect(addr, &o, &C));
+    wait_workers(1);
+    pid_t exec = child_of(nanny);
+    cr_assert_gt(exec, 0, "no executor under the worker's nanny");
+    const pid_t pids[2] = { exec, sched };
+    const char *names[2] = { "worker", "scheduler" };
+    long before[2], held[2];
+    for (int p = 0; p < 2; p++)
+        cr_assert_gt(before[p] = rss_kb(pids[p]), 0);
+
+    tern_value **args = malloc(N * sizeof(*args));
+    tern_future **fs = malloc(N * sizeof(*fs));
+    for (int k = 0; k < N; k++)
+        args[k] = tern_list_of(tern_int(LEN), tern_int(k));
+    OK(tern_map(C, "arrays:random", args, N, NULL, fs));
+    OK(tern_wait(fs, N, 90000, TERN_WAIT_ALL));
+    for (int p = 0; p < 2; p++) {
+        held[p] = rss_kb(pids[p]);
+        cr_assert_gt(held[p] - before[p], (long)N * LEN * 8 / 1024 * 3 / 4,
+                     "the %s's RSS grew by %ld kB only, holding %d arrays of %d bytes", names[p],
+                     held[p] - before[p], N, LEN * 8);
+    }
+
+    for (int k = 0; k < N; k++)
+        tern_future_release(fs[k]);
+    double t0 = now_ms();
+    for (int p = 0; p < 2; p++) {
+        long after, bound = before[p] + (held[p] - before[p]) / 4;
+        while ((after = rss_kb(pids[p])) > bound && now_ms() - t0 < 10000)
+            nap_ms(50);
+        cr_assert_leq(after, bound,
+                      "10 s after releasing everything the idle %s still holds %ld kB "
+                      "(%ld before the tasks, %ld while holding their results)",
+                      names[p], after, before[p], held[p]);
+    }
+    free(args);
+    free(fs);
+    down_procs();
+}
+
 /* ---- 9. plugins uploaded before and after a worker joins ----------------------------- */
 
 LTest(cluster, plugin_uploaded_before_and_after_worker_joins, .init = make_tmpdir,
