@@ -334,6 +334,27 @@ const char *test_bin(const char *name)
     return p;
 }
 
+bool sanitized_daemons(void)
+{
+    FILE *f = fopen(test_bin("tern-worker"), "rb");
+    if (!f)
+        return false;
+    /* the runtime's entry point is in the dynamic symbol table's strings of such a binary */
+    static const char *const marks[] = { "__asan_init", "__tsan_init" };
+    char buf[1 << 16];
+    size_t keep = 0, got;
+    bool found = false;
+    while (!found && (got = fread(buf + keep, 1, sizeof(buf) - keep, f)) > 0) {
+        size_t len = keep + got;
+        for (size_t m = 0; !found && m < 2; m++)
+            found = memmem(buf, len, marks[m], strlen(marks[m])) != NULL;
+        keep = len < 16 ? len : 16; /* a mark split between two reads */
+        memmove(buf, buf + len - keep, keep);
+    }
+    fclose(f);
+    return found;
+}
+
 pid_t start_scheduler(const char *listen, const char *const *extra, char *addr, size_t addrlen)
 {
     char addrfile[256];

@@ -90,6 +90,9 @@ pid_t wait_child_of(pid_t parent, pid_t not_this);
 /* The path of a tern program: $TERN_TEST_BIN_DIR (make tsan points it at the TSan-built
  * daemons) or else the build's bin directory. A static buffer per call (4 rotating). */
 const char *test_bin(const char *name);
+/* Whether the daemons test_bin names are built with AddressSanitizer or ThreadSanitizer (make asan,
+ * make tsan): their allocators ignore mallopt and malloc_trim. */
+bool sanitized_daemons(void);
 /* tern-scheduler on listen (port 0 / unique ipc path) with extra options (NULL-terminated,
  * or NULL), and --http none unless extra has --http; addr receives the bound address. */
 pid_t start_scheduler(const char *listen, const char *const *extra, char *addr, size_t addrlen);

@@ -411,6 +411,8 @@ static long rss_kb(pid_t pid)
  * pages for ever. */
 LTest(cluster, idle_daemons_give_released_memory_back, .init = make_tmpdir, .fini = cleanup_procs)
 {
+    if (sanitized_daemons())
+        cr_skip("the daemons are built with a sanitizer, whose allocator keeps freed memory");
     enum { N = 10000, LEN = 1000 }; /* 8 KB arrays: on the heap, not in memfds (bigbuf.h) */
     char addr[256];
     pid_t sched = start_scheduler("tcp://127.0.0.1:0", NULL, addr, sizeof(addr));
