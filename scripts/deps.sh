@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(cmake ninja-build gcc make pkg-config
-          libnng-dev libcbor-dev libopenblas-dev libcriterion-dev libmbedtls-dev uthash-dev
+          libnng-dev libcbor-dev libopenblas-dev libcriterion-dev libmbedtls-dev uthash-dev libgenht1-dev
           openssl libjansson-dev iproute2 python3 chromium doxygen
           "$@")
 

@@ -64,6 +64,7 @@
 #include "scheduler.h"
 
 #include "http.h"
+#include "keytab.h"
 #include "log.h"
 #include "outbox.h"
 #include "rss.h"
@@ -200,7 +201,7 @@ struct task {
     session *submitter;     /* the client that created it, until it finishes */
     task *next_forget;
     struct symstat *sym; /* dashboard counters of its symbol, found once (see statistics) */
-    UT_hash_handle hh;
+    uint64_t seq;        /* creation order (each_in_order) */
 };
 
 /* The items (const a: callers that only read them, e.g. for a const task). */
@@ -277,8 +278,9 @@ typedef struct sched {
     const terni_sched_opts *opts;
     session *sessions;
     worker *workers;
-    task *tasks;
-    interned *strings; /* task names and plugin ids of live tasks */
+    terni_keytab tasks; /* key -> task (keytab.h) */
+    uint64_t task_seq;  /* the next task's seq */
+    interned *strings;  /* task names and plugin ids of live tasks */
     plugin *plugins;
     uint64_t plugin_seq;
     task *forget_head; /* tasks to check for forgetting after the current event */
@@ -735,6 +737,7 @@ static task *task_new(const char *key, const tern_value *args)
         a = NULL, alen = 0;
     task *t = calloc(1, sizeof(*t) + len + 1 + alen);
     if (t) {
+        t->seq = S.task_seq++;
         t->key = (char *)(t + 1);
         memcpy(t->key, key, len + 1);
         if (a) {
@@ -867,7 +870,7 @@ static void forget_now(task *t)
     free_on_workers(t);
     unpend(t);
     bool was_finished = finished(t);
-    HASH_DEL(S.tasks, t);
+    terni_keytab_pop(&S.tasks, t->key);
     for (size_t i = 0; i < t->dependents.n; i++) {
         task *dep = DEPENDENT(t, i);
         for (size_t j = 0; j < dep->ndeps; j++)
@@ -1135,14 +1138,54 @@ static void place_early(task *t)
     stats_placed(t, w);
 }
 
+static int by_seq(const void *a, const void *b)
+{
+    const task *x = *(task *const *)a, *y = *(task *const *)b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Calls fn(t, arg) for each task for which which(t, arg) holds, in creation order (asked again
+ * just before each call: an earlier call may have changed it). The table iterates in hash
+ * order; placing in creation order keeps first submitted, first run among equal priorities.
+ * Out of memory for the sorted list: in the table's order. fn must not add or free tasks. */
+static void each_in_order(bool (*which)(const task *, const void *), void (*fn)(task *, void *),
+                          void *arg)
+{
+    size_t n = 0, k = 0;
+    TERNI_KEYTAB_EACH (&S.tasks, e)
+        n += which(e->value, arg);
+    task **ts = n ? malloc(n * sizeof(*ts)) : NULL;
+    if (!ts) {
+        TERNI_KEYTAB_EACH (&S.tasks, e)
+            if (which(e->value, arg))
+                fn(e->value, arg);
+        return;
+    }
+    TERNI_KEYTAB_EACH (&S.tasks, e)
+        if (k < n && which(e->value, arg))
+            ts[k++] = e->value;
+    qsort(ts, k, sizeof(*ts), by_seq);
+    for (size_t i = 0; i < k; i++)
+        if (which(ts[i], arg))
+            fn(ts[i], arg);
+    free(ts);
+}
+
+static bool is_unassigned(const task *t, const void *arg)
+{
+    (void)arg;
+    return t->state == T_NO_WORKER;
+}
+
+static void place_task(task *t, void *arg)
+{
+    (void)arg;
+    place(t);
+}
+
 static void place_unassigned(void)
 {
-    task *t, *tmp;
-    HASH_ITER(hh, S.tasks, t, tmp)
-    {
-        if (t->state == T_NO_WORKER)
-            place(t);
-    }
+    each_in_order(is_unassigned, place_task, NULL);
 }
 
 /* ---- state transitions ------------------------------------------------------------ */
@@ -1345,7 +1388,7 @@ static void submit_one(session *s, const tern_value *spec, const tern_value *op)
     if (!terni_valid_key(key))
         return; /* nothing to answer to (our client never sends such a key) */
     task *t;
-    HASH_FIND_STR(S.tasks, key, t);
+    t = terni_keytab_get(&S.tasks, key);
     if (t) { /* the same key again: one task, one more interested client */
         add_wanter(t, s);
         if (t->state == T_RELEASED)
@@ -1355,11 +1398,11 @@ static void submit_one(session *s, const tern_value *spec, const tern_value *op)
         return;
     }
     t = task_new(key, args);
-    if (!t || !(t->fn = intern(fn ? fn : "")) || (pid && !(t->plugin_id = intern(pid)))) {
+    if (!t || !(t->fn = intern(fn ? fn : "")) || (pid && !(t->plugin_id = intern(pid))) ||
+        terni_keytab_put(&S.tasks, t->key, t) != 0) {
         if (t)
-            unintern(t->fn);
-        free(t);
-        return;
+            task_free(t);
+        return; /* out of memory: the submission is dropped, unanswered */
     }
     t->state = T_WAITING;
     int64_t v;
@@ -1387,7 +1430,6 @@ static void submit_one(session *s, const tern_value *spec, const tern_value *op)
                 t->restrict_to[k++] = strdup(name);
         }
     }
-    HASH_ADD_KEYPTR(hh, S.tasks, t->key, strlen(t->key), t);
     add_wanter(t, s);
     t->submitter = s;
     s->npending++;
@@ -1413,7 +1455,7 @@ static void submit_one(session *s, const tern_value *spec, const tern_value *op)
         task *d = NULL;
         if (tern_list_get(deps, i, &item) == TERN_OK &&
             tern_value_get_text(item, &dk, NULL) == TERN_OK)
-            HASH_FIND_STR(S.tasks, dk, d);
+            d = terni_keytab_get(&S.tasks, dk);
         if (!d || d == t) {
             code = TERN_ENOTFOUND;
             snprintf(msg, sizeof(msg),
@@ -1476,7 +1518,7 @@ static tern_value *op_release(session *s, const tern_value *op)
     for (size_t i = 0; tern_list_get(keys, i, &item) == TERN_OK; i++) {
         task *t;
         if (tern_value_get_text(item, &k, NULL) == TERN_OK) {
-            HASH_FIND_STR(S.tasks, k, t);
+            t = terni_keytab_get(&S.tasks, k);
             if (t)
                 unwant(t, s);
         }
@@ -1492,7 +1534,7 @@ static tern_value *op_cancel(session *s, const tern_value *op)
         task *t;
         if (tern_value_get_text(item, &k, NULL) != TERN_OK)
             continue;
-        HASH_FIND_STR(S.tasks, k, t);
+        t = terni_keytab_get(&S.tasks, k);
         if (!t || finished(t))
             continue;
         if (t->state == T_PROCESSING && t->on) {
@@ -1515,7 +1557,7 @@ static tern_value *op_who_has(const tern_value *op)
         if (tern_value_get_text(item, &k, NULL) != TERN_OK)
             continue;
         task *t;
-        HASH_FIND_STR(S.tasks, k, t);
+        t = terni_keytab_get(&S.tasks, k);
         tern_value *names = tern_list_new(0);
         for (size_t j = 0; t && names && j < t->who.n; j++)
             tern_list_append(names,
@@ -1539,10 +1581,9 @@ static tern_value *op_status(void)
     worker *w, *wtmp;
     HASH_ITER(hh, S.workers, w, wtmp)
     w->status_keys = tern_list_new(0);
-    task *t, *ttmp;
     stats_begin();
-    HASH_ITER(hh, S.tasks, t, ttmp)
-    {
+    TERNI_KEYTAB_EACH (&S.tasks, e) {
+        task *t = e->value;
         counts[t->state]++;
         in_memory += t->state == T_MEMORY;
         stats_count(t);
@@ -1696,7 +1737,7 @@ static tern_value *op_scatter(session *s, const tern_value *op)
                                   "characters)",
                                   TERNI_MAX_KEY);
     task *t;
-    HASH_FIND_STR(S.tasks, key, t);
+    t = terni_keytab_get(&S.tasks, key);
     if (t) {
         add_wanter(t, s);
         if (finished(t))
@@ -1712,13 +1753,13 @@ static tern_value *op_scatter(session *s, const tern_value *op)
         return terni_error_result(TERN_ENOWORKERS, "no worker is connected to hold the data");
     if (!t) {
         t = task_new(key, NULL);
-        if (!t || !(t->fn = intern(""))) {
-            free(t);
+        if (!t || !(t->fn = intern("")) || terni_keytab_put(&S.tasks, t->key, t) != 0) {
+            if (t)
+                task_free(t);
             return terni_error_result(TERN_ENOMEM, "out of memory");
         }
         t->state = T_WAITING; /* until the worker reports it holds the data */
         t->nwaiting = 1;
-        HASH_ADD_KEYPTR(hh, S.tasks, t->key, strlen(t->key), t);
         add_wanter(t, s);
     }
     tern_value *r = tern_map_new();
@@ -1738,7 +1779,7 @@ static tern_value *op_done(session *s, const tern_value *op)
     terni_get_int(op, "rss_bytes", &s->w->rss); /* optional */
     task *t = NULL;
     if (key)
-        HASH_FIND_STR(S.tasks, key, t);
+        t = terni_keytab_get(&S.tasks, key);
     if (!t) { /* forgotten meanwhile: the worker should drop it */
         if (key)
             send_key_event(s, "free", key);
@@ -1770,7 +1811,7 @@ static tern_value *op_erred(session *s, const tern_value *op)
     terni_get_int(op, "run", &run);
     task *t = NULL;
     if (key)
-        HASH_FIND_STR(S.tasks, key, t);
+        t = terni_keytab_get(&S.tasks, key);
     if (!t || t->state != T_PROCESSING || t->on != s->w || (run >= 0 && run != t->attempt))
         return tern_null(); /* stale: an earlier placement, or no longer wanted */
     if (code == TERN_ELOST && t->ndeps && ++t->lost_fetches < MAX_LOST_FETCHES) {
@@ -1803,7 +1844,7 @@ static tern_value *op_added(session *s, const tern_value *op)
     terni_get_int(op, "nbytes", &nbytes);
     task *t = NULL;
     if (key)
-        HASH_FIND_STR(S.tasks, key, t);
+        t = terni_keytab_get(&S.tasks, key);
     if (!t) {
         if (key)
             send_key_event(s, "free", key);
@@ -1831,7 +1872,7 @@ static void blame_crash(worker *w, const tern_value *crashed)
     for (size_t i = 0; tern_list_get(keys, i, &item) == TERN_OK; i++) {
         task *t = NULL;
         if (tern_value_get_text(item, &key, NULL) == TERN_OK)
-            HASH_FIND_STR(S.tasks, key, t);
+            t = terni_keytab_get(&S.tasks, key);
         if (!t || finished(t))
             continue;
         t->suspicious++;
@@ -1933,6 +1974,31 @@ static bool needs_lost(const task *t)
     return false;
 }
 
+static bool is_processing(const task *t, const void *arg)
+{
+    (void)arg;
+    return t->state == T_PROCESSING;
+}
+
+/* worker_lost's step 3 for one task processing on w, or elsewhere. */
+static void requeue_from(task *t, void *arg)
+{
+    worker *w = arg;
+    if (t->on == w) {
+        t->on = NULL;
+        w->nprocessing--;
+        requeue(t, false);
+    } else if (needs_lost(t)) {
+        requeue(t, true);
+    }
+}
+
+static bool is_ready(const task *t, const void *arg)
+{
+    (void)arg;
+    return t->state == T_WAITING && t->nwaiting == 0 && t->plugin_id;
+}
+
 static void worker_lost(worker *w, const char *why)
 {
     logf_("worker %s left: %s", w->name, why);
@@ -1940,10 +2006,9 @@ static void worker_lost(worker *w, const char *why)
     w->gone = true;
     HASH_DEL(S.workers, w);
     ptrs lostp = { 0 };
-    task *t, *tmp;
     /* 1. Drop the worker from every who_has; collect keys that lost their last copy. */
-    HASH_ITER(hh, S.tasks, t, tmp)
-    {
+    TERNI_KEYTAB_EACH (&S.tasks, e) {
+        task *t = e->value;
         bool had = false;
         for (size_t i = 0; i < t->who.n; i++)
             if (WHO_AT(t, i) == w) {
@@ -1967,23 +2032,12 @@ static void worker_lost(worker *w, const char *why)
     }
     /* 3. Tasks running there go back to waiting; so do tasks running elsewhere that need a
      *    lost key (they would fail fetching it): they are cancelled there. */
-    HASH_ITER(hh, S.tasks, t, tmp)
-    {
-        if (t->state != T_PROCESSING)
-            continue;
-        if (t->on == w) {
-            t->on = NULL;
-            w->nprocessing--;
-            requeue(t, false);
-        } else if (needs_lost(t)) {
-            requeue(t, true);
-        }
-    }
+    each_in_order(is_processing, requeue_from, w);
     /* 4. Lost keys: recompute those still wanted or needed; the rest become lineage. */
     char why_lost[300];
     snprintf(why_lost, sizeof(why_lost), "its only copy was on worker %s, which left", w->name);
     for (size_t i = 0; i < nlost; i++) {
-        t = lost[i];
+        task *t = lost[i];
         if (t->wanters.n || t->nneeders) {
             for (size_t k = 0; k < t->wanters.n && t->plugin_id; k++) {
                 tern_value *ev = terni_op("recomputing");
@@ -2000,11 +2054,7 @@ static void worker_lost(worker *w, const char *why)
     }
     ptrs_free(&lostp);
     /* 5. Place everything that is ready again. */
-    HASH_ITER(hh, S.tasks, t, tmp)
-    {
-        if (t->state == T_WAITING && t->nwaiting == 0 && t->plugin_id)
-            place(t);
-    }
+    each_in_order(is_ready, place_task, NULL);
     free_worker(w);
 }
 
@@ -2026,9 +2076,8 @@ static void session_lost(uint32_t pipe, const char *why)
     if (s->role == ROLE_WORKER && s->w)
         worker_lost(s->w, why);
     if (s->role == ROLE_CLIENT) {
-        task *t, *tmp;
-        HASH_ITER(hh, S.tasks, t, tmp)
-        {
+        TERNI_KEYTAB_EACH (&S.tasks, e) {
+            task *t = e->value;
             if (t->submitter == s)
                 t->submitter = NULL;
             if (ptrs_remove(&t->wanters, s))
@@ -2257,12 +2306,9 @@ static void free_sessions(void)
 /* Frees the task graph, workers and plugins (after free_sessions). */
 static void free_state(void)
 {
-    task *t, *ttmp;
-    HASH_ITER(hh, S.tasks, t, ttmp)
-    {
-        HASH_DEL(S.tasks, t);
-        task_free(t);
-    }
+    TERNI_KEYTAB_EACH (&S.tasks, e)
+        task_free(e->value);
+    terni_keytab_free(&S.tasks);
     worker *w, *wtmp;
     HASH_ITER(hh, S.workers, w, wtmp)
     {
@@ -2349,6 +2395,12 @@ int terni_sched_run(const terni_sched_opts *opts, atomic_int *stop)
             return 1;
         }
     }
+    if (terni_keytab_init(&S.tasks) != 0) {
+        terni_log(TERNI_LOG_ERROR, "out of memory");
+        terni_http_stop(S.http);
+        terni_server_close(S.srv);
+        return 1;
+    }
     for (const char **p = opts->preload; p && *p; p++)
         preload(*p);
     logf_("listening on %s", bound);
@@ -2414,6 +2466,7 @@ void terni_sched_fuzz_begin(const terni_sched_opts *opts)
     memset(&S, 0, sizeof(S));
     S.opts = opts;
     S.task_time = INITIAL_TASK_TIME;
+    terni_keytab_init(&S.tasks); /* out of memory: every put fails, as out of memory */
 }
 
 void terni_sched_fuzz_event(terni_event *ev)

@@ -47,6 +47,7 @@
 
 #include "auth.h"
 #include "bigbuf.h"
+#include "keytab.h"
 #include "link.h"
 #include "outbox.h"
 #include "loader.h"
@@ -80,12 +81,12 @@
 #define WATCHDOG_MS      20  /* how often the watchdog checks timeouts and idleness */
 #define TRIM_IDLE_MS     200 /* idle this long after the store changed, the heap is trimmed */
 
+/* A result held here: in w->store under its key, which it owns (allocated with it). */
 typedef struct stored {
-    char *key;
     tern_value *value;
     int64_t nbytes;
     terni_shm_file shm; /* the value's bytes in a sealed memfd, made on first use (shm.h) */
-    UT_hash_handle hh;
+    char key[];
 } stored;
 
 typedef struct job {
@@ -153,10 +154,10 @@ typedef struct worker {
     pthread_mutex_t lock;
     pthread_cond_t cond;    /* executors: a job was queued, or stopping */
     pthread_cond_t wd_cond; /* watchdog: stopping (its own, so it never takes a job's wake-up) */
-    stored *store;
-    job *blocked;      /* jobs waiting for results computed here (on_compute's "after") */
-    awaited *awaiting; /* key -> the blocked jobs waiting for it */
-    pin *pins;         /* unordered; few at a time */
+    terni_keytab store;     /* key -> stored (keytab.h) */
+    job *blocked;           /* jobs waiting for results computed here (on_compute's "after") */
+    awaited *awaiting;      /* key -> the blocked jobs waiting for it */
+    pin *pins;              /* unordered; few at a time */
     size_t npins, cappins;
     queued *heap; /* max-heap on (priority, -seq) */
     size_t nheap, capheap;
@@ -195,8 +196,7 @@ static void wlog(const worker *w, const char *fmt, ...)
 static tern_value *store_get(worker *w, const char *key)
 {
     pthread_mutex_lock(&w->lock);
-    stored *s;
-    HASH_FIND_STR(w->store, key, s);
+    stored *s = terni_keytab_get(&w->store, key);
     tern_value *v = s ? tern_value_ref(s->value) : NULL;
     pthread_mutex_unlock(&w->lock);
     return v;
@@ -209,17 +209,21 @@ static void unblock(worker *w, const char *key);
 static void store_put(worker *w, const char *key, tern_value *v, int64_t nbytes)
 {
     pthread_mutex_lock(&w->lock);
-    stored *s;
-    HASH_FIND_STR(w->store, key, s);
-    if (!s && (s = calloc(1, sizeof(*s))) && (s->key = strdup(key))) {
-        s->value = tern_value_ref(v);
-        s->nbytes = nbytes;
-        s->shm.fd = -1;
-        HASH_ADD_KEYPTR(hh, w->store, s->key, strlen(s->key), s);
-        w->store_changes++;
-    } else if (s && !s->key) {
-        free(s);
-        s = NULL;
+    stored *s = terni_keytab_get(&w->store, key);
+    if (!s) { /* out of memory, it is not stored: a dependent's fetch fails (TERN_ELOST) */
+        size_t len = strlen(key) + 1;
+        if ((s = calloc(1, sizeof(*s) + len))) {
+            memcpy(s->key, key, len);
+            s->shm.fd = -1;
+            if (terni_keytab_put(&w->store, s->key, s) == 0) {
+                s->value = tern_value_ref(v);
+                s->nbytes = nbytes;
+                w->store_changes++;
+            } else {
+                free(s);
+                s = NULL;
+            }
+        }
     }
     if (s)
         unblock(w, key);
@@ -230,17 +234,14 @@ static void stored_free(stored *s)
 {
     terni_shm_file_close(&s->shm);
     tern_value_unref(s->value);
-    free(s->key);
     free(s);
 }
 
 /* Whether key was held (and is now dropped). */
 static bool store_drop_locked(worker *w, const char *key)
 {
-    stored *s;
-    HASH_FIND_STR(w->store, key, s);
+    stored *s = terni_keytab_pop(&w->store, key);
     if (s) {
-        HASH_DEL(w->store, s);
         stored_free(s);
         w->store_changes++;
     }
@@ -815,10 +816,9 @@ static void take_deps(worker *w, job *j, const tern_value *keys)
     const tern_value *item;
     const char *key;
     for (size_t i = 0; tern_list_get(keys, i, &item) == TERN_OK; i++) {
-        stored *s;
         if (tern_value_get_text(item, &key, NULL) != TERN_OK)
             continue;
-        HASH_FIND_STR(w->store, key, s);
+        stored *s = terni_keytab_pop(&w->store, key);
         if (!s)
             continue;
         if (!j->taken)
@@ -827,7 +827,6 @@ static void take_deps(worker *w, job *j, const tern_value *keys)
          * computes the key again. */
         if (j->taken)
             tern_map_set(j->taken, key, tern_value_ref(s->value));
-        HASH_DEL(w->store, s);
         stored_free(s);
     }
 }
@@ -840,11 +839,9 @@ static void wait_for(worker *w, job *j, const tern_value *keys)
     const tern_value *item;
     const char *key;
     for (size_t i = 0; j->after && tern_list_get(keys, i, &item) == TERN_OK; i++) {
-        stored *s;
         if (tern_value_get_text(item, &key, NULL) != TERN_OK)
             continue;
-        HASH_FIND_STR(w->store, key, s);
-        if (s || !(j->after[j->nafter] = strdup(key)))
+        if (terni_keytab_get(&w->store, key) || !(j->after[j->nafter] = strdup(key)))
             continue;
         if (!await_key(w, j, key)) {
             free(j->after[j->nafter]);
@@ -994,9 +991,8 @@ static void forget_everything(worker *w)
         job_free(w->heap[--w->nheap].j);
     for (job *j = w->running; j; j = j->next_run)
         __atomic_store_n(&j->cancelled, 1, __ATOMIC_RELAXED);
-    stored *s, *tmp;
-    HASH_ITER(hh, w->store, s, tmp)
-    store_drop_locked(w, s->key);
+    TERNI_KEYTAB_EACH (&w->store, e) /* dropping removes only e: safe while iterating */
+        store_drop_locked(w, e->key);
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -1077,7 +1073,7 @@ static tern_value *shm_descriptor(worker *w, uint32_t pipe, const char *key, con
     stored *s;
     bool pinned = false; /* a lent buffer is pinned while s->shm is still the key's */
     pthread_mutex_lock(&w->lock);
-    HASH_FIND_STR(w->store, key, s);
+    s = terni_keytab_get(&w->store, key);
     if (s && s->value == v)
         f = s->shm;
     pinned = f.fd >= 0 && f.lent && pin_add(w, pipe, key, v);
@@ -1090,7 +1086,7 @@ static tern_value *shm_descriptor(worker *w, uint32_t pipe, const char *key, con
             return NULL;
         }
         pthread_mutex_lock(&w->lock);
-        HASH_FIND_STR(w->store, key, s);
+        s = terni_keytab_get(&w->store, key);
         if (s && s->value == v && s->shm.fd < 0) {
             s->shm = made;
             made.fd = -1;
@@ -1378,7 +1374,10 @@ int terni_worker_run(const terni_worker_opts *opts, atomic_int *stop)
     pthread_mutex_init(&w->link_lock, NULL);
     pthread_cond_init(&w->cond, NULL);
     pthread_cond_init(&w->wd_cond, NULL);
-    int rc = terni_loader_open(opts->workdir, &w->loader, err, sizeof(err));
+    int rc = terni_keytab_init(&w->store) == 0 ? TERN_OK : TERN_ENOMEM;
+    snprintf(err, sizeof(err), "out of memory");
+    if (rc == TERN_OK)
+        rc = terni_loader_open(opts->workdir, &w->loader, err, sizeof(err));
     if (rc == TERN_OK)
         rc = terni_peers_new(&w->sec, &w->peers);
     if (rc == TERN_OK)
@@ -1440,12 +1439,9 @@ int terni_worker_run(const terni_worker_opts *opts, atomic_int *stop)
     while (w->nheap)
         job_free(w->heap[--w->nheap].j);
     free(w->heap);
-    stored *s, *tmp;
-    HASH_ITER(hh, w->store, s, tmp)
-    {
-        HASH_DEL(w->store, s);
-        stored_free(s);
-    }
+    TERNI_KEYTAB_EACH (&w->store, e)
+        stored_free(e->value);
+    terni_keytab_free(&w->store);
     terni_loader_close(w->loader);
     if (w->slots)
         munmap(w->slots, w->slots_len);
@@ -1470,7 +1466,9 @@ void *terni_worker_fuzz_new(const terni_worker_opts *opts)
     pthread_mutex_init(&w->link_lock, NULL);
     pthread_cond_init(&w->cond, NULL);
     pthread_cond_init(&w->wd_cond, NULL);
-    if (terni_loader_open(opts->workdir, &w->loader, err, sizeof(err)) != TERN_OK ||
+    snprintf(err, sizeof(err), "out of memory");
+    if (terni_keytab_init(&w->store) != 0 ||
+        terni_loader_open(opts->workdir, &w->loader, err, sizeof(err)) != TERN_OK ||
         terni_gate_new(&opts->token, &w->gate) != TERN_OK) {
         fprintf(stderr, "fuzz worker: %s\n", err);
         abort();
@@ -1502,12 +1500,9 @@ void terni_worker_fuzz_free(void *arg)
     while (w->nheap)
         job_free(w->heap[--w->nheap].j);
     free(w->heap);
-    stored *s, *tmp;
-    HASH_ITER(hh, w->store, s, tmp)
-    {
-        HASH_DEL(w->store, s);
-        stored_free(s);
-    }
+    TERNI_KEYTAB_EACH (&w->store, e)
+        stored_free(e->value);
+    terni_keytab_free(&w->store);
     terni_gate_free(w->gate);
     terni_loader_close(w->loader);
     pthread_mutex_destroy(&w->lock);

@@ -517,6 +517,43 @@ LTest(cluster, plugin_uploaded_before_and_after_worker_joins, .init = make_tmpdi
     down_procs();
 }
 
+/* Tasks submitted while no worker is connected wait, and are placed when one joins in the order
+ * they were submitted (the scheduler's task table iterates in hash order, so it sorts them):
+ * with one executor thread they also finish in that order. */
+LTest(cluster, tasks_waiting_for_a_worker_run_in_submission_order, .init = make_tmpdir,
+      .fini = cleanup_procs)
+{
+    enum { N = 200 };
+    char addr[256];
+    start_scheduler("tcp://127.0.0.1:0", NULL, addr, sizeof(addr));
+    tern_connect_opts o = { .timeout_ms = T };
+    OK(tern_connect(addr, &o, &C));
+    upload(C, PLUGIN("testplug"));
+    tern_future *fs[N];
+    for (int k = 0; k < N; k++)
+        fs[k] = submit("testplug:inc", tern_list_of(tern_int(k)), NULL);
+    nap_ms(100);
+    for (int k = 0; k < N; k++)
+        cr_assert_eq(tern_future_status(fs[k]), TERN_PENDING, "task %d ran with no worker", k);
+    start_worker(addr, "only"); /* one executor thread */
+    tern_as_completed *it = NULL;
+    OK(tern_as_completed_new(fs, N, &it));
+    for (int k = 0; k < N; k++) {
+        tern_future *f = NULL;
+        OK(tern_as_completed_next(it, T, &f));
+        int at = -1;
+        for (int m = 0; m < N; m++)
+            if (fs[m] == f)
+                at = m;
+        cr_assert_eq(at, k, "the %d-th task to finish was submitted %d-th", k, at);
+        cr_assert_eq(int_of(f), k + 1);
+    }
+    tern_as_completed_free(it);
+    for (int k = 0; k < N; k++)
+        tern_future_release(fs[k]);
+    down_procs();
+}
+
 /* ---- 10. two clients share a pure key -------------------------------------------------- */
 
 LTest(cluster, two_clients_share_a_pure_key, .init = up2, .fini = cleanup)
