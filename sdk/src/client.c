@@ -19,6 +19,7 @@
  */
 #include <tern/tern.h>
 
+#include "keytab.h"
 #include "link.h"
 #include "local.h"
 #include "peers.h"
@@ -68,7 +69,6 @@ struct tern_future {
     uint64_t who_seq;         /* bumped whenever who/recomputing/status changes */
     int err_code;
     char *err_msg, *err_task, *err_key;
-    UT_hash_handle hh;
 };
 
 struct tern_client {
@@ -79,7 +79,7 @@ struct tern_client {
     terni_link *link;
     terni_peers *peers;
     terni_local *local;
-    tern_future *futures; /* by key */
+    terni_keytab futures; /* key -> tern_future (keytab.h: the daemons' tables too) */
     plugin_rec *plugins;
     uint64_t plugin_seq, done_seq, group_seq;
     uint64_t key_nonce[2]; /* random, per client: impure keys are the nonce plus a count */
@@ -126,6 +126,7 @@ static void client_free(tern_client *c)
         free(p->id);
         free(p);
     }
+    terni_keytab_free(&c->futures);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);
     free(c);
@@ -145,7 +146,7 @@ static void on_finished(tern_client *c, const tern_value *ev)
     tern_future *f;
     if (!key)
         return;
-    HASH_FIND_STR(c->futures, key, f);
+    f = terni_keytab_get(&c->futures, key);
     if (!f)
         return;
     int64_t nbytes = 0;
@@ -172,7 +173,7 @@ static void on_erred(tern_client *c, const tern_value *ev)
     tern_future *f;
     if (!key)
         return;
-    HASH_FIND_STR(c->futures, key, f);
+    f = terni_keytab_get(&c->futures, key);
     if (!f || (f->status != TERN_PENDING && f->status != TERN_FINISHED))
         return;
     int64_t code = TERN_ETASK;
@@ -198,7 +199,7 @@ static void on_recomputing(tern_client *c, const tern_value *ev)
     tern_future *f;
     if (!key)
         return;
-    HASH_FIND_STR(c->futures, key, f);
+    f = terni_keytab_get(&c->futures, key);
     if (!f || f->status != TERN_FINISHED)
         return;
     tern_value_unref(f->who);
@@ -231,9 +232,8 @@ static void on_events(void *arg, const tern_value *events)
 
 static void fail_pending_locked(tern_client *c, int code, const char *why)
 {
-    tern_future *f, *tmp;
-    HASH_ITER(hh, c->futures, f, tmp)
-    {
+    TERNI_KEYTAB_EACH (&c->futures, e) {
+        tern_future *f = e->value;
         if (f->status == TERN_PENDING) {
             f->status = TERN_CANCELLED;
             f->err_code = code;
@@ -328,6 +328,10 @@ int tern_connect(const char *address, const tern_connect_opts *opts, tern_client
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
     c->refs = 1;
+    if (terni_keytab_init(&c->futures) != 0) {
+        client_free(c);
+        return fail(TERN_ENOMEM, "out of memory");
+    }
     if (getrandom(c->key_nonce, sizeof(c->key_nonce), 0) != (ssize_t)sizeof(c->key_nonce)) {
         client_free(c);
         return fail(TERN_EIO, "getrandom failed");
@@ -540,7 +544,7 @@ static int plugin_id_for(tern_client *c, const char *name, char *id, size_t idle
 static tern_future *future_get_locked(tern_client *c, const char *key, bool *created)
 {
     tern_future *f;
-    HASH_FIND_STR(c->futures, key, f);
+    f = terni_keytab_get(&c->futures, key);
     *created = false;
     if (f) {
         f->refs++;
@@ -551,10 +555,14 @@ static tern_future *future_get_locked(tern_client *c, const char *key, bool *cre
         free(f);
         return NULL;
     }
+    if (terni_keytab_put(&c->futures, f->key, f) != 0) {
+        free(f->key);
+        free(f);
+        return NULL;
+    }
     f->c = c;
     f->refs = 1;
     f->status = TERN_PENDING;
-    HASH_ADD_KEYPTR(hh, c->futures, f->key, strlen(f->key), f);
     c->refs++;
     *created = true;
     return f;
@@ -582,7 +590,7 @@ static void release_many(tern_client *c, tern_future **fs, size_t n)
         tern_future *f = fs[i];
         if (!f || --f->refs)
             continue;
-        HASH_DEL(c->futures, f);
+        terni_keytab_pop(&c->futures, f->key);
         if (!c->closed && keys)
             tern_list_append(keys, tern_text(f->key));
         future_free(f);
