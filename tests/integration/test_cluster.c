@@ -547,6 +547,7 @@ LTest(cluster, tasks_waiting_for_a_worker_run_in_submission_order, .init = make_
                 at = m;
         cr_assert_eq(at, k, "the %d-th task to finish was submitted %d-th", k, at);
         cr_assert_eq(int_of(f), k + 1);
+        tern_future_release(f); /* as_completed_next's reference */
     }
     tern_as_completed_free(it);
     for (int k = 0; k < N; k++)
