@@ -47,7 +47,6 @@ void *terni_keytab_pop(terni_keytab *t, const char *key);
 size_t terni_keytab_count(const terni_keytab *t);
 
 /* for (each entry e of t): e->key, e->value; see the notes on changing t meanwhile. */
-#define TERNI_KEYTAB_EACH(t, e)                                                              \
-    for (htsp_entry_t *e = htsp_first(t); e; e = htsp_next((t), e))
+#define TERNI_KEYTAB_EACH(t, e) for (htsp_entry_t *e = htsp_first(t); e; e = htsp_next((t), e))
 
 #endif

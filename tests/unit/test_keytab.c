@@ -26,8 +26,7 @@ static void free_keys(void)
     free(keys);
 }
 
-Test(keytab, finds_every_key_through_growth_and_none_other, .init = make_keys,
-     .fini = free_keys)
+Test(keytab, finds_every_key_through_growth_and_none_other, .init = make_keys, .fini = free_keys)
 {
     terni_keytab t;
     cr_assert_eq(terni_keytab_init(&t), 0);
@@ -63,16 +62,15 @@ Test(keytab, removed_keys_are_gone_and_their_slots_serve_again, .init = make_key
         }
     }
     cr_assert_eq(terni_keytab_count(&t), WINDOW);
-    cr_assert_leq(t.mask + 1, 16 * WINDOW, "the table grew to %u slots for %d keys",
-                  t.mask + 1, WINDOW);
+    cr_assert_leq(t.mask + 1, 16 * WINDOW, "the table grew to %u slots for %d keys", t.mask + 1,
+                  WINDOW);
     for (int i = N - WINDOW; i < N; i++)
         cr_assert_eq(terni_keytab_get(&t, keys[i]), &keys[i]);
     cr_assert_null(terni_keytab_pop(&t, keys[0]), "a key popped twice");
     terni_keytab_free(&t);
 }
 
-Test(keytab, iteration_visits_each_key_once_and_may_remove_it, .init = make_keys,
-     .fini = free_keys)
+Test(keytab, iteration_visits_each_key_once_and_may_remove_it, .init = make_keys, .fini = free_keys)
 {
     enum { M = 5000 };
     terni_keytab t;
@@ -82,8 +80,7 @@ Test(keytab, iteration_visits_each_key_once_and_may_remove_it, .init = make_keys
     char *seen = calloc(M, 1);
     cr_assert_not_null(seen);
     size_t visits = 0;
-    TERNI_KEYTAB_EACH(&t, e)
-    {
+    TERNI_KEYTAB_EACH (&t, e) {
         int i = (int)((char(*)[48])e->value - keys);
         cr_assert(i >= 0 && i < M && !seen[i], "entry %d visited twice or unknown", i);
         seen[i] = 1;
