@@ -1,4 +1,4 @@
-/* The daemons' large key tables over genht's htsp (keytab.h). */
+/* Large key tables over genht's htsp (keytab.h). */
 #include "keytab.h"
 
 #include <genht/hash.h>

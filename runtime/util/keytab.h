@@ -1,6 +1,7 @@
-/* A table from text keys to records, for the daemons' largest tables (the scheduler's tasks,
- * the worker's stored results): genht's open-addressing string table (htsp, Debian's
- * libgenht1-dev), whose slots keep each key's hash beside the key and value pointers.
+/* A table from text keys to records, for the largest tables (the scheduler's tasks, the
+ * worker's stored results, the client's futures): genht's open-addressing string table (htsp,
+ * Debian's libgenht1-dev), whose slots keep each key's hash beside the key and value
+ * pointers. libtern compiles this file in too, with genht's symbols kept inside it.
  *
  * Design notes
  *  - Why not uthash, which the smaller tables use: uthash chains records through a handle in
@@ -46,7 +47,8 @@ void *terni_keytab_pop(terni_keytab *t, const char *key);
 /* The number of keys in the table. */
 size_t terni_keytab_count(const terni_keytab *t);
 
-/* for (each entry e of t): e->key, e->value; see the notes on changing t meanwhile. */
+/* for (each entry e of t): e->key, e->value; see the notes on changing t meanwhile. A zeroed
+ * or empty table has no entries (genht's first entry of a table with none is NULL). */
 #define TERNI_KEYTAB_EACH(t, e) for (htsp_entry_t *e = htsp_first(t); e; e = htsp_next((t), e))
 
 #endif
