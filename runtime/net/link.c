@@ -49,6 +49,7 @@
 #include <time.h>
 
 #define MAX_BATCH 65536
+#define BYE_MS    1000 /* terni_link_close's goodbye: the scheduler's answer, then the poll's end */
 
 typedef struct waiter {
     bool done, abandoned;
@@ -114,6 +115,7 @@ struct terni_link {
     bool flush;   /* lazy ops wait on an idle link: the ticker sends them */
     uint64_t last_sent_ns;
     bool closing, down, threads_started;
+    bool leaving; /* "bye" is on its way: the poll is not re-armed (terni_link_close) */
     pthread_t ticker;
     terni_events_fn on_events;
     terni_down_fn on_down;
@@ -400,8 +402,9 @@ static void arm_poll(terni_link *l)
     int rc = poll ? terni_msg_encode(poll, &m) : TERN_ENOMEM;
     tern_value_unref(poll);
     pthread_mutex_lock(&l->lock);
-    if (l->closing || l->down) {
+    if (l->closing || l->down || l->leaving) {
         l->polling = false;
+        pthread_cond_broadcast(&l->done_cond);
         pthread_mutex_unlock(&l->lock);
         nng_msg_free(m);
         return;
@@ -460,8 +463,9 @@ static void poll_cb(void *arg)
         return;
     }
     pthread_mutex_lock(&l->lock); /* don't spin on a broken link */
-    if (l->closing || l->down) {
+    if (l->closing || l->down || l->leaving) {
         l->polling = false;
+        pthread_cond_broadcast(&l->done_cond);
     } else {
         l->poll_stage = POLL_PAUSE;
         nng_sleep_aio(10, l->poll_aio);
@@ -659,10 +663,39 @@ int terni_link_open(const char *url, const terni_sec *sec, tern_value *hello, in
     return TERN_OK;
 }
 
+/* Before the socket closes: "bye" tells the scheduler to answer our parked poll now (empty)
+ * and any later poll at once, and the poll is not re-armed, so once the chain has ended
+ * nothing can arrive on this socket any more. nng 1.5.2's close can deadlock when a reply
+ * lands during it (upstream #1813), and its stuck reaper then hangs every later close in the
+ * process. Bounded: a scheduler that is gone or does not know "bye" costs BYE_MS at most. */
+static void say_bye(terni_link *l)
+{
+    pthread_mutex_lock(&l->lock);
+    bool up = !l->down && !l->closing && l->threads_started;
+    l->leaving = true;
+    pthread_mutex_unlock(&l->lock);
+    if (!up)
+        return;
+    tern_value *r = NULL;
+    char err[256];
+    if (terni_link_call(l, terni_op("bye"), BYE_MS, &r, err, sizeof(err)) != TERN_OK) {
+        tern_value_unref(r);
+        return;
+    }
+    tern_value_unref(r);
+    struct timespec ts;
+    terni_deadline(&ts, BYE_MS);
+    pthread_mutex_lock(&l->lock);
+    while (l->polling && pthread_cond_timedwait(&l->done_cond, &l->lock, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&l->lock);
+}
+
 void terni_link_close(terni_link *l)
 {
     if (!l)
         return;
+    say_bye(l);
     pthread_mutex_lock(&l->lock);
     l->closing = true;
     fail_queue(l, l->head, "the client is closing");

@@ -156,6 +156,7 @@ struct session {
     worker *w;
     size_t npending;  /* tasks this client created that have not finished */
     terni_event held; /* a request held back by the pending-task limit (held.req != NULL) */
+    bool bye;         /* said "bye": polls are answered at once, never parked (op_bye) */
     UT_hash_handle hh;
 };
 
@@ -2124,6 +2125,22 @@ static tern_value *upload_refusal(const session *s)
     return NULL;
 }
 
+/* The peer is about to close its connection: its parked poll is answered now (empty; events
+ * queued for it stay queued) and any later one at once, so that nothing is sent to it while it
+ * closes (nng 1.5.2's close can deadlock when a reply lands then: link.c, say_bye). */
+static tern_value *op_bye(session *s)
+{
+    s->bye = true;
+    if (s->poll) {
+        tern_value *empty = tern_list_new(0);
+        if (!empty || terni_server_reply(s->poll, empty) != TERN_OK)
+            terni_server_drop(s->poll);
+        tern_value_unref(empty);
+        s->poll = NULL;
+    }
+    return tern_null();
+}
+
 static tern_value *dispatch(session *s, const tern_value *op)
 {
     const char *name = terni_op_name(op);
@@ -2131,6 +2148,8 @@ static tern_value *dispatch(session *s, const tern_value *op)
         return op_hello(s, op);
     if (s->role == ROLE_NONE)
         return terni_error_result(TERN_EPROTO, "say hello first (op %s before hello)", name);
+    if (!strcmp(name, "bye"))
+        return op_bye(s);
     if (s->role == ROLE_CLIENT) {
         if (!strcmp(name, "submit"))
             return op_submit(s, op);
@@ -2216,6 +2235,9 @@ static void handle_request(terni_event *ev)
                !strcmp(terni_op_name(first), "poll") && tern_list_len(ev->body) > 1) {
         reply = tern_list_of(terni_error_result(TERN_EPROTO, "a poll request must hold only the "
                                                              "poll op"));
+    } else if (first && !strcmp(terni_op_name(first), "poll") && s->role != ROLE_NONE &&
+               s->bye) { /* a poll sent before the peer's "bye" arrived: answered, not parked */
+        reply = tern_list_new(0);
     } else if (first && !strcmp(terni_op_name(first), "poll") && s->role != ROLE_NONE) {
         if (s->poll) { /* one poll per peer: answer the older one empty */
             tern_value *empty = tern_list_new(0);
