@@ -42,6 +42,7 @@
 
 #define CONNECT_MS     3000  /* how long a request waits for a connection to its peer */
 #define UNPIN_REPLY_MS 10000 /* how long an unpin waits for its (ignored) reply */
+#define UNPIN_WAIT_MS  1000  /* how long terni_peers_free waits for unpins in flight */
 
 typedef struct peer {
     char *address;
@@ -64,8 +65,10 @@ struct terni_peers {
     terni_sec sec; /* strings point to the copies above */
     pthread_mutex_t lock;
     peer *by_addr;
-    bool closed;     /* terni_peers_free has begun: no more unpins (under lock) */
-    atomic_int refs; /* the owner's, and one per lender (mapped lent arrays) */
+    bool closed;             /* terni_peers_free has begun: no more unpins (under lock) */
+    int unpinning;           /* unpin ops sent and not yet answered (under lock) */
+    pthread_cond_t unpinned; /* unpinning went down */
+    atomic_int refs; /* the owner's, one per lender (mapped lent arrays), one per unpin op */
 };
 
 static char *dup_or_null(const char *s, bool *ok)
@@ -96,6 +99,7 @@ int terni_peers_new(const terni_sec *sec, terni_peers **out)
         return TERN_ENOMEM;
     }
     pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->unpinned, NULL);
     atomic_init(&p->refs, 1);
     *out = p;
     return TERN_OK;
@@ -104,6 +108,7 @@ int terni_peers_new(const terni_sec *sec, terni_peers **out)
 static void peers_destroy(terni_peers *p)
 {
     pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->unpinned);
     free(p->tls_ca);
     free(p->tls_cert);
     free(p->tls_key);
@@ -123,6 +128,13 @@ void terni_peers_free(terni_peers *p)
         return;
     pthread_mutex_lock(&p->lock);
     p->closed = true; /* arrays still mapped from now on unmap without unpinning */
+    /* Unpins in flight are answered before the sockets close: nng 1.5.2's close can deadlock
+     * when a reply lands during it (upstream #1813), and its stuck reaper then hangs every
+     * later close in the process. Bounded: a sender that does not answer costs UNPIN_WAIT_MS. */
+    struct timespec ts;
+    terni_deadline(&ts, UNPIN_WAIT_MS);
+    while (p->unpinning && pthread_cond_timedwait(&p->unpinned, &p->lock, &ts) == 0)
+        ;
     pthread_mutex_unlock(&p->lock);
     peer *e, *tmp;
     HASH_ITER(hh, p->by_addr, e, tmp)
@@ -389,6 +401,7 @@ typedef struct unpin_op {
     nng_ctx ctx;
     nng_aio *aio;
     bool sent;
+    terni_peers *p; /* a reference, and counted in p->unpinning, until the op is done */
 } unpin_op;
 
 static void unpin_op_done(void *arg)
@@ -408,7 +421,13 @@ static void unpin_op_done(void *arg)
         nng_msg_free(m);
     nng_ctx_close(op->ctx);
     nng_aio_reap(op->aio);
+    terni_peers *p = op->p;
     free(op);
+    pthread_mutex_lock(&p->lock);
+    p->unpinning--;
+    pthread_cond_broadcast(&p->unpinned);
+    pthread_mutex_unlock(&p->lock);
+    peers_unref(p);
 }
 
 /* The sender of some mapped lent arrays: one get's worth, held by each of them. */
@@ -447,14 +466,20 @@ static void lender_unpin(void *arg, const char *key)
         peer *e = NULL;
         if (!p->closed)
             HASH_FIND_STR(p->by_addr, l->address, e);
-        if (e && nng_ctx_open(&op->ctx, e->sock) == 0) {
+        bool go = e && nng_ctx_open(&op->ctx, e->sock) == 0;
+        if (go) { /* counted before the lock goes: terni_peers_free waits for it */
+            op->p = p;
+            atomic_fetch_add(&p->refs, 1);
+            p->unpinning++;
+        }
+        pthread_mutex_unlock(&p->lock);
+        if (go) { /* sent outside the lock, which unpin_op_done takes */
             nng_aio_set_timeout(op->aio, CONNECT_MS);
             nng_aio_set_msg(op->aio, m);
             nng_ctx_send(op->ctx, op->aio);
             m = NULL;
             op = NULL;
         }
-        pthread_mutex_unlock(&p->lock);
     }
     if (op) {
         if (op->aio)
