@@ -678,11 +678,10 @@ static void say_bye(terni_link *l)
         return;
     tern_value *r = NULL;
     char err[256];
-    if (terni_link_call(l, terni_op("bye"), BYE_MS, &r, err, sizeof(err)) != TERN_OK) {
-        tern_value_unref(r);
-        return;
-    }
+    int rc = terni_link_call(l, terni_op("bye"), BYE_MS, &r, err, sizeof(err));
     tern_value_unref(r);
+    if (rc != TERN_OK)
+        return;
     struct timespec ts;
     terni_deadline(&ts, BYE_MS);
     pthread_mutex_lock(&l->lock);

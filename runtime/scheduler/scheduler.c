@@ -1388,8 +1388,7 @@ static void submit_one(session *s, const tern_value *spec, const tern_value *op)
     const tern_value *deps = terni_get(spec, "deps");
     if (!terni_valid_key(key))
         return; /* nothing to answer to (our client never sends such a key) */
-    task *t;
-    t = terni_keytab_get(&S.tasks, key);
+    task *t = terni_keytab_get(&S.tasks, key);
     if (t) { /* the same key again: one task, one more interested client */
         add_wanter(t, s);
         if (t->state == T_RELEASED)
@@ -1557,8 +1556,7 @@ static tern_value *op_who_has(const tern_value *op)
     for (size_t i = 0; out && tern_list_get(keys, i, &item) == TERN_OK; i++) {
         if (tern_value_get_text(item, &k, NULL) != TERN_OK)
             continue;
-        task *t;
-        t = terni_keytab_get(&S.tasks, k);
+        task *t = terni_keytab_get(&S.tasks, k);
         tern_value *names = tern_list_new(0);
         for (size_t j = 0; t && names && j < t->who.n; j++)
             tern_list_append(names,
@@ -1737,8 +1735,7 @@ static tern_value *op_scatter(session *s, const tern_value *op)
                                   "scatter needs a key (1 to %d bytes, no control "
                                   "characters)",
                                   TERNI_MAX_KEY);
-    task *t;
-    t = terni_keytab_get(&S.tasks, key);
+    task *t = terni_keytab_get(&S.tasks, key);
     if (t) {
         add_wanter(t, s);
         if (finished(t))
@@ -2125,19 +2122,25 @@ static tern_value *upload_refusal(const session *s)
     return NULL;
 }
 
+/* Answers s's parked poll, if any, with no events. */
+static void answer_poll_empty(session *s)
+{
+    if (!s->poll)
+        return;
+    tern_value *empty = tern_list_new(0);
+    if (!empty || terni_server_reply(s->poll, empty) != TERN_OK)
+        terni_server_drop(s->poll);
+    tern_value_unref(empty);
+    s->poll = NULL;
+}
+
 /* The peer is about to close its connection: its parked poll is answered now (empty; events
  * queued for it stay queued) and any later one at once, so that nothing is sent to it while it
  * closes (nng 1.5.2's close can deadlock when a reply lands then: link.c, say_bye). */
 static tern_value *op_bye(session *s)
 {
     s->bye = true;
-    if (s->poll) {
-        tern_value *empty = tern_list_new(0);
-        if (!empty || terni_server_reply(s->poll, empty) != TERN_OK)
-            terni_server_drop(s->poll);
-        tern_value_unref(empty);
-        s->poll = NULL;
-    }
+    answer_poll_empty(s);
     return tern_null();
 }
 
@@ -2235,20 +2238,16 @@ static void handle_request(terni_event *ev)
                !strcmp(terni_op_name(first), "poll") && tern_list_len(ev->body) > 1) {
         reply = tern_list_of(terni_error_result(TERN_EPROTO, "a poll request must hold only the "
                                                              "poll op"));
-    } else if (first && !strcmp(terni_op_name(first), "poll") && s->role != ROLE_NONE &&
-               s->bye) { /* a poll sent before the peer's "bye" arrived: answered, not parked */
-        reply = tern_list_new(0);
     } else if (first && !strcmp(terni_op_name(first), "poll") && s->role != ROLE_NONE) {
-        if (s->poll) { /* one poll per peer: answer the older one empty */
-            tern_value *empty = tern_list_new(0);
-            if (!empty || terni_server_reply(s->poll, empty) != TERN_OK)
-                terni_server_drop(s->poll);
-            tern_value_unref(empty);
+        if (s->bye) { /* sent before the peer's "bye" arrived: answered at once, not parked */
+            reply = tern_list_new(0);
+        } else {
+            answer_poll_empty(s); /* one poll per peer: the older one goes empty */
+            s->poll = ev->req;
+            tern_value_unref(ev->body);
+            flush_session(s);
+            return;
         }
-        s->poll = ev->req;
-        tern_value_unref(ev->body);
-        flush_session(s);
-        return;
     } else {
         size_t n = tern_list_len(ev->body);
         reply = tern_list_new(n);

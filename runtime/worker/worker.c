@@ -210,7 +210,7 @@ static void store_put(worker *w, const char *key, tern_value *v, int64_t nbytes)
 {
     pthread_mutex_lock(&w->lock);
     stored *s = terni_keytab_get(&w->store, key);
-    if (!s) { /* out of memory, it is not stored: a dependent's fetch fails (TERN_ELOST) */
+    if (!s) { /* out of memory it is not stored, and a dependent's fetch fails (TERN_ELOST) */
         size_t len = strlen(key) + 1;
         if ((s = calloc(1, sizeof(*s) + len))) {
             memcpy(s->key, key, len);
