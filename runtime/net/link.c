@@ -115,7 +115,8 @@ struct terni_link {
     bool flush;   /* lazy ops wait on an idle link: the ticker sends them */
     uint64_t last_sent_ns;
     bool closing, down, threads_started;
-    bool leaving; /* "bye" is on its way: the poll is not re-armed (terni_link_close) */
+    bool leaving;            /* "bye" is on its way: the poll is not re-armed (terni_link_close) */
+    atomic_bool slab_events; /* decode poll replies into a slab (terni_link_slab_events) */
     pthread_t ticker;
     terni_events_fn on_events;
     terni_down_fn on_down;
@@ -448,7 +449,10 @@ static void poll_cb(void *arg)
     } else if (rv == 0) {
         tern_value *events = NULL;
         char err[512];
-        rc = terni_msg_decode(nng_aio_get_msg(l->poll_aio), &events, err, sizeof(err));
+        nng_msg *m = nng_aio_get_msg(l->poll_aio);
+        rc = atomic_load_explicit(&l->slab_events, memory_order_relaxed)
+                 ? terni_msg_decode_slab(m, &events, err, sizeof(err))
+                 : terni_msg_decode(m, &events, err, sizeof(err));
         nng_aio_set_msg(l->poll_aio, NULL);
         if (rc == TERN_OK && tern_value_type(events) != TERN_T_LIST) {
             tern_value_unref(events);
@@ -830,4 +834,9 @@ bool terni_link_alive(terni_link *l)
     bool alive = !l->closing && !l->down;
     pthread_mutex_unlock(&l->lock);
     return alive;
+}
+
+void terni_link_slab_events(terni_link *l)
+{
+    atomic_store_explicit(&l->slab_events, true, memory_order_relaxed);
 }

@@ -59,6 +59,12 @@ int terni_link_call(terni_link *l, tern_value *op, int timeout_ms, tern_value **
  * unanswered for timeout_ms. Zero turns either off. Thread-safe. */
 void terni_link_liveness(terni_link *l, int heartbeat_ms, int timeout_ms);
 
+/* Decodes later poll replies into one slab each (value_internal.h): cheaper, but a value of
+ * the events that on_events keeps keeps the whole reply's memory. For a peer that keeps
+ * parts of its events only until it has acted on them (a worker: a task's arguments until it
+ * ran), not for one that keeps them as long as its user likes (a client's results). */
+void terni_link_slab_events(terni_link *l);
+
 /* False once the connection is lost or closed. */
 bool terni_link_alive(terni_link *l);
 

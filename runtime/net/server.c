@@ -173,7 +173,7 @@ static void request_cb(void *arg)
     if (!authed && nng_msg_len(m) > TERNI_AUTH_MAX_MSG) { /* not worth decoding */
         nng_msg_free(m);
         snprintf(ev.error, sizeof(ev.error), "too large for an unauthenticated connection");
-    } else if (terni_msg_decode(m, &ev.body, ev.error, sizeof(ev.error)) != TERN_OK) {
+    } else if (terni_msg_decode_slab(m, &ev.body, ev.error, sizeof(ev.error)) != TERN_OK) {
         ev.body = NULL;
     }
     if (screen(s, r, &ev, authed))

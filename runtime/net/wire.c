@@ -125,13 +125,20 @@ static void free_msg(void *arg)
     nng_msg_free(arg);
 }
 
+static const tern_decode_opts msg_opts = { .max_len = TERNI_MAX_MSG,
+                                           .max_depth = TERN_MAX_DEPTH,
+                                           .max_items = TERNI_MAX_ITEMS };
+
 int terni_msg_decode(nng_msg *m, tern_value **out, char *err, size_t errlen)
 {
-    tern_decode_opts opts = { .max_len = TERNI_MAX_MSG,
-                              .max_depth = TERN_MAX_DEPTH,
-                              .max_items = TERNI_MAX_ITEMS };
-    return tern_decode_borrow(nng_msg_body(m), nng_msg_len(m), &opts, free_msg, m, out, err,
+    return tern_decode_borrow(nng_msg_body(m), nng_msg_len(m), &msg_opts, free_msg, m, out, err,
                               errlen);
+}
+
+int terni_msg_decode_slab(nng_msg *m, tern_value **out, char *err, size_t errlen)
+{
+    return terni_decode_slab(nng_msg_body(m), nng_msg_len(m), &msg_opts, free_msg, m, out, err,
+                             errlen);
 }
 
 typedef struct closer {

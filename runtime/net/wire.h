@@ -51,6 +51,9 @@ int terni_msg_encode(const tern_value *v, nng_msg **out);
 /* Decodes a message into a value; arrays borrow the message body, which is freed when the
  * last of them goes (the message is consumed in every case). */
 int terni_msg_decode(nng_msg *m, tern_value **out, char *err, size_t errlen);
+/* terni_msg_decode into one slab (value_internal.h): for a message whose values are all
+ * dropped together soon, as the scheduler's requests are. */
+int terni_msg_decode_slab(nng_msg *m, tern_value **out, char *err, size_t errlen);
 
 /* nng_close(s), but gives up waiting after timeout_ms and returns false. nng 1.5.2 (Debian 12)
  * can deadlock in nng_close while it reaps a pipe (upstream issues #1543/#1813, fixed by PR

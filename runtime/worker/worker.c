@@ -1322,6 +1322,7 @@ static int serve_scheduler(worker *w, tern_value *crashed)
             backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
             continue;
         }
+        terni_link_slab_events(link); /* a job keeps its arguments only until it has run */
         backoff = 100;
         failures = 0;
         tern_value_unref(crashed); /* reported */

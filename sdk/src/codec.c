@@ -922,3 +922,13 @@ int tern_decode_borrow(const void *buf, size_t len, const tern_decode_opts *opts
     terni_borrow_unref(b);
     return rc;
 }
+
+int terni_decode_slab(const void *buf, size_t len, const tern_decode_opts *opts,
+                      void (*release)(void *arg), void *arg, tern_value **out, char *errbuf,
+                      size_t errlen)
+{
+    terni_slab *slab = terni_slab_begin(len); /* NULL: out of memory, plain allocations */
+    int rc = tern_decode_borrow(buf, len, opts, release, arg, out, errbuf, errlen);
+    terni_slab_end(slab);
+    return rc;
+}

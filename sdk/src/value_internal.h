@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <tern/codec.h>
 #include <tern/value.h>
 
 /* Keeps a decode buffer alive while arrays borrow from it (see tern_decode_borrow). */
@@ -22,9 +23,16 @@ typedef struct terni_map_entry {
     tern_value *val;
 } terni_map_entry;
 
+/* tern_value.flags: where the value's memory came from (see terni_slab_begin). */
+enum {
+    TERNI_V_SLAB = 1,       /* the value itself lives in a slab */
+    TERNI_V_SLAB_ITEMS = 2, /* its list items or map entries do */
+};
+
 struct tern_value {
     atomic_uint refs;
-    uint8_t type; /* tern_type */
+    uint8_t type;  /* tern_type */
+    uint8_t flags; /* TERNI_V_* */
     union {
         bool b;
         int64_t i;
@@ -50,6 +58,25 @@ struct tern_value {
         } arr; /* the largest member: the shape lives outside, so that every value is small */
     } u;
 };
+
+/* Slabs: the values a decoder builds from one message, carved from a few large blocks
+ * instead of one malloc each (see value.c). terni_slab_begin makes the calling thread's value
+ * constructors allocate from a new slab, sized for a message of about msg_len bytes, until
+ * terni_slab_end; NULL (and plain malloc) if out of memory. Each value still has its own
+ * reference count and may outlive the rest: a slab's blocks are freed when its last value is.
+ * So a slab suits a message whose values are dropped together, not one whose parts are kept
+ * for long (one kept value keeps its whole slab). */
+typedef struct terni_slab terni_slab;
+terni_slab *terni_slab_begin(size_t msg_len);
+void terni_slab_end(terni_slab *slab);
+
+/* tern_decode_borrow into a slab (above). Exported for the runtime's own programs: the
+ * scheduler decodes its requests so; not part of the SDK. */
+__attribute__((visibility("default"))) int terni_decode_slab(const void *buf, size_t len,
+                                                             const tern_decode_opts *opts,
+                                                             void (*release)(void *arg), void *arg,
+                                                             tern_value **out, char *errbuf,
+                                                             size_t errlen);
 
 /* Element size of an array type (8 for both kinds today). */
 #define TERNI_ELEM_SIZE 8

@@ -1,14 +1,17 @@
 /* libFuzzer target for the CBOR decoder.
  *
- * Every input is decoded with tern_decode and with tern_decode_borrow (from a 64-byte aligned
- * copy, so aligned typed-array payloads really are borrowed); both must give the same result,
- * and the borrow variant must call its release callback exactly once. A value that decodes
+ * Every input is decoded with tern_decode, with tern_decode_borrow (from a 64-byte aligned
+ * copy, so aligned typed-array payloads really are borrowed) and with terni_decode_slab (as
+ * the daemons decode their messages); all must give the same result, and the borrowing ones
+ * must call their release callback exactly once. A value that decodes
  * must then survive the round trip: tern_encoded_size matches the encoding, the encoding
  * decodes to an equal value, and encoding that again gives identical bytes
  * (encode(decode(encode(x))) == encode(x)). Any violation traps. */
 #include <tern/codec.h>
 #include <tern/error.h>
 #include <tern/value.h>
+
+#include "value_internal.h" /* terni_decode_slab */
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -94,6 +97,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tern_value_unref(w);
     } else {
         CHECK(w == NULL);
+    }
+    CHECK(released == 1);
+
+    /* into a slab; a part kept after the rest is dropped must stay intact */
+    released = 0;
+    tern_value *x = (tern_value *)&err;
+    int rc3 = terni_decode_slab(copy, size, NULL, count_release, &released, &x, NULL, 0);
+    CHECK(rc3 == rc);
+    if (rc3 == TERN_OK) {
+        CHECK(tern_value_equal(v, x));
+        const tern_value *part = x;
+        while (tern_list_get(part, tern_list_len(part) / 2, &part) == TERN_OK)
+            ;
+        tern_value *kept = tern_value_ref((tern_value *)part);
+        tern_value_unref(x);
+        check_roundtrip(kept);
+        tern_value_unref(kept);
+    } else {
+        CHECK(x == NULL);
     }
     CHECK(released == 1);
     free(copy);

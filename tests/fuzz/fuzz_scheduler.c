@@ -61,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memcpy(nng_msg_body(m), data, len);
             ev.kind = TERNI_EV_REQUEST;
             ev.req = fake_request_new(ev.pipe);
-            if (terni_msg_decode(m, &ev.body, ev.error, sizeof(ev.error)) != TERN_OK)
+            if (terni_msg_decode_slab(m, &ev.body, ev.error, sizeof(ev.error)) != TERN_OK)
                 ev.body = NULL;
         }
         terni_sched_fuzz_event(&ev);

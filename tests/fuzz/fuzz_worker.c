@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             char err[256];
             if (nng_msg_alloc(&m, len) == 0) {
                 memcpy(nng_msg_body(m), data, len);
-                if (terni_msg_decode(m, &events, err, sizeof(err)) == TERN_OK) {
+                if (terni_msg_decode_slab(m, &events, err, sizeof(err)) == TERN_OK) {
                     tern_value *kept = without_plugins(events);
                     terni_worker_fuzz_events(w, kept);
                     tern_value_unref(kept);

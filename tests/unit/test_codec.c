@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "leakcheck.h"
+#include "value_internal.h" /* terni_decode_slab */
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
@@ -86,6 +87,14 @@ static void check_decodes_back(const tern_value *v, const uint8_t *enc, size_t l
     cr_assert(tern_value_equal(v, d), "%s: borrow-decoded value differs", what);
     tern_value_unref(d);
     cr_expect_eq(released, 1, "%s: release ran %d times", what, released);
+
+    released = 0; /* as the daemons decode their messages */
+    d = NULL;
+    cr_assert_eq(terni_decode_slab(enc, len, NULL, count_release, &released, &d, err, sizeof(err)),
+                 TERN_OK, "%s: %s", what, err);
+    cr_assert(tern_value_equal(v, d), "%s: slab-decoded value differs", what);
+    tern_value_unref(d);
+    cr_expect_eq(released, 1, "%s: release ran %d times after a slab decode", what, released);
 }
 
 /* v must encode to exactly `hex`; encoded size, decode and re-encode must agree. Releases v. */
