@@ -108,6 +108,17 @@ static const char *const state_names[T_NSTATES] = { "waiting", "no-worker", "pro
  * heartbeats alone never trigger it. */
 #define TRIM_IDLE_AFTER_BYTES (1u << 20)
 
+/* Root tasks of one map go to the workers in blocks of up to this many (choose_worker): a
+ * worker's share of a small map stays together (the seed's tree reduction), while a large map
+ * is dealt round, so that every worker gets work from the first slice of its submit op
+ * (SUBMIT_SLICE) instead of one worker the first half. */
+#define MAP_BLOCK 1024
+
+/* A submit op of many tasks lets the workers in after every this many (let_workers_in): their
+ * polls are answered with what has been placed so far, and their reports handled, while the
+ * rest of the op is still being placed. */
+#define SUBMIT_SLICE 2048
+
 /* A task whose dependency fetches fail this often (holders alive but unreachable) errs. */
 #define MAX_LOST_FETCHES 5
 
@@ -293,6 +304,8 @@ typedef struct sched {
     uint64_t nworkers_lost, nrecomputed; /* failure counters for status */
     size_t request_bytes;                /* decoded since the last malloc_trim */
     size_t forgotten;                    /* tasks forgotten since the last malloc_trim */
+    terni_event *later; /* events set aside during a long submit op (let_workers_in) */
+    size_t later_head, nlater, later_cap; /* the oldest is later[later_head] */
 } sched;
 
 static sched S;
@@ -921,9 +934,12 @@ static worker *choose_worker(const task *t)
         return NULL;
     worker *w, *tmp, *best = NULL;
     if (t->ndeps == 0 && t->gsize > 1 && !t->restrict_to) {
-        /* Co-assignment of map siblings: contiguous blocks in join order, which is the
-         * table's iteration order (uthash keeps insertion order; workers are only appended). */
-        size_t want = (size_t)((uint64_t)t->gindex * nworkers / t->gsize), i = 0;
+        /* Co-assignment of map siblings: contiguous blocks, dealt round the workers in join
+         * order, which is the table's iteration order (uthash keeps insertion order; workers
+         * are only appended). A block is each worker's share of the map, at most MAP_BLOCK. */
+        size_t share = (t->gsize + nworkers - 1) / nworkers;
+        size_t block = share < MAP_BLOCK ? share : MAP_BLOCK;
+        size_t want = (t->gindex / block) % nworkers, i = 0;
         HASH_ITER(hh, S.workers, w, tmp)
         {
             if (i++ == want) {
@@ -1496,12 +1512,17 @@ static void submit_one(session *s, const tern_value *spec, const tern_value *op)
         place_early(t);
 }
 
+static void let_workers_in(void);
+
 static tern_value *op_submit(session *s, const tern_value *op)
 {
     const tern_value *tasks = terni_get(op, "tasks");
     const tern_value *spec;
-    for (size_t i = 0; tern_list_get(tasks, i, &spec) == TERN_OK; i++)
+    for (size_t i = 0; tern_list_get(tasks, i, &spec) == TERN_OK; i++) {
         submit_one(s, spec, op);
+        if ((i + 1) % SUBMIT_SLICE == 0 && i + 1 < tern_list_len(tasks))
+            let_workers_in();
+    }
     return tern_null();
 }
 
@@ -2270,6 +2291,81 @@ static void handle_request(terni_event *ev)
     tern_value_unref(ev->body);
 }
 
+/* ---- a long submit op lets the workers in ---------------------------------------- */
+
+static bool later_has_pipe(uint32_t pipe)
+{
+    for (size_t i = S.later_head; i < S.nlater; i++)
+        if (S.later[i].pipe == pipe)
+            return true;
+    return false;
+}
+
+/* Room for one more event set aside; false if out of memory. */
+static bool later_reserve(void)
+{
+    if (S.nlater < S.later_cap)
+        return true;
+    size_t cap = S.later_cap ? S.later_cap * 2 : 64;
+    terni_event *grown = realloc(S.later, cap * sizeof(*grown));
+    if (!grown)
+        return false;
+    S.later = grown;
+    S.later_cap = cap;
+    return true;
+}
+
+/* The next event: those set aside come first, in order, then the server's queue. */
+static int next_event(int timeout_ms, terni_event *ev)
+{
+    if (S.later_head < S.nlater) {
+        *ev = S.later[S.later_head++];
+        if (S.later_head == S.nlater)
+            S.later_head = S.nlater = 0;
+        return TERN_OK;
+    }
+    return terni_server_next(S.srv, timeout_ms, ev);
+}
+
+/* A request that holds just a poll op: it only parks (handle_request). */
+static bool is_poll(const terni_event *ev)
+{
+    const tern_value *op;
+    return tern_list_len(ev->body) == 1 && tern_list_get(ev->body, 0, &op) == TERN_OK &&
+           !strcmp(terni_op_name(op), "poll");
+}
+
+/* Runs between two tasks of a long submit op (op_submit), so that the workers start on the
+ * op's first tasks while the rest is placed, instead of after all of it, and clients hear of
+ * the first results. Parked polls are answered with the events queued so far; then the events
+ * that arrived meanwhile are taken: a worker's requests and a client's polls are handled now
+ * (a poll parks, reports apply), anything else is set aside, in order, for the main loop
+ * (next_event). Each task before this point is complete
+ * (submit_one), so a worker's request changes nothing it could not change between two submit
+ * ops. A session with an event set aside has its later ones set aside too, so every peer's
+ * requests are handled in the order they came; sessions are neither made nor lost here. */
+static void let_workers_in(void)
+{
+    if (!S.srv) /* the fuzzing entry has no server */
+        return;
+    flush_all();
+    terni_event ev;
+    while (later_reserve() && terni_server_next(S.srv, 0, &ev) == TERN_OK) {
+        session *s = NULL;
+        if (ev.kind == TERNI_EV_REQUEST)
+            HASH_FIND(hh, S.sessions, &ev.pipe, sizeof(ev.pipe), s);
+        if (s && (s->role == ROLE_WORKER || (s->role == ROLE_CLIENT && is_poll(&ev))) &&
+            !later_has_pipe(ev.pipe)) {
+            S.request_bytes += ev.bytes;
+            handle_request(&ev);
+            process_forgets();
+        } else {
+            S.later[S.nlater++] = ev;
+        }
+    }
+    flush_all();
+}
+
 /* Handles held requests whose client has dropped below its limit again. */
 static void resume_held(void)
 {
@@ -2322,6 +2418,11 @@ static void free_sessions(void)
         tern_value_unref(s->held.body);
         free(s);
     }
+    for (size_t i = S.later_head; i < S.nlater; i++)
+        tern_value_unref(S.later[i].body); /* their requests belong to the server too */
+    free(S.later);
+    S.later = NULL;
+    S.later_head = S.nlater = S.later_cap = 0;
 }
 
 /* Frees the task graph, workers and plugins (after free_sessions). */
@@ -2433,7 +2534,7 @@ int terni_sched_run(const terni_sched_opts *opts, atomic_int *stop)
         terni_http_refresh(S.http, op_status);
         terni_event ev;
         bool trim = S.request_bytes >= TRIM_AFTER_BYTES;
-        int got = terni_server_next(S.srv, trim ? 0 : wait_ms, &ev);
+        int got = next_event(trim ? 0 : wait_ms, &ev);
         /* The queue is empty after a burst, or quiet for a whole wait after some work. */
         if (got != TERN_OK && (trim || S.request_bytes >= TRIM_IDLE_AFTER_BYTES || S.forgotten)) {
             malloc_trim(0);

@@ -671,6 +671,71 @@ LTest(cluster, map_of_10000_tasks, .init = up2, .fini = cleanup)
     down();
 }
 
+/* A map of many tasks is placed in slices, with the workers' requests and the clients' polls
+ * let in between slices and every other event set aside, in order, until the op is placed
+ * (scheduler.c, let_workers_in). Meanwhile a second client connects, runs a chain and releases
+ * it, and one of the two workers is killed: the second client is served in order, the dead
+ * worker's tasks run on the other, and every task of the map gives its result. */
+LTest(cluster, peers_are_served_while_a_long_map_is_placed, .init = make_tmpdir,
+      .fini = cleanup_procs)
+{
+    enum { N = 40000, LINKS = 20 };
+    char addr[256];
+    start_scheduler("tcp://127.0.0.1:0", NULL, addr, sizeof(addr));
+    start_worker(addr, "stays");
+    pid_t doomed = start_worker_with(addr, "doomed", NULL);
+    tern_connect_opts o = { .timeout_ms = T };
+    OK(tern_connect(addr, &o, &C));
+    wait_workers(2);
+    upload(C, PLUGIN("testplug"));
+    tern_value **args = malloc(N * sizeof(*args));
+    tern_future **fs = malloc(N * sizeof(*fs));
+    tern_value **out = malloc(N * sizeof(*out));
+    cr_assert(args && fs && out);
+    for (int k = 0; k < N; k++)
+        args[k] = tern_list_of(tern_int(k));
+    OK(tern_map(C, "testplug:inc", args, N, NULL, fs));
+    /* The first result comes from the first slice, so the rest is likely still being placed:
+     * the worker's loss and the second client's hello are then set aside until it is. */
+    OK(tern_wait(&fs[0], 1, T, TERN_WAIT_ALL));
+    kill9(doomed);
+    tern_client *b = NULL;
+    OK(tern_connect(addr, &o, &b));
+    tern_future *prev = NULL;
+    OK(tern_submit(b, "testplug:inc", tern_list_of(tern_int(1000)), NULL, &prev));
+    for (int i = 1; i < LINKS; i++) {
+        tern_future *f = NULL;
+        OK(tern_submit(b, "testplug:inc", tern_list_of(tern_future_ref(prev)), NULL, &f));
+        tern_future_release(prev);
+        prev = f;
+    }
+    tern_value *v = NULL;
+    OK(tern_result(prev, T, &v));
+    int64_t got = -1;
+    OK(tern_value_get_int(v, &got));
+    cr_assert_eq(got, 1000 + LINKS, "the second client's chain gave %lld", (long long)got);
+    tern_value_unref(v);
+    tern_future_release(prev);
+    cr_assert(close_bounded(b), "closing the second client hung");
+
+    OK(tern_gather(fs, N, 120000, out));
+    for (int k = 0; k < N; k++) {
+        int64_t i = -1;
+        OK(tern_value_get_int(out[k], &i));
+        cr_assert_eq(i, k + 1, "task %d gave %lld", k, (long long)i);
+        tern_value_unref(out[k]);
+        tern_future_release(fs[k]);
+    }
+    tern_value *st = NULL;
+    OK(tern_status_info(C, &st));
+    cr_assert_eq(map_int(st, "workers_lost"), 1);
+    tern_value_unref(st);
+    free(args);
+    free(fs);
+    free(out);
+    down_procs();
+}
+
 LTest(cluster, chain_of_1000_tasks, .init = up2, .fini = cleanup)
 {
     tern_future *f = submit("testplug:inc", tern_list_of(tern_int(0)), NULL);
