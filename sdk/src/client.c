@@ -694,24 +694,34 @@ static void add_dep(void *arg, const char *key)
  * fn, plugin, group and gsize are the op's (shared by every spec in it), not repeated here.
  * Map keys in CBOR's deterministic order: key, args, deps, gindex, retries, workers,
  * priority, timeout_ms (docs/protocol.md, task spec). */
-static int write_spec(tern_client *c, terni_outbox *o, const char *fn, const char *symbol,
-                      const char *plugin_id, tern_value *args, const tern_submit_opts *opts,
-                      const char *explicit_key, size_t gindex, size_t gsize, char *key,
-                      size_t keylen)
+/* Whether args can go in a spec: TERN_OK with their encoded size in *need, or an error. */
+static int check_args(const char *fn, const tern_value *args, size_t *need)
 {
-    size_t need = tern_encoded_size(args);
-    if (need > TERNI_MAX_ARGS)
+    *need = tern_encoded_size(args);
+    if (*need > TERNI_MAX_ARGS)
         return fail(TERN_ETOOBIG,
                     "the arguments of %s encode to %zu bytes, over the %zu-byte limit of one "
                     "task; put large data on the cluster with tern_scatter and pass the future",
-                    fn, need, (size_t)TERNI_MAX_ARGS);
-    /* encoded once, at the size just computed (the key of a pure task hashes these bytes) */
+                    fn, *need, (size_t)TERNI_MAX_ARGS);
+    if (!*need)
+        return fail(TERN_ETOODEEP, "cannot encode the arguments of %s: %s", fn,
+                    tern_strerror(TERN_ETOODEEP));
+    return TERN_OK;
+}
+
+/* One spec of a submit op; args passed check_args, which gave need. */
+static int write_spec(tern_client *c, terni_outbox *o, const char *symbol, const char *plugin_id,
+                      tern_value *args, size_t need, const tern_submit_opts *opts,
+                      const char *explicit_key, size_t gindex, size_t gsize, char *key,
+                      size_t keylen)
+{
+    /* encoded once, at the size checked (the key of a pure task hashes these bytes) */
     size_t len = need;
-    uint8_t *buf = need ? malloc(need) : NULL;
-    int rc = !need ? TERN_ETOODEEP : !buf ? TERN_ENOMEM : terni_encode_sized(args, need, buf);
+    uint8_t *buf = malloc(need);
+    int rc = !buf ? TERN_ENOMEM : terni_encode_sized(args, need, buf);
     if (rc != TERN_OK) {
         free(buf);
-        return fail(rc, "cannot encode the arguments of %s: %s", fn, tern_strerror(rc));
+        return fail(rc, "cannot encode the arguments of %s: %s", symbol, tern_strerror(rc));
     }
     if (explicit_key) {
         snprintf(key, keylen, "%s", explicit_key);
@@ -826,6 +836,96 @@ static void unref_all(tern_value **vs, size_t n)
         tern_value_unref(vs[i]);
 }
 
+/* Tasks per submit op of a large map: the scheduler decodes and places one part while the
+ * client writes the next, instead of each of them alone in turn (docs/performance.md). */
+#define MAP_PART 16384
+
+/* Writes elements [lo, lo + count) of a map of n as one submit op, makes their futures in
+ * out[lo...] and posts the op. On error no future of the part is left and nothing was posted. */
+static int post_part(tern_client *c, const char *task, const char *symbol, const char *id,
+                     tern_value **arglists, const size_t *need, size_t lo, size_t count, size_t n,
+                     int64_t group, const tern_submit_opts *opts, tern_future **out)
+{
+    int rc = TERN_OK;
+    /* {"fn", "op": "submit", "group"?, "gsize"?, "tasks": [spec...], "plugin"}, written
+     * straight into CBOR (outbox.h) in deterministic key order and posted encoded */
+    terni_outbox o = { 0 };
+    size_t mark;
+    terni_ob_begin(&o, &mark);
+    terni_ob_map(&o, n > 1 ? 6 : 4);
+    terni_ob_text(&o, "fn");
+    terni_ob_text(&o, task);
+    terni_ob_text(&o, "op");
+    terni_ob_text(&o, "submit");
+    if (n > 1) {
+        terni_ob_text(&o, "group");
+        terni_ob_int(&o, group);
+        terni_ob_text(&o, "gsize");
+        terni_ob_int(&o, (int64_t)n);
+    }
+    terni_ob_text(&o, "tasks");
+    terni_ob_list(&o, count);
+    char **keys = calloc(count ? count : 1, sizeof(char *));
+    if (!keys)
+        rc = fail(TERN_ENOMEM, "out of memory");
+    for (size_t k = 0; rc == TERN_OK && k < count; k++) {
+        size_t i = lo + k;
+        char key[TERNI_MAX_KEY + 1], ekey[TERNI_MAX_KEY + 1];
+        const char *explicit_key = NULL;
+        if (opts && opts->key) {
+            if (n == 1)
+                explicit_key = opts->key;
+            else {
+                snprintf(ekey, sizeof(ekey), "%s-%zu", opts->key, i);
+                explicit_key = ekey;
+            }
+        }
+        rc = write_spec(c, &o, symbol, id, arglists[i], need[i], opts, explicit_key, i, n, key,
+                        sizeof(key));
+        if (rc == TERN_OK && !(keys[k] = strdup(key)))
+            rc = fail(TERN_ENOMEM, "out of memory");
+    }
+    terni_ob_text(&o, "plugin");
+    terni_ob_text(&o, id);
+    if (!terni_ob_end(&o, mark) && rc == TERN_OK)
+        rc = fail(TERN_ENOMEM, "out of memory");
+    size_t made = 0; /* futures set in out[lo...] */
+    if (rc == TERN_OK) {
+        pthread_mutex_lock(&c->lock);
+        if (c->closed) {
+            rc = fail(TERN_ECLOSED, "the client is closed");
+        } else {
+            for (; made < count; made++) {
+                bool created;
+                if (!(out[lo + made] = future_get_locked(c, keys[made], &created))) {
+                    rc = fail(TERN_ENOMEM, "out of memory");
+                    break;
+                }
+            }
+            /* Post under the lock: a release of any of these keys queued later by another
+             * thread must reach the scheduler after this submission. */
+            if (rc == TERN_OK) {
+                rc = terni_link_post_encoded(c->link, o.buf, o.len, "submit");
+                o = (terni_outbox){ 0 }; /* the link took the buffer */
+            }
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (rc != TERN_OK) { /* only out[lo, lo + made) were set */
+            for (size_t k = 0; k < made; k++) {
+                tern_future_release(out[lo + k]);
+                out[lo + k] = NULL;
+            }
+            if (rc == TERN_ECLOSED)
+                fail(rc, "the connection to the scheduler is closed");
+        }
+    }
+    terni_outbox_free(&o);
+    for (size_t k = 0; keys && k < count; k++)
+        free(keys[k]);
+    free(keys);
+    return rc;
+}
+
 int tern_map(tern_client *c, const char *task, tern_value **arglists, size_t n,
              const tern_submit_opts *opts, tern_future **out)
 {
@@ -844,89 +944,32 @@ int tern_map(tern_client *c, const char *task, tern_value **arglists, size_t n,
         rc = check_names(task, symbol, opts, n);
     if (rc == TERN_OK)
         rc = plugin_id_for(c, plugin, id, sizeof(id));
-    if (rc != TERN_OK) {
-        unref_all(arglists, n);
-        return rc;
-    }
-    pthread_mutex_lock(&c->lock);
-    int64_t group = (int64_t)++c->group_seq;
-    pthread_mutex_unlock(&c->lock);
-    /* {"fn", "op": "submit", "group"?, "gsize"?, "tasks": [spec...], "plugin"}, written
-     * straight into CBOR (outbox.h) in deterministic key order and posted encoded */
-    terni_outbox o = { 0 };
-    size_t mark;
-    terni_ob_begin(&o, &mark);
-    terni_ob_map(&o, n > 1 ? 6 : 4);
-    terni_ob_text(&o, "fn");
-    terni_ob_text(&o, task);
-    terni_ob_text(&o, "op");
-    terni_ob_text(&o, "submit");
-    if (n > 1) {
-        terni_ob_text(&o, "group");
-        terni_ob_int(&o, group);
-        terni_ob_text(&o, "gsize");
-        terni_ob_int(&o, (int64_t)n);
-    }
-    terni_ob_text(&o, "tasks");
-    terni_ob_list(&o, n);
-    char **keys = calloc(n ? n : 1, sizeof(char *));
-    if (!keys)
+    /* Every argument list is checked before any part is posted: after that only running out
+     * of memory or a closed connection can fail a part, and the parts already posted are then
+     * released, so the map is submitted whole or not at all. */
+    size_t *need = rc == TERN_OK ? malloc((n ? n : 1) * sizeof(size_t)) : NULL;
+    if (rc == TERN_OK && !need)
         rc = fail(TERN_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == TERN_OK && i < n; i++) {
-        char key[TERNI_MAX_KEY + 1], ekey[TERNI_MAX_KEY + 1];
-        const char *explicit_key = NULL;
-        if (opts && opts->key) {
-            if (n == 1)
-                explicit_key = opts->key;
-            else {
-                snprintf(ekey, sizeof(ekey), "%s-%zu", opts->key, i);
-                explicit_key = ekey;
-            }
-        }
-        rc = write_spec(c, &o, task, symbol, id, arglists[i], opts, explicit_key, i, n, key,
-                        sizeof(key));
-        if (rc == TERN_OK && !(keys[i] = strdup(key)))
-            rc = fail(TERN_ENOMEM, "out of memory");
-    }
-    unref_all(arglists, n);
-    terni_ob_text(&o, "plugin");
-    terni_ob_text(&o, id);
-    if (!terni_ob_end(&o, mark) && rc == TERN_OK)
-        rc = fail(TERN_ENOMEM, "out of memory");
-    size_t made = 0; /* futures set in out[] */
+    for (size_t i = 0; rc == TERN_OK && i < n; i++)
+        rc = check_args(task, arglists[i], &need[i]);
+    size_t posted = 0;
     if (rc == TERN_OK) {
         pthread_mutex_lock(&c->lock);
-        if (c->closed) {
-            rc = fail(TERN_ECLOSED, "the client is closed");
-        } else {
-            for (; made < n; made++) {
-                bool created;
-                if (!(out[made] = future_get_locked(c, keys[made], &created))) {
-                    rc = fail(TERN_ENOMEM, "out of memory");
-                    break;
-                }
-            }
-            /* Post under the lock: a release of any of these keys queued later by another
-             * thread must reach the scheduler after this submission. */
-            if (rc == TERN_OK) {
-                rc = terni_link_post_encoded(c->link, o.buf, o.len, "submit");
-                o = (terni_outbox){ 0 }; /* the link took the buffer */
-            }
-        }
+        int64_t group = (int64_t)++c->group_seq;
         pthread_mutex_unlock(&c->lock);
-        if (rc != TERN_OK) { /* only out[0..made) were set: the rest may be garbage */
-            for (size_t i = 0; i < made; i++) {
-                tern_future_release(out[i]);
-                out[i] = NULL;
-            }
-            if (rc == TERN_ECLOSED)
-                fail(rc, "the connection to the scheduler is closed");
-        }
+        do {
+            size_t count = n - posted < MAP_PART ? n - posted : MAP_PART;
+            rc = post_part(c, task, symbol, id, arglists, need, posted, count, n, group, opts, out);
+            if (rc == TERN_OK)
+                posted += count;
+        } while (rc == TERN_OK && posted < n);
     }
-    terni_outbox_free(&o);
-    for (size_t i = 0; keys && i < n; i++)
-        free(keys[i]);
-    free(keys);
+    for (size_t i = 0; rc != TERN_OK && i < posted; i++) { /* parts posted before a failure */
+        tern_future_release(out[i]);                       /* (keeps the failure's message) */
+        out[i] = NULL;
+    }
+    free(need);
+    unref_all(arglists, n);
     return rc;
 }
 

@@ -671,6 +671,39 @@ LTest(cluster, map_of_10000_tasks, .init = up2, .fini = cleanup)
     down();
 }
 
+/* A large map goes in parts (client.c, post_part), but all or nothing: an argument list that
+ * cannot be encoded, even the last one, fails the call before any part is posted. */
+LTest(cluster, a_map_with_one_bad_argument_list_submits_nothing, .init = up2, .fini = cleanup)
+{
+    enum { N = 40000 };
+    tern_value **args = malloc(N * sizeof(*args));
+    tern_future **fs = malloc(N * sizeof(*fs));
+    cr_assert(args && fs);
+    for (int k = 0; k < N - 1; k++)
+        args[k] = tern_list_of(tern_int(k));
+    tern_value *deep = tern_int(0);
+    for (int d = 0; d < TERN_MAX_DEPTH + 8; d++)
+        deep = tern_list_of(deep);
+    args[N - 1] = tern_list_of(deep);
+    for (int k = 0; k < N; k++)
+        fs[k] = (tern_future *)args; /* must be left alone or cleared */
+    ERR(TERN_ETOODEEP, tern_map(C, "testplug:inc", args, N, NULL, fs));
+    cr_assert(strstr(tern_client_errmsg(C), "testplug:inc"), "message: %s", tern_client_errmsg(C));
+    cr_assert_eq(state_count("processing") + state_count("memory") + state_count("waiting"), 0,
+                 "a part of the failed map reached the scheduler");
+    /* the same map without the bad list goes through whole */
+    for (int k = 0; k < N; k++)
+        args[k] = tern_list_of(tern_int(k));
+    OK(tern_map(C, "testplug:inc", args, N, NULL, fs));
+    OK(tern_wait(fs, N, 90000, TERN_WAIT_ALL));
+    cr_assert_eq(int_of(fs[N - 1]), N);
+    for (int k = 0; k < N; k++)
+        tern_future_release(fs[k]);
+    free(args);
+    free(fs);
+    down();
+}
+
 /* A map of many tasks is placed in slices, with the workers' requests and the clients' polls
  * let in between slices and every other event set aside, in order, until the op is placed
  * (scheduler.c, let_workers_in). Meanwhile a second client connects, runs a chain and releases

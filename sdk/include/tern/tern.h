@@ -135,7 +135,11 @@ TERN_API int tern_submit(tern_client *c, const char *task, tern_value *args,
 
 /* Submits n calls of the same task; arglists[i] is a list value (stolen, all of them, also on
  * failure). out[0..n) receives the futures. Sibling tasks are placed in contiguous blocks
- * per worker. Errors as tern_submit; on error no future is returned. */
+ * per worker (blocks of at most 1,024 dealt round the workers). A large map goes to the
+ * scheduler in parts of 16,384 tasks, each posted as soon as it is written, so the cluster
+ * starts on the first part while the rest is written; every argument list is checked first.
+ * Errors as tern_submit, plus TERN_ETOOBIG and TERN_ETOODEEP for arguments that cannot be
+ * encoded; on error no future is returned and any part already posted is released. */
 TERN_API int tern_map(tern_client *c, const char *task, tern_value **arglists, size_t n,
                       const tern_submit_opts *opts, tern_future **out);
 
