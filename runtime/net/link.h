@@ -62,7 +62,7 @@ void terni_link_liveness(terni_link *l, int heartbeat_ms, int timeout_ms);
 /* Decodes later poll replies into one slab each (value_internal.h): cheaper, but a value of
  * the events that on_events keeps keeps the whole reply's memory. For a peer that keeps
  * parts of its events only until it has acted on them (a worker: a task's arguments until it
- * ran), not for one that keeps them as long as its user likes (a client's results). */
+ * ran), or copies what it keeps for longer out of the slab (a client: terni_value_own). */
 void terni_link_slab_events(terni_link *l);
 
 /* False once the connection is lost or closed. */

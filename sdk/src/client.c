@@ -152,14 +152,15 @@ static void on_finished(tern_client *c, const tern_value *ev)
     int64_t nbytes = 0;
     terni_get_int(ev, "nbytes", &nbytes);
     f->nbytes = nbytes;
+    /* kept beyond this poll reply, which was decoded into a slab (terni_link_slab_events) */
     tern_value_unref(f->who);
-    f->who = tern_value_ref((tern_value *)terni_get(ev, "who"));
+    f->who = terni_value_own(terni_get(ev, "who"));
     f->recomputing = false;
     f->who_seq++;
     const tern_value *inl = terni_get(ev, "value");
     if (inl) {
         tern_value_unref(f->inline_bytes);
-        f->inline_bytes = tern_value_ref((tern_value *)inl);
+        f->inline_bytes = terni_value_own(inl);
     }
     if (f->status == TERN_PENDING) {
         f->status = TERN_FINISHED;
@@ -381,6 +382,7 @@ int tern_connect(const char *address, const tern_connect_opts *opts, tern_client
     }
     tern_value_unref(hello);
     if (rc == TERN_OK) {
+        terni_link_slab_events(c->link); /* on_finished keeps parts only as terni_value_own */
         const tern_value *plugins = terni_get(welcome, "plugins"), *p;
         for (size_t i = 0; tern_list_get(plugins, i, &p) == TERN_OK; i++)
             remember_plugin(c, p);

@@ -1012,3 +1012,88 @@ bool tern_value_equal(const tern_value *a, const tern_value *b)
 {
     return equal_depth(a, b, 0);
 }
+
+/* ---- leaving a slab ----------------------------------------------------------------- */
+
+static bool has_slab_parts(const tern_value *v)
+{
+    if (v->flags)
+        return true;
+    if (v->type == TERN_T_LIST) {
+        for (size_t i = 0; i < v->u.list.len; i++)
+            if (has_slab_parts(v->u.list.items[i]))
+                return true;
+    } else if (v->type == TERN_T_MAP) {
+        for (size_t i = 0; i < v->u.map.len; i++)
+            if (has_slab_parts(v->u.map.entries[i].val))
+                return true;
+    }
+    return false;
+}
+
+/* A copy of v, which has parts in a slab, made of plain allocations; parts without slab
+ * memory are shared (referenced), not copied. */
+static tern_value *copy_out(const tern_value *v)
+{
+    if (!has_slab_parts(v))
+        return tern_value_ref((tern_value *)v);
+    switch ((tern_type)v->type) {
+    case TERN_T_NULL:
+        return tern_null();
+    case TERN_T_BOOL:
+        return tern_bool(v->u.b);
+    case TERN_T_INT:
+        return tern_int(v->u.i);
+    case TERN_T_DOUBLE:
+        return tern_double(v->u.d);
+    case TERN_T_TEXT:
+    case TERN_T_BYTES:
+    case TERN_T_KEYREF:
+        return str_new((tern_type)v->type, v->u.str.data, v->u.str.len);
+    case TERN_T_LIST: {
+        tern_value *l = tern_list_new(v->u.list.len);
+        for (size_t i = 0; l && i < v->u.list.len; i++) {
+            tern_value *item = copy_out(v->u.list.items[i]);
+            if (!item || tern_list_append(l, item) != TERN_OK) {
+                tern_value_unref(l);
+                l = NULL;
+            }
+        }
+        return l;
+    }
+    case TERN_T_MAP: {
+        tern_value *m = tern_map_new();
+        if (m && terni_map_reserve(m, v->u.map.len) != TERN_OK) {
+            tern_value_unref(m);
+            m = NULL;
+        }
+        for (size_t i = 0; m && i < v->u.map.len; i++) {
+            const terni_map_entry *e = &v->u.map.entries[i];
+            tern_value *val = copy_out(e->val);
+            if (!val || terni_map_add_unique(m, e->key, e->key_len, val) != TERN_OK) {
+                tern_value_unref(m);
+                m = NULL;
+            }
+        }
+        return m;
+    }
+    case TERN_T_F64_ARRAY:
+    case TERN_T_I64_ARRAY:
+        if (v->u.arr.borrow) /* a new header borrowing the same data */
+            return terni_array_borrowed((tern_type)v->type, v->u.arr.ndim, v->u.arr.shape,
+                                        v->u.arr.n, v->u.arr.data, v->u.arr.borrow);
+        return array_copy((tern_type)v->type, v->u.arr.ndim, v->u.arr.shape, v->u.arr.data);
+    }
+    return NULL;
+}
+
+tern_value *terni_value_own(const tern_value *v)
+{
+    if (!v)
+        return NULL;
+    terni_slab *was = filling; /* never into a slab being filled on this thread */
+    filling = NULL;
+    tern_value *out = copy_out(v);
+    filling = was;
+    return out;
+}

@@ -64,11 +64,16 @@ struct tern_value {
  * constructors allocate from a new slab, sized for a message of about msg_len bytes, until
  * terni_slab_end; NULL (and plain malloc) if out of memory. Each value still has its own
  * reference count and may outlive the rest: a slab's blocks are freed when its last value is.
- * So a slab suits a message whose values are dropped together, not one whose parts are kept
- * for long (one kept value keeps its whole slab). */
+ * So a slab suits a message whose values are dropped together; a part to keep for long goes
+ * through terni_value_own (one kept value would keep its whole slab). */
 typedef struct terni_slab terni_slab;
 terni_slab *terni_slab_begin(size_t msg_len);
 void terni_slab_end(terni_slab *slab);
+
+/* v to keep for longer than the message it was decoded from: v itself (one more reference)
+ * when no part of it is in a slab, else a copy made of plain allocations, sharing the parts
+ * that are not. NULL if v is NULL or out of memory. */
+__attribute__((visibility("default"))) tern_value *terni_value_own(const tern_value *v);
 
 /* tern_decode_borrow into a slab (above). Exported for the runtime's own programs: the
  * scheduler decodes its requests so; not part of the SDK. */

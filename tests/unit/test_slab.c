@@ -1,8 +1,9 @@
 /* Values decoded into a slab (terni_decode_slab, value.c), as the scheduler decodes its requests
  * and a worker its events: the same values as a plain decode; parts kept after the rest was
  * dropped stay intact; decoded containers grow out of their slab; values freed on other
- * threads; failed decodes free what they built. The sanitizer build checks every byte of it:
- * freed slab objects are poisoned, and each test ends with a leak check. */
+ * threads; failed decodes free what they built; terni_value_own copies a part out. The sanitizer
+ * build checks every byte of it: freed slab objects are poisoned, and each test ends with a leak
+ * check. */
 #include <criterion/criterion.h>
 
 #include <tern/codec.h>
@@ -270,6 +271,50 @@ LTest(slab, a_failed_decode_frees_what_it_built)
         cr_assert_eq(released, 1, "prefix %zu: released %d times", cut, released);
         cr_assert(strlen(err) > 0, "prefix %zu: no message", cut);
     }
+    free(base);
+    tern_value_unref(op);
+}
+
+static bool no_slab_parts(const tern_value *v)
+{
+    if (v->flags)
+        return false;
+    const tern_value *item;
+    for (size_t i = 0; tern_list_get(v, i, &item) == TERN_OK; i++)
+        if (!no_slab_parts(item))
+            return false;
+    for (size_t i = 0; tern_map_entry(v, i, NULL, &item) == TERN_OK; i++)
+        if (!no_slab_parts(item))
+            return false;
+    return true;
+}
+
+/* What a client keeps of its events (a result's bytes, the holders' addresses) is copied out
+ * of the reply's slab; a value with no slab memory is only referenced. */
+LTest(slab, own_copies_a_part_out_of_its_slab)
+{
+    tern_value *op = make_op(50);
+    size_t len;
+    void *base;
+    uint8_t *enc = encode_aligned(op, &len, &base);
+    int released = 0;
+    tern_value *v = decode_slab(enc, len, &released);
+    const tern_value *spec = at(get(v, "tasks"), 7);
+    tern_value *own = terni_value_own(spec);
+    tern_value *arr = terni_value_own(get(v, "value"));
+    cr_assert_not_null(own);
+    cr_assert_neq(own, spec, "a part in a slab was shared, not copied");
+    cr_assert(no_slab_parts(own), "the copy still has slab memory");
+    cr_assert(no_slab_parts(arr), "the array's copy still has slab memory");
+    tern_value_unref(v);
+    cr_assert(tern_value_equal(own, at(get(op, "tasks"), 7)));
+    cr_assert(tern_value_equal(arr, get(op, "value")));
+    tern_value *again = terni_value_own(own);
+    cr_assert_eq(again, own, "a value without slab memory was copied");
+    tern_value_unref(again);
+    tern_value_unref(own);
+    tern_value_unref(arr);
+    cr_assert_eq(released, 1);
     free(base);
     tern_value_unref(op);
 }
