@@ -90,10 +90,10 @@ typedef struct stored {
 } stored;
 
 typedef struct job {
-    char *key, *fn, *plugin;
-    tern_value *args;  /* CBOR bytes */
-    tern_value *deps;  /* map key -> [addresses] */
-    tern_value *taken; /* NULL, or map key -> value: dependencies handed over to this job */
+    char *key, *fn, *plugin; /* stored after the struct, in its allocation */
+    tern_value *args;        /* CBOR bytes */
+    tern_value *deps;        /* map key -> [addresses] */
+    tern_value *taken;       /* NULL, or map key -> value: dependencies handed over to this job */
     int priority;
     int64_t run, timeout_ms; /* attempt number echoed to the scheduler; 0: no timeout */
     uint64_t seq, start_ns;
@@ -322,10 +322,7 @@ static void running_remove(worker *w, job *j)
 
 static void job_free(job *j)
 {
-    free(j->key);
-    free(j->fn);
-    free(j->plugin);
-    tern_value_unref(j->args);
+    tern_value_unref(j->args); /* key, fn and plugin live in the job's allocation (on_compute) */
     tern_value_unref(j->deps);
     tern_value_unref(j->taken);
     for (size_t i = 0; i < j->nafter; i++)
@@ -866,12 +863,14 @@ static void on_compute(worker *w, const tern_value *ev)
         wlog(w, "ignoring a malformed compute event");
         return;
     }
-    job *j = calloc(1, sizeof(*j));
-    if (!j || !(j->key = strdup(key)) || !(j->fn = strdup(fn)) || !(j->plugin = strdup(plugin))) {
-        if (j)
-            job_free(j);
+    /* the job and its three strings in one allocation (job_free) */
+    size_t klen = strlen(key) + 1, flen = strlen(fn) + 1, plen = strlen(plugin) + 1;
+    job *j = calloc(1, sizeof(*j) + klen + flen + plen);
+    if (!j)
         return;
-    }
+    j->key = memcpy((char *)(j + 1), key, klen);
+    j->fn = memcpy(j->key + klen, fn, flen);
+    j->plugin = memcpy(j->fn + flen, plugin, plen);
     j->args = tern_value_ref((tern_value *)args);
     j->deps = deps ? tern_value_ref((tern_value *)deps) : NULL; /* absent: none */
     j->priority = (int)prio;
