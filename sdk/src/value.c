@@ -620,13 +620,30 @@ static const char key_pool[][POOL_KEY_MAX] = {
     "events",   "ops",     "id",         "name",        "result_bytes",
 };
 
+#define POOL_KEYS (sizeof(key_pool) / sizeof(key_pool[0]))
+
+/* The pool's keys of each length, in the pool's order (index_pool): a lookup compares only
+ * those, not all of them (decoding a 100,000-task op looks up about 600,000 keys). */
+static uint8_t pool_by_len[POOL_KEY_MAX][POOL_KEYS];
+static uint8_t pool_nby_len[POOL_KEY_MAX];
+
+__attribute__((constructor)) static void index_pool(void)
+{
+    for (size_t i = 0; i < POOL_KEYS; i++) {
+        size_t len = strlen(key_pool[i]);
+        pool_by_len[len][pool_nby_len[len]++] = (uint8_t)i;
+    }
+}
+
 static const char *pool_key(const char *key, size_t key_len)
 {
     if (key_len >= POOL_KEY_MAX)
         return NULL;
-    for (size_t i = 0; i < sizeof(key_pool) / sizeof(key_pool[0]); i++)
-        if (key_pool[i][key_len] == '\0' && !memcmp(key_pool[i], key, key_len))
-            return key_pool[i];
+    for (size_t k = 0; k < pool_nby_len[key_len]; k++) {
+        const char *p = key_pool[pool_by_len[key_len][k]];
+        if (!memcmp(p, key, key_len))
+            return p;
+    }
     return NULL;
 }
 
