@@ -23,8 +23,12 @@
  *  Placement: a ready task goes to the worker where it can start soonest: estimated queue
  *  wait (tasks processing per thread x mean task time) plus the bytes of its dependencies
  *  that worker lacks divided by an assumed bandwidth. Ties go to the least loaded worker.
- *  Root tasks of one map (a "group") instead go in contiguous blocks: element i of n to
- *  worker floor(i * W / n) in join order, so neighbours of a tree reduction share a worker.
+ *  Root tasks of one map (a "group") instead go in contiguous blocks, dealt round the workers
+ *  in join order (MAP_BLOCK), so neighbours of a tree reduction share a worker.
+ *
+ *  Long submit ops: between slices of a submit op (let_workers_in) the workers' requests and
+ *  the clients' polls are handled and everything else is set aside in order, so workers start
+ *  on a large map's first tasks while the rest is placed.
  *
  *  Pipelining (place_early): a task submitted while the dependencies it lacks all run on one
  *  worker, as their only dependent, goes to that worker at once with "after" naming them; the
