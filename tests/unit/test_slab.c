@@ -79,6 +79,27 @@ static uint8_t *encode_aligned(const tern_value *v, size_t *len, void **base)
     return al + shift;
 }
 
+/* A value and its encoding, placed by encode_aligned. */
+typedef struct msg {
+    tern_value *op;
+    uint8_t *enc;
+    size_t len;
+    void *base;
+} msg;
+
+static msg msg_of(tern_value *op)
+{
+    msg m = { .op = op };
+    m.enc = encode_aligned(op, &m.len, &m.base);
+    return m;
+}
+
+static void msg_free(msg *m)
+{
+    free(m->base);
+    tern_value_unref(m->op);
+}
+
 static tern_value *decode_slab(const uint8_t *enc, size_t len, int *released)
 {
     tern_value *v = NULL;
@@ -104,13 +125,10 @@ static const tern_value *get(const tern_value *map, const char *key)
 
 LTest(slab, decodes_the_same_values_as_a_plain_decode)
 {
-    tern_value *op = make_op(5000);
-    size_t len;
-    void *base;
-    uint8_t *enc = encode_aligned(op, &len, &base);
+    msg m = msg_of(make_op(5000));
     int released = 0;
-    tern_value *v = decode_slab(enc, len, &released);
-    cr_assert(tern_value_equal(op, v), "the slab-decoded op differs");
+    tern_value *v = decode_slab(m.enc, m.len, &released);
+    cr_assert(tern_value_equal(m.op, v), "the slab-decoded op differs");
     /* the small values really come from the slab, the large argument from malloc */
     const tern_value *tasks = get(v, "tasks");
     cr_assert(v->flags & TERNI_V_SLAB, "the root map is not in the slab");
@@ -122,18 +140,14 @@ LTest(slab, decodes_the_same_values_as_a_plain_decode)
     cr_assert(tern_value_is_borrowed(get(v, "value")), "the array was copied");
     tern_value_unref(v);
     cr_assert_eq(released, 1, "the receive buffer was released %d times", released);
-    free(base);
-    tern_value_unref(op);
+    msg_free(&m);
 }
 
 LTest(slab, a_part_kept_outlives_the_rest)
 {
-    tern_value *op = make_op(300);
-    size_t len;
-    void *base;
-    uint8_t *enc = encode_aligned(op, &len, &base);
+    msg m = msg_of(make_op(300));
     int released = 0;
-    tern_value *v = decode_slab(enc, len, &released);
+    tern_value *v = decode_slab(m.enc, m.len, &released);
     tern_value *spec = tern_value_ref((tern_value *)at(get(v, "tasks"), 123));
     tern_value *key = tern_value_ref((tern_value *)get(spec, "key"));
     tern_value *arr = tern_value_ref((tern_value *)get(v, "value"));
@@ -145,7 +159,7 @@ LTest(slab, a_part_kept_outlives_the_rest)
     int64_t gi = 0;
     cr_assert_eq(tern_value_get_int(get(spec, "gindex"), &gi), TERN_OK);
     cr_assert_eq(gi, 123);
-    cr_assert(tern_value_equal(spec, at(get(op, "tasks"), 123)));
+    cr_assert(tern_value_equal(spec, at(get(m.op, "tasks"), 123)));
     tern_value_unref(spec);
     const double *xs;
     size_t n;
@@ -156,8 +170,7 @@ LTest(slab, a_part_kept_outlives_the_rest)
     cr_assert_eq(tern_value_get_text(key, &s, NULL), TERN_OK); /* the last one of its slab */
     cr_assert_str_eq(s, "noop-000000000000007b");
     tern_value_unref(key);
-    free(base);
-    tern_value_unref(op);
+    msg_free(&m);
 }
 
 LTest(slab, decoded_containers_grow_out_of_their_slab)
@@ -165,11 +178,9 @@ LTest(slab, decoded_containers_grow_out_of_their_slab)
     tern_value *small = tern_map_new();
     cr_assert_eq(tern_map_set(small, "list", tern_list_of(tern_int(1), tern_int(2))), TERN_OK);
     cr_assert_eq(tern_map_set(small, "key", tern_text("k")), TERN_OK);
-    size_t len;
-    void *base;
-    uint8_t *enc = encode_aligned(small, &len, &base);
+    msg m = msg_of(small);
     int released = 0;
-    tern_value *v = decode_slab(enc, len, &released);
+    tern_value *v = decode_slab(m.enc, m.len, &released);
     tern_value *list = tern_value_ref((tern_value *)get(v, "list"));
     cr_assert(list->flags & TERNI_V_SLAB_ITEMS);
     cr_assert(v->flags & TERNI_V_SLAB_ITEMS);
@@ -198,8 +209,7 @@ LTest(slab, decoded_containers_grow_out_of_their_slab)
     cr_assert_eq(x, 99);
     tern_value_unref(v);
     tern_value_unref(list);
-    free(base);
-    tern_value_unref(small);
+    msg_free(&m);
 }
 
 typedef struct dropper {
@@ -220,10 +230,7 @@ static void *drop_parts(void *arg)
 LTest(slab, values_are_freed_on_other_threads)
 {
     enum { MSGS = 16, SPECS = 400, THREADS = 4 };
-    tern_value *op = make_op(SPECS);
-    size_t len;
-    void *base;
-    uint8_t *enc = encode_aligned(op, &len, &base);
+    msg op = msg_of(make_op(SPECS));
     int released[MSGS] = { 0 };
     dropper d[THREADS];
     for (int t = 0; t < THREADS; t++) {
@@ -233,7 +240,7 @@ LTest(slab, values_are_freed_on_other_threads)
     }
     tern_value *msgs[MSGS];
     for (int m = 0; m < MSGS; m++) {
-        msgs[m] = decode_slab(enc, len, &released[m]);
+        msgs[m] = decode_slab(op.enc, op.len, &released[m]);
         const tern_value *tasks = get(msgs[m], "tasks");
         for (size_t i = 0; i < SPECS; i++)
             d[i % THREADS].parts[d[i % THREADS].n++] = tern_value_ref((tern_value *)at(tasks, i));
@@ -249,30 +256,26 @@ LTest(slab, values_are_freed_on_other_threads)
     }
     for (int m = 0; m < MSGS; m++)
         cr_assert_eq(released[m], 1, "message %d's buffer released %d times", m, released[m]);
-    free(base);
-    tern_value_unref(op);
+    msg_free(&op);
 }
 
 /* Every proper prefix of a message fails to decode; what was built before the failure is freed
  * (the sanitizer build's leak check) and the buffer released once. */
 LTest(slab, a_failed_decode_frees_what_it_built)
 {
-    tern_value *op = make_op(40);
-    size_t len;
-    void *base;
-    uint8_t *enc = encode_aligned(op, &len, &base);
-    for (size_t cut = 0; cut < len; cut += 1 + cut / 64) {
+    msg m = msg_of(make_op(40));
+    for (size_t cut = 0; cut < m.len; cut += 1 + cut / 64) {
         int released = 0;
         tern_value *v = (tern_value *)&released;
         char err[256] = "";
-        int rc = terni_decode_slab(enc, cut, NULL, count_release, &released, &v, err, sizeof(err));
-        cr_assert_neq(rc, TERN_OK, "a %zu-byte prefix of %zu decoded", cut, len);
+        int rc =
+            terni_decode_slab(m.enc, cut, NULL, count_release, &released, &v, err, sizeof(err));
+        cr_assert_neq(rc, TERN_OK, "a %zu-byte prefix of %zu decoded", cut, m.len);
         cr_assert_null(v);
         cr_assert_eq(released, 1, "prefix %zu: released %d times", cut, released);
         cr_assert(strlen(err) > 0, "prefix %zu: no message", cut);
     }
-    free(base);
-    tern_value_unref(op);
+    msg_free(&m);
 }
 
 static bool no_slab_parts(const tern_value *v)
@@ -293,12 +296,9 @@ static bool no_slab_parts(const tern_value *v)
  * of the reply's slab; a value with no slab memory is only referenced. */
 LTest(slab, own_copies_a_part_out_of_its_slab)
 {
-    tern_value *op = make_op(50);
-    size_t len;
-    void *base;
-    uint8_t *enc = encode_aligned(op, &len, &base);
+    msg m = msg_of(make_op(50));
     int released = 0;
-    tern_value *v = decode_slab(enc, len, &released);
+    tern_value *v = decode_slab(m.enc, m.len, &released);
     const tern_value *spec = at(get(v, "tasks"), 7);
     tern_value *own = terni_value_own(spec);
     tern_value *arr = terni_value_own(get(v, "value"));
@@ -307,14 +307,13 @@ LTest(slab, own_copies_a_part_out_of_its_slab)
     cr_assert(no_slab_parts(own), "the copy still has slab memory");
     cr_assert(no_slab_parts(arr), "the array's copy still has slab memory");
     tern_value_unref(v);
-    cr_assert(tern_value_equal(own, at(get(op, "tasks"), 7)));
-    cr_assert(tern_value_equal(arr, get(op, "value")));
+    cr_assert(tern_value_equal(own, at(get(m.op, "tasks"), 7)));
+    cr_assert(tern_value_equal(arr, get(m.op, "value")));
     tern_value *again = terni_value_own(own);
     cr_assert_eq(again, own, "a value without slab memory was copied");
     tern_value_unref(again);
     tern_value_unref(own);
     tern_value_unref(arr);
     cr_assert_eq(released, 1);
-    free(base);
-    tern_value_unref(op);
+    msg_free(&m);
 }
