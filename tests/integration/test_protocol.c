@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
 #include "../unit/leakcheck.h"
 #include "harness.h"
 #include "link.h"
@@ -244,4 +247,112 @@ LTest(protocol, duplicate_and_stale_messages_are_harmless, .init = make_tmpdir,
     down_procs();
     raw_free(client, &cin);
     raw_free(worker, &win);
+}
+
+/* ---- bye -------------------------------------------------------------------------------- */
+
+/* Sends one request (ops, a list value; stolen) on ctx with aio, and waits for it to go. */
+static void raw_send(nng_ctx ctx, nng_aio *aio, tern_value *ops)
+{
+    nng_msg *m = NULL;
+    OK(terni_msg_encode(ops, &m));
+    tern_value_unref(ops);
+    nng_aio_set_msg(aio, m);
+    nng_ctx_send(ctx, aio);
+    nng_aio_wait(aio);
+    cr_assert_eq(nng_aio_result(aio), 0, "send: %s", nng_strerror(nng_aio_result(aio)));
+}
+
+/* The reply that aio received (a recv started earlier), decoded; NULL if none came. */
+static tern_value *raw_reply(nng_aio *aio)
+{
+    nng_aio_wait(aio);
+    if (nng_aio_result(aio) != 0)
+        return NULL;
+    tern_value *v = NULL;
+    char err[256];
+    OK(terni_msg_decode(nng_aio_get_msg(aio), &v, err, sizeof(err)));
+    return v;
+}
+
+/* The first item of a list (NULL if none). */
+static const tern_value *at0(const tern_value *list)
+{
+    const tern_value *v = NULL;
+    return tern_list_get(list, 0, &v) == TERN_OK ? v : NULL;
+}
+
+static tern_value *raw_call(nng_ctx ctx, nng_aio *aio, tern_value *ops)
+{
+    raw_send(ctx, aio, ops);
+    nng_ctx_recv(ctx, aio);
+    return raw_reply(aio);
+}
+
+static void mark_done(void *arg)
+{
+    __atomic_store_n((int *)arg, 1, __ATOMIC_RELEASE);
+}
+
+/* A peer that says "bye" has its parked poll answered at once, empty, and every later poll
+ * too: nothing may land on its socket while it closes (link.c, say_bye; nng 1.5.2 can deadlock
+ * when a reply arrives during nng_close). Driven by hand on an nng req socket, with the poll on
+ * its own context, because terni_link keeps its poll to itself. */
+LTest(protocol, bye_answers_the_parked_poll_and_every_later_one_at_once, .init = make_tmpdir,
+      .fini = cleanup_procs)
+{
+    char addr[256];
+    start_scheduler("tcp://127.0.0.1:0", NULL, addr, sizeof(addr));
+    nng_socket sock;
+    nng_ctx ops, poll;
+    nng_aio *oa, *pa;
+    int polled = 0; /* set when the poll context's aio completes */
+    cr_assert_eq(nng_req0_open(&sock), 0);
+    cr_assert_eq(nng_dial(sock, addr, NULL, 0), 0, "dial %s", addr);
+    cr_assert(nng_ctx_open(&ops, sock) == 0 && nng_ctx_open(&poll, sock) == 0);
+    cr_assert(nng_aio_alloc(&oa, NULL, NULL) == 0 && nng_aio_alloc(&pa, mark_done, &polled) == 0);
+    nng_aio_set_timeout(oa, T);
+    nng_aio_set_timeout(pa, T);
+    nng_ctx_set_ms(ops, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    nng_ctx_set_ms(poll, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+
+    tern_value *hello = terni_op("hello");
+    cr_assert(terni_set_int(hello, "wire", TERNI_WIRE_VERSION) &&
+              terni_set_text(hello, "role", "client"));
+    tern_value *r = raw_call(ops, oa, tern_list_of(hello));
+    cr_assert(r && tern_list_len(r) == 1 && terni_result_error(at0(r), NULL) == TERN_OK,
+              "hello refused");
+    tern_value_unref(r);
+
+    /* A poll with nothing to say stays parked. */
+    raw_send(poll, pa, tern_list_of(terni_op("poll")));
+    __atomic_store_n(&polled, 0, __ATOMIC_RELEASE);
+    nng_ctx_recv(poll, pa);
+    nap_ms(300);
+    cr_assert_eq(__atomic_load_n(&polled, __ATOMIC_ACQUIRE), 0,
+                 "a poll with no events was answered before bye");
+
+    /* bye: the parked poll is answered now, with no events, and bye itself succeeds */
+    double t0 = now_ms();
+    r = raw_call(ops, oa, tern_list_of(terni_op("bye")));
+    cr_assert(r && tern_list_len(r) == 1 && terni_result_error(at0(r), NULL) == TERN_OK,
+              "bye refused");
+    tern_value_unref(r);
+    tern_value *events = raw_reply(pa);
+    cr_assert_not_null(events, "the parked poll was not answered after bye");
+    cr_assert_eq(tern_value_type(events), TERN_T_LIST);
+    cr_assert_eq(tern_list_len(events), 0, "the poll answered after bye carries events");
+    tern_value_unref(events);
+
+    /* a later poll is not parked: it comes back at once, empty */
+    events = raw_call(poll, pa, tern_list_of(terni_op("poll")));
+    cr_assert_not_null(events, "a poll after bye was not answered");
+    cr_assert_eq(tern_list_len(events), 0);
+    tern_value_unref(events);
+    cr_assert_lt(now_ms() - t0, 5000, "bye and the polls took %.0f ms", now_ms() - t0);
+
+    nng_aio_free(oa);
+    nng_aio_free(pa);
+    nng_close(sock); /* nothing is in flight: every request was answered */
+    down_procs();
 }
