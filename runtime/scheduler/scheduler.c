@@ -345,8 +345,10 @@ typedef struct symstat {
     UT_hash_handle hh;
 } symstat;
 
+/* The dashboard's task stream keeps the recent completions' names in place, cut to these
+ * sizes (copy_cut), so that recording one allocates nothing: it happens for every task. */
 typedef struct completion {
-    char *key, *fn, *worker;
+    char key[128], fn[96], worker[64];
     double start_ms, stop_ms; /* Unix time; start = stop - the worker's measured run time */
     bool erred;
 } completion;
@@ -400,6 +402,17 @@ static void stats_placed(const task *t, const worker *w)
 }
 
 /* A worker reported a task finished (erred false) or failed, after duration_us. */
+/* Copies s into dst[cap], cut before the first character that does not fit (UTF-8). */
+static void copy_cut(char *dst, size_t cap, const char *s)
+{
+    size_t n = strnlen(s, cap - 1);
+    if (s[n] != '\0')
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) /* inside a character */
+            n--;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
 static void stats_finished(task *t, worker *w, int64_t duration_us, int64_t nbytes, bool erred)
 {
     if (!t->sym)
@@ -428,12 +441,9 @@ static void stats_finished(task *t, worker *w, int64_t duration_us, int64_t nbyt
         ST.hist_sum += secs;
     }
     completion *c = &ST.stream[ST.nstream++ % STREAM_LEN];
-    free(c->key);
-    free(c->fn);
-    free(c->worker);
-    c->key = strdup(t->key);
-    c->fn = strdup(t->fn ? t->fn : "");
-    c->worker = strdup(w->name);
+    copy_cut(c->key, sizeof(c->key), t->key);
+    copy_cut(c->fn, sizeof(c->fn), t->fn ? t->fn : "");
+    copy_cut(c->worker, sizeof(c->worker), w->name);
     c->stop_ms = now_ms();
     c->start_ms = c->stop_ms - secs * 1e3;
     c->erred = erred;
@@ -447,11 +457,6 @@ static void stats_free(void)
         HASH_DEL(ST.symbols, st);
         free(st->fn);
         free(st);
-    }
-    for (size_t i = 0; i < STREAM_LEN; i++) {
-        free(ST.stream[i].key);
-        free(ST.stream[i].fn);
-        free(ST.stream[i].worker);
     }
     memset(&ST, 0, sizeof(ST));
 }
@@ -503,11 +508,10 @@ static bool stats_to_status(tern_value *out)
     for (uint64_t i = first; stream && i < ST.nstream; i++) {
         const completion *c = &ST.stream[i % STREAM_LEN];
         tern_value *m = tern_map_new();
-        if (!m || !terni_set_text(m, "key", c->key ? c->key : "") ||
-            !terni_set_text(m, "fn", c->fn ? c->fn : "") ||
-            !terni_set_text(m, "worker", c->worker ? c->worker : "") ||
-            !set_double(m, "start_ms", c->start_ms) || !set_double(m, "stop_ms", c->stop_ms) ||
-            !terni_set(m, "erred", tern_bool(c->erred)) || tern_list_append(stream, m) != TERN_OK) {
+        if (!m || !terni_set_text(m, "key", c->key) || !terni_set_text(m, "fn", c->fn) ||
+            !terni_set_text(m, "worker", c->worker) || !set_double(m, "start_ms", c->start_ms) ||
+            !set_double(m, "stop_ms", c->stop_ms) || !terni_set(m, "erred", tern_bool(c->erred)) ||
+            tern_list_append(stream, m) != TERN_OK) {
             tern_value_unref(stream);
             stream = NULL;
         }

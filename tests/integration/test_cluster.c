@@ -765,6 +765,34 @@ LTest(cluster, peers_are_served_while_a_long_map_is_placed, .init = make_tmpdir,
     down_procs();
 }
 
+/* The dashboard's task stream keeps each completion's names in fixed room (scheduler.c,
+ * copy_cut): a long key is cut before the first character that does not fit, never inside
+ * one, so the status stays valid UTF-8. */
+LTest(cluster, task_stream_cuts_long_keys_between_characters, .init = up2, .fini = cleanup)
+{
+    char key[401] = "";
+    for (int i = 0; i < 200; i++)
+        strcat(key, "\xc3\xbc"); /* u-umlaut, two bytes each */
+    tern_submit_opts o = { .key = key };
+    tern_future *f = submit("testplug:inc", tern_list_of(tern_int(1)), &o);
+    cr_assert_eq(int_of(f), 2);
+    tern_value *st = NULL;
+    OK(tern_status_info(C, &st)); /* fails to encode if a name was cut inside a character */
+    const tern_value *stream, *last, *k;
+    cr_assert_eq(tern_map_get(st, "stream", &stream), TERN_OK);
+    cr_assert_geq(tern_list_len(stream), 1);
+    cr_assert_eq(tern_list_get(stream, tern_list_len(stream) - 1, &last), TERN_OK);
+    cr_assert_eq(tern_map_get(last, "key", &k), TERN_OK);
+    const char *got;
+    size_t len;
+    OK(tern_value_get_text(k, &got, &len));
+    cr_assert(len > 100 && len < 128 && len % 2 == 0, "kept %zu bytes of the key", len);
+    cr_assert(!strncmp(got, key, len), "the stream's key is not a prefix of the task's");
+    tern_value_unref(st);
+    tern_future_release(f);
+    down();
+}
+
 LTest(cluster, chain_of_1000_tasks, .init = up2, .fini = cleanup)
 {
     tern_future *f = submit("testplug:inc", tern_list_of(tern_int(0)), NULL);
