@@ -2348,10 +2348,10 @@ static bool is_poll(const terni_event *ev)
  * the first results. Parked polls are answered with the events queued so far; then the events
  * that arrived meanwhile are taken: a worker's requests and a client's polls are handled now
  * (a poll parks, reports apply), anything else is set aside, in order, for the main loop
- * (next_event). Each task before this point is complete
- * (submit_one), so a worker's request changes nothing it could not change between two submit
- * ops. A session with an event set aside has its later ones set aside too, so every peer's
- * requests are handled in the order they came; sessions are neither made nor lost here. */
+ * (next_event). Each task before this point is complete (submit_one), so a worker's request
+ * changes nothing it could not change between two submit ops. A session with an event set
+ * aside has its later ones set aside too, so every peer's requests are handled in the order
+ * they came; sessions are neither made nor lost here. */
 static void let_workers_in(void)
 {
     if (!S.srv) /* the fuzzing entry has no server */

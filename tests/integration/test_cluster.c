@@ -648,8 +648,18 @@ LTest(cluster, new_plugin_version_reaches_other_clients, .init = up2, .fini = cl
 
 /* ---- 11. many tasks, long chains ----------------------------------------------------- */
 
-/* Gathers the n futures of a map of testplug:inc over 0..n-1, checks each result and releases
- * them. */
+/* Maps testplug:inc over 0..n-1 on C; fs[0..n) gets the futures. */
+static void map_incs(tern_future **fs, int n)
+{
+    tern_value **args = malloc((size_t)n * sizeof(*args));
+    cr_assert_not_null(args);
+    for (int k = 0; k < n; k++)
+        args[k] = tern_list_of(tern_int(k));
+    OK(tern_map(C, "testplug:inc", args, (size_t)n, NULL, fs));
+    free(args);
+}
+
+/* Gathers the n futures of map_incs, checks each result and releases them. */
 static void gather_incs(tern_future **fs, int n, int timeout_ms)
 {
     tern_value **out = malloc((size_t)n * sizeof(*out));
@@ -668,13 +678,10 @@ static void gather_incs(tern_future **fs, int n, int timeout_ms)
 LTest(cluster, map_of_10000_tasks, .init = up2, .fini = cleanup)
 {
     enum { N = 10000 };
-    tern_value **args = malloc(N * sizeof(*args));
     tern_future **fs = malloc(N * sizeof(*fs));
-    for (int k = 0; k < N; k++)
-        args[k] = tern_list_of(tern_int(k));
-    OK(tern_map(C, "testplug:inc", args, N, NULL, fs));
+    cr_assert_not_null(fs);
+    map_incs(fs, N);
     gather_incs(fs, N, 90000);
-    free(args);
     free(fs);
     down();
 }
@@ -693,16 +700,12 @@ LTest(cluster, a_map_with_one_bad_argument_list_submits_nothing, .init = up2, .f
     for (int d = 0; d < TERN_MAX_DEPTH + 8; d++)
         deep = tern_list_of(deep);
     args[N - 1] = tern_list_of(deep);
-    for (int k = 0; k < N; k++)
-        fs[k] = (tern_future *)args; /* must be left alone or cleared */
     ERR(TERN_ETOODEEP, tern_map(C, "testplug:inc", args, N, NULL, fs));
     cr_assert(strstr(tern_client_errmsg(C), "testplug:inc"), "message: %s", tern_client_errmsg(C));
     cr_assert_eq(state_count("processing") + state_count("memory") + state_count("waiting"), 0,
                  "a part of the failed map reached the scheduler");
     /* the same map without the bad list goes through whole */
-    for (int k = 0; k < N; k++)
-        args[k] = tern_list_of(tern_int(k));
-    OK(tern_map(C, "testplug:inc", args, N, NULL, fs));
+    map_incs(fs, N);
     gather_incs(fs, N, 90000);
     free(args);
     free(fs);
@@ -726,12 +729,9 @@ LTest(cluster, peers_are_served_while_a_long_map_is_placed, .init = make_tmpdir,
     OK(tern_connect(addr, &o, &C));
     wait_workers(2);
     upload(C, PLUGIN("testplug"));
-    tern_value **args = malloc(N * sizeof(*args));
     tern_future **fs = malloc(N * sizeof(*fs));
-    cr_assert(args && fs);
-    for (int k = 0; k < N; k++)
-        args[k] = tern_list_of(tern_int(k));
-    OK(tern_map(C, "testplug:inc", args, N, NULL, fs));
+    cr_assert_not_null(fs);
+    map_incs(fs, N);
     /* The first result comes from the first slice, so the rest is likely still being placed:
      * the worker's loss and the second client's hello are then set aside until it is. */
     OK(tern_wait(&fs[0], 1, T, TERN_WAIT_ALL));
@@ -760,7 +760,6 @@ LTest(cluster, peers_are_served_while_a_long_map_is_placed, .init = make_tmpdir,
     OK(tern_status_info(C, &st));
     cr_assert_eq(map_int(st, "workers_lost"), 1);
     tern_value_unref(st);
-    free(args);
     free(fs);
     down_procs();
 }
