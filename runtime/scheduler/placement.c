@@ -91,3 +91,14 @@ worker *placement_early_target(const graph *g, const task *t)
     }
     return w && placement_allowed(t, w) ? w : NULL;
 }
+
+worker *placement_scatter_target(const graph *g)
+{
+    worker *w, *tmp, *best = NULL;
+    HASH_ITER(hh, g->workers, w, tmp)
+    {
+        if (!best || w->nbytes < best->nbytes)
+            best = w;
+    }
+    return best;
+}

@@ -36,4 +36,7 @@ bool placement_may_take(const task *d, const worker *w);
  * otherwise take one, which needs it finished), that worker; else NULL. */
 worker *placement_early_target(const graph *g, const task *t);
 
+/* Where scattered data goes: the worker holding the fewest bytes; NULL if none. */
+worker *placement_scatter_target(const graph *g);
+
 #endif

@@ -82,6 +82,6 @@ int terni_http_start(const char *addr, terni_http **out, char *url, size_t urlle
     return TERN_OK;
 }
 
-void terni_http_refresh(terni_http *h, tern_value *(*build)(void)) {}
+void terni_http_refresh(terni_http *h, tern_value *(*build)(void *), void *arg) {}
 
 void terni_http_stop(terni_http *h) {}

@@ -43,7 +43,9 @@ static const terni_sched_opts opts = { .listen = "inproc://fuzz",
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    terni_sched_fuzz_begin(&opts);
+    void *sched = terni_sched_fuzz_begin(&opts);
+    if (!sched)
+        return 0;
     while (size >= 3) {
         uint8_t ctl = data[0];
         size_t len = (size_t)data[1] | (size_t)data[2] << 8;
@@ -64,10 +66,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (terni_msg_decode_slab(m, &ev.body, ev.error, sizeof(ev.error)) != TERN_OK)
                 ev.body = NULL;
         }
-        terni_sched_fuzz_event(&ev);
+        terni_sched_fuzz_event(sched, &ev);
         data += len;
         size -= len;
     }
-    terni_sched_fuzz_end();
+    terni_sched_fuzz_end(sched);
     return 0;
 }
