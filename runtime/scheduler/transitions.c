@@ -309,12 +309,14 @@ void tr_in_memory(graph *g, task *t, worker *w, int64_t nbytes, const void *inl,
         unassign(t);
     tr_set_state(g, t, T_MEMORY);
     tr_unpend(t);
-    t->nbytes = nbytes;
-    if (inl && inl_len)
-        inline_set(t, inl, inl_len); /* out of memory: clients fetch it instead */
+    if (!was_memory) { /* a further copy keeps the size its holders were counted with */
+        t->nbytes = nbytes;
+        if (inl && inl_len)
+            inline_set(t, inl, inl_len); /* out of memory: clients fetch it instead */
+    }
     if (!terni_ptrs_has(&t->who, w) && terni_ptrs_push(&t->who, w)) {
         w->nkeys++;
-        w->nbytes += nbytes;
+        w->nbytes += t->nbytes;
     }
     if (was_memory)
         return;
