@@ -9,9 +9,9 @@
  *  parked polls whose outbox is non-empty, so events batch naturally while a peer is busy.
  *
  *  After every event: forgetting (graph_flush), held requests resumed, the graph's
- *  invariants checked in debug builds (graph_validate: after every event while the graph is
- *  small, and every ntasks/VALIDATE_TASKS events beyond, so the check stays O(1) amortized
- *  per event; a violation is logged and aborts: it is a bug here), outboxes flushed.
+ *  invariants checked in debug builds (graph_validate: after every event while the graph has
+ *  up to VALIDATE_TASKS tasks, and every ntasks/VALIDATE_TASKS-th event beyond, so the check stays
+ * O(1) amortized per event; a violation is logged and aborts: it is a bug here), outboxes flushed.
  *
  *  Long submit ops: a submit op of more than SUBMIT_SLICE tasks is placed a slice at a time
  *  from a cursor the loop keeps (S->cur). Between slices the parked polls are answered with
@@ -55,7 +55,7 @@
 /* A submit op of more tasks is placed a slice at a time (the cursor). */
 #define SUBMIT_SLICE 2048
 /* Debug builds validate after every event up to this many tasks (see the notes). */
-#define VALIDATE_TASKS 4096
+#define VALIDATE_TASKS 256
 
 void sched_log(const char *fmt, ...)
 {
