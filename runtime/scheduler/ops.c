@@ -213,6 +213,8 @@ static tern_value *op_erred(sched *S, session *s, const tern_value *op)
     task *t = graph_task(&S->g, key);
     if (t && t->state == T_PROCESSING && t->on == s->w && code == TERN_ELOST)
         sched_log("%s could not fetch a dependency on %s: %s", key, s->w->name, msg ? msg : "");
+    else if (t && t->state == T_PROCESSING && t->on == s->w && t->retries > 0)
+        sched_log("retrying %s after: %s", key, msg ? msg : "");
     graph_erred(&S->g, s->w, key, code > 0 && code < TERN_ERR_COUNT ? (int)code : TERN_ETASK, msg,
                 run);
     return tern_null();
