@@ -108,7 +108,7 @@ size_t terni_utf8_copy(char *dst, size_t cap, const char *src, size_t len)
     return out;
 }
 
-size_t terni_utf8_fmt(char *dst, size_t cap, const char *fmt, ...)
+size_t terni_utf8_vfmt(char *dst, size_t cap, const char *fmt, va_list ap)
 {
     if (!dst || cap == 0)
         return 0;
@@ -122,13 +122,19 @@ size_t terni_utf8_fmt(char *dst, size_t cap, const char *fmt, ...)
         size = sizeof(stack);
         limit = FMT_STACK;
     }
-    va_list ap;
-    va_start(ap, fmt);
     int n = vsnprintf(buf, size, fmt ? fmt : "", ap);
-    va_end(ap);
     size_t got = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
     size_t out = terni_utf8_copy(dst, limit, buf, got);
     if (buf != stack)
         free(buf);
     return out;
+}
+
+size_t terni_utf8_fmt(char *dst, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = terni_utf8_vfmt(dst, cap, fmt, ap);
+    va_end(ap);
+    return n;
 }

@@ -6,6 +6,7 @@
 #ifndef TERNI_UTF8_H
 #define TERNI_UTF8_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -27,6 +28,11 @@ __attribute__((visibility("default"))) size_t terni_utf8_copy(char *dst, size_t 
 __attribute__((visibility("default"))) size_t terni_utf8_fmt(char *dst, size_t cap, const char *fmt,
                                                              ...)
     __attribute__((format(printf, 3, 4)));
+
+/* terni_utf8_fmt with a va_list (for functions that take a format of their own). */
+__attribute__((visibility("default"))) size_t terni_utf8_vfmt(char *dst, size_t cap,
+                                                              const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Whether s[0..len) is valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
 __attribute__((visibility("default"))) bool terni_utf8_valid(const char *s, size_t len);
