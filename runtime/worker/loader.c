@@ -18,6 +18,8 @@
  */
 #include "loader.h"
 
+#include "utf8.h"
+
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
@@ -66,10 +68,10 @@ struct terni_loader {
 static int seterr(char *err, size_t errlen, int code, const char *fmt, ...) TERN_PRINTF(4, 5);
 static int seterr(char *err, size_t errlen, int code, const char *fmt, ...)
 {
-    if (err && errlen) {
+    if (err && errlen) { /* names, symbols and dlerror's text, cut at a character (utf8.h) */
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
+        terni_utf8_vfmt(err, errlen, fmt, ap);
         va_end(ap);
     }
     return code;

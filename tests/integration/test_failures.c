@@ -462,3 +462,79 @@ LTest(failures, closed_client_releases_its_keys, .init = up2, .fini = cleanup)
               (long long)l.in_memory);
     down();
 }
+
+/* ---- 8. task messages that are not valid UTF-8 ------------------------------------------ */
+
+#define FFFD "\xEF\xBF\xBD"
+
+/* Waits at most 10 s for f, which must err with TERN_ETASK (never hang: an erred report that
+ * could not be built was dropped, and the future waited for ever). Returns its message. */
+static const char *erred_promptly(tern_future *f)
+{
+    tern_value *v = NULL;
+    double t0 = now_ms();
+    int rc = tern_result(f, 10000, &v);
+    tern_value_unref(v);
+    cr_assert_neq(rc, TERN_ETIMEDOUT, "%s hung: no error after %.0f ms", tern_future_key(f),
+                  now_ms() - t0);
+    return error_of(f, TERN_ETASK);
+}
+
+/* clusterplug:fail_with: fails with `bytes` repeated n times as its message, under key. */
+static tern_future *fail_with(const char *bytes, int64_t n, const char *key)
+{
+    tern_submit_opts o = { .key = key };
+    return submit("clusterplug:fail_with",
+                  tern_list_of(tern_bytes(bytes, strlen(bytes)), tern_int(n)), &o);
+}
+
+LTest(failures, task_messages_that_are_not_utf8_err_their_futures, .init = up2, .fini = cleanup)
+{
+    /* tern_fail keeps 1,023 bytes of a message: this one is cut inside its first euro sign */
+    static char cut[1100];
+    memset(cut, 'a', 1021);
+    strcpy(cut + 1021, "\xE2\x82\xAC\xE2\x82\xAC");
+    tern_future *bad = fail_with("bad \xFF byte \xC0\x80 and \xED\xA0\x80", 1, NULL);
+    tern_future *cut1023 = fail_with(cut, 1, NULL);
+    tern_future *longer = fail_with("\xC3\xA9", 3000, NULL); /* 6,000 bytes of e-acute */
+    tern_future *dep =
+        submit("clusterplug:add", tern_list_of(tern_future_ref(bad), tern_int(1)), NULL);
+    /* A key of 600 bytes of non-ASCII characters: the message is cut so that the key, the task
+     * and the worker still fit in the scheduler's error, whatever the message's length. */
+    tern_future *keyed[3];
+    for (int i = 0; i < 3; i++) {
+        char key[700] = "";
+        for (int k = 0; k < 200; k++)
+            strcat(key, "\xE2\x82\xAC");
+        snprintf(key + strlen(key), sizeof(key) - strlen(key), "-%d", i);
+        keyed[i] = fail_with("\xC3\xA9", 250 + i, key); /* 500, 502, 504 bytes */
+    }
+
+    const char *m = erred_promptly(bad);
+    cr_assert(contains(m, "bad " FFFD " byte " FFFD FFFD " and " FFFD FFFD FFFD), "%s", m);
+    cr_assert(contains(m, "on worker"), "%s", m);
+    m = erred_promptly(cut1023);
+    cr_assert(contains(m, "aaaaaaaa") && !contains(m, FFFD) && contains(m, "on worker"), "%s", m);
+    m = erred_promptly(longer);
+    cr_assert(contains(m, "\xC3\xA9\xC3\xA9\xC3\xA9") && contains(m, "on worker"), "%s", m);
+    cr_assert_leq(strlen(m), 1023);
+    m = erred_promptly(dep);
+    cr_assert(contains(m, "bad " FFFD " byte"), "the dependent has the root's message: %s", m);
+    for (int i = 0; i < 3; i++) {
+        m = erred_promptly(keyed[i]);
+        cr_assert(contains(m, "\xC3\xA9") && contains(m, tern_future_key(keyed[i])) &&
+                      contains(m, "on worker"),
+                  "key %d: %s", i, m);
+    }
+    /* The cluster serves on. */
+    tern_future *ok = submit("clusterplug:add", tern_list_of(tern_int(2), tern_int(3)), NULL);
+    cr_assert_eq(int_of(ok), 5);
+    tern_future_release(bad);
+    tern_future_release(cut1023);
+    tern_future_release(longer);
+    tern_future_release(dep);
+    for (int i = 0; i < 3; i++)
+        tern_future_release(keyed[i]);
+    tern_future_release(ok);
+    down();
+}
