@@ -538,3 +538,28 @@ LTest(failures, task_messages_that_are_not_utf8_err_their_futures, .init = up2, 
     tern_future_release(ok);
     down();
 }
+
+/* A plugin whose version is not UTF-8 is refused at upload, saying why, and nothing of it is
+ * registered (it was half registered, and the upload said "out of memory"). */
+LTest(failures, plugin_version_that_is_not_utf8_is_refused_at_upload, .init = up2, .fini = cleanup)
+{
+    tern_plugin_info info;
+    int rc = tern_upload_plugin(C, PLUGIN("bad_version"), &info);
+    const char *why = tern_client_errmsg(NULL);
+    cr_assert_eq(rc, TERN_ENOTPLUGIN, "upload: %s: %s", tern_strerror_name(rc), why);
+    cr_assert(contains(why, "version") && contains(why, "UTF-8"), "%s", why);
+    tern_future *f = NULL;
+    rc = tern_submit(C, "bad_version:one", NULL, NULL, &f);
+    if (rc == TERN_OK) {
+        tern_value *v = NULL;
+        rc = tern_result(f, 10000, &v);
+        tern_value_unref(v);
+        tern_future_release(f);
+    }
+    cr_assert_neq(rc, TERN_OK, "a task of the refused plugin ran");
+    cr_assert_neq(rc, TERN_ETIMEDOUT, "a task of the refused plugin hangs");
+    tern_future *ok = submit("clusterplug:add", tern_list_of(tern_int(2), tern_int(3)), NULL);
+    cr_assert_eq(int_of(ok), 5);
+    tern_future_release(ok);
+    down();
+}
