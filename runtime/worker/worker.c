@@ -40,8 +40,9 @@
  *  the process dies, the nanny starts a new one with --crashed WHY; it reads the slots left
  *  behind and reports them in its hello so the scheduler can blame the right tasks.
  *  Task timeouts: a watchdog thread checks running tasks; one past its timeout is reported
- *  erred (TERN_ETIMEDOUT), and the process exits with TERNI_EXIT_RESTART so the nanny starts
- *  a fresh executor: a thread stuck in plugin code cannot be stopped any other way.
+ *  erred (TERN_ETIMEDOUT), and the process exits with TERNI_EXIT_RESTART, announced to the
+ *  nanny (nanny.c), so that it starts a fresh executor and blames no task: a thread stuck in
+ *  plugin code cannot be stopped any other way.
  */
 #include "worker.h"
 
@@ -842,6 +843,7 @@ static void timed_out(worker *w, const char *key, const char *fn, int64_t run, i
     pthread_mutex_lock(&w->lock);
     if (w->slots)
         memset(w->slots, 0, w->slots_len);
+    terni_nanny_announce_exit(TERNI_EXIT_RESTART);
     _exit(TERNI_EXIT_RESTART);
 }
 

@@ -563,3 +563,95 @@ LTest(failures, plugin_version_that_is_not_utf8_is_refused_at_upload, .init = up
     tern_future_release(ok);
     down();
 }
+
+/* ---- 9. plugins that exit ------------------------------------------------------------- */
+
+/* A task that ends its executor, however it does it (exit with any status, _exit, a signal,
+ * a stack overflow), is a crash: the executor is restarted with backoff, the task is blamed,
+ * and after --allowed-failures it errs with TERN_EKILLED naming how the executor ended. Every
+ * worker stays (before: exit(0), exit(2) and exit(78) ended the nanny too, so the task went
+ * on to kill every worker, and exit(75) was a restart that blamed no task). */
+static void ending_the_executor_is_a_crash(const char *task, int64_t code, const char *why,
+                                           const char *or_why)
+{
+    char addr[256];
+    pid_t nannies[2];
+    const char *opts[] = { "--allowed-failures", "2", NULL };
+    start_cluster("tcp://127.0.0.1:0", opts, 2, nannies, addr, sizeof(addr));
+    tern_future *f = submit(task, code >= 0 ? tern_list_of(tern_int(code)) : NULL, NULL);
+    const char *m = error_of(f, TERN_EKILLED);
+    cr_assert(contains(m, "killed") && (contains(m, why) || (or_why && contains(m, or_why))),
+              "%s: %s", task, m);
+    for (int i = 0; i < 2; i++) {
+        int st;
+        cr_assert_eq(waitpid(nannies[i], &st, WNOHANG), 0, "the nanny of w%d ended", i);
+    }
+    wait_workers(2);
+    /* Another client is served, on both workers. */
+    tern_client *other;
+    tern_connect_opts o = { .timeout_ms = T };
+    OK(tern_connect(addr, &o, &other));
+    for (int i = 0; i < 2; i++) {
+        const char *on[] = { i ? "w1" : "w0", NULL };
+        tern_submit_opts so = { .workers = on };
+        tern_future *ok = NULL;
+        OK(tern_submit(other, "faultplug:mix", tern_list_of(tern_int(i), tern_int(0)), &so, &ok));
+        tern_value *v = NULL;
+        OK(tern_result(ok, T, &v));
+        int64_t got = 0;
+        OK(tern_value_get_int(v, &got));
+        cr_assert_eq(got, mix_local(i, NULL, 0));
+        tern_value_unref(v);
+        tern_future_release(ok);
+    }
+    cr_assert(close_bounded(other));
+    tern_future_release(f);
+    down_procs();
+}
+
+LTest(failures, task_calling_exit_0_is_a_crash, .init = make_tmpdir, .fini = cleanup_procs)
+{
+    ending_the_executor_is_a_crash("faultplug:exit_with", 0,
+                                   "exited with status 0 (not a clean shutdown)", NULL);
+}
+
+LTest(failures, task_calling_exit_2_is_a_crash, .init = make_tmpdir, .fini = cleanup_procs)
+{
+    ending_the_executor_is_a_crash("faultplug:exit_with", 2,
+                                   "exited with status 2 (not a clean shutdown)", NULL);
+}
+
+LTest(failures, task_calling_exit_75_is_a_crash, .init = make_tmpdir, .fini = cleanup_procs)
+{
+    ending_the_executor_is_a_crash("faultplug:exit_with", 75,
+                                   "exited with status 75 (not a clean shutdown)", NULL);
+}
+
+LTest(failures, task_calling_exit_78_is_a_crash, .init = make_tmpdir, .fini = cleanup_procs)
+{
+    ending_the_executor_is_a_crash("faultplug:exit_with", 78,
+                                   "exited with status 78 (not a clean shutdown)", NULL);
+}
+
+LTest(failures, task_calling__exit_1_is_a_crash, .init = make_tmpdir, .fini = cleanup_procs)
+{
+    ending_the_executor_is_a_crash("faultplug:underscore_exit", 1,
+                                   "exited with status 1 (not a clean shutdown)", NULL);
+}
+
+LTest(failures, task_calling_abort_is_a_crash, .init = make_tmpdir, .fini = cleanup_procs)
+{
+    ending_the_executor_is_a_crash("faultplug:abort", -1, "killed by signal 6", NULL);
+}
+
+LTest(failures, task_raising_sigkill_is_a_crash, .init = make_tmpdir, .fini = cleanup_procs)
+{
+    ending_the_executor_is_a_crash("faultplug:kill_self", -1, "killed by signal 9", NULL);
+}
+
+/* (With AddressSanitizer in the executor, a stack overflow is its report and exit status.) */
+LTest(failures, task_overflowing_its_stack_is_a_crash, .init = make_tmpdir, .fini = cleanup_procs)
+{
+    ending_the_executor_is_a_crash("faultplug:overflow", -1, "killed by signal 11",
+                                   "exited with status 1 (not a clean shutdown)");
+}
