@@ -79,11 +79,9 @@
 #define INLINE_MAX       (64 * 1024) /* results up to this many encoded bytes ride with "done" */
 #define FETCH_TIMEOUT_MS 60000
 #define DATA_RECEIVERS   4
-#define SLOT_SIZE                                                                                  \
-    (TERNI_MAX_KEY + 64) /* bytes per executor thread in <workdir>/running:                        \
-                            a whole key, or a crash would blame no task */
-#define WATCHDOG_MS  20  /* how often the watchdog checks timeouts and idleness */
-#define TRIM_IDLE_MS 200 /* idle this long after the store changed, the heap is trimmed */
+#define SLOT_SIZE        (TERNI_MAX_KEY + 64) /* per thread in <workdir>/running: a whole key */
+#define WATCHDOG_MS      20  /* how often the watchdog checks timeouts and idleness */
+#define TRIM_IDLE_MS     200 /* idle this long after the store changed, the heap is trimmed */
 
 /* A result held here: in w->store under its key, which it owns (allocated with it). */
 typedef struct stored {
@@ -492,12 +490,11 @@ static void post_fallback(worker *w, const char *key, int64_t run, int code)
     terni_ob_text(&o, "message");
     terni_ob_text(&o, msg);
     int rc = TERN_ENOMEM;
-    if (terni_ob_end(&o, mark)) {
+    if (terni_ob_end(&o, mark))
         rc = post_encoded(w, o.buf, o.len, "erred");
-    } else {
+    else
         terni_outbox_free(&o);
-    }
-    terni_log(rc == TERN_OK || rc == TERN_ECLOSED ? TERNI_LOG_WARN : TERNI_LOG_ERROR,
+    terni_log(rc == TERN_OK ? TERNI_LOG_WARN : TERNI_LOG_ERROR,
               "the report of task %s could not be built; %s", k,
               rc == TERN_OK ? "sent a stand-in" : "nor could its stand-in");
     fallback_prepare(); /* for the next time */
