@@ -40,8 +40,9 @@
  *  the process dies, the nanny starts a new one with --crashed WHY; it reads the slots left
  *  behind and reports them in its hello so the scheduler can blame the right tasks.
  *  Task timeouts: a watchdog thread checks running tasks; one past its timeout is reported
- *  erred (TERN_ETIMEDOUT), and the process exits with TERNI_EXIT_RESTART so the nanny starts
- *  a fresh executor: a thread stuck in plugin code cannot be stopped any other way.
+ *  erred (TERN_ETIMEDOUT), and the process exits with TERNI_EXIT_RESTART, announced to the
+ *  nanny (nanny.c), so that it starts a fresh executor and blames no task: a thread stuck in
+ *  plugin code cannot be stopped any other way.
  */
 #include "worker.h"
 
@@ -57,6 +58,7 @@
 #include "shm.h"
 #include "task_ctx.h"
 #include "tls.h"
+#include "utf8.h"
 #include "wire.h"
 
 #include <fcntl.h>
@@ -77,7 +79,7 @@
 #define INLINE_MAX       (64 * 1024) /* results up to this many encoded bytes ride with "done" */
 #define FETCH_TIMEOUT_MS 60000
 #define DATA_RECEIVERS   4
-#define SLOT_SIZE        256 /* bytes per executor thread in <workdir>/running */
+#define SLOT_SIZE        (TERNI_MAX_KEY + 64) /* per thread in <workdir>/running: a whole key */
 #define WATCHDOG_MS      20  /* how often the watchdog checks timeouts and idleness */
 #define TRIM_IDLE_MS     200 /* idle this long after the store changed, the heap is trimmed */
 
@@ -420,30 +422,114 @@ static void drop_all_blocked(worker *w)
 
 /* ---- reporting -------------------------------------------------------------------- */
 
-/* Sends op (stolen) to the scheduler, or drops it while disconnected. */
-static void post(worker *w, tern_value *op)
+/* Sends op (stolen) to the scheduler, or drops it while disconnected. Returns TERN_OK,
+ * TERN_ECLOSED (disconnected: the scheduler no longer wants it) or the link's error (not sent:
+ * out of memory). */
+static int post(worker *w, tern_value *op)
 {
+    int rc = TERN_ECLOSED;
     pthread_mutex_lock(&w->link_lock);
     if (w->link)
-        terni_link_post(w->link, op);
+        rc = terni_link_post(w->link, op);
     else
         tern_value_unref(op);
     pthread_mutex_unlock(&w->link_lock);
+    return rc;
+}
+
+/* post for an op encoded already (enc, len bytes: taken). */
+static int post_encoded(worker *w, uint8_t *enc, size_t len, const char *name)
+{
+    int rc = TERN_ECLOSED;
+    pthread_mutex_lock(&w->link_lock);
+    if (w->link)
+        rc = terni_link_post_encoded(w->link, enc, len, name);
+    else
+        free(enc);
+    pthread_mutex_unlock(&w->link_lock);
+    return rc;
+}
+
+/* The stand-in for a report that could not be built or sent (out of memory): an erred report
+ * with a fixed ASCII message naming the key, so that no future waits for ever. It is written
+ * into a buffer allocated ahead, one per reporting thread (fallback_buf, made again after each
+ * use), and needs no memory but the link's own item. */
+#define FALLBACK_MAX (2 * TERNI_MAX_KEY + 256)
+static __thread uint8_t *fallback_buf;
+
+static void fallback_prepare(void)
+{
+    if (!fallback_buf)
+        fallback_buf = malloc(FALLBACK_MAX);
+}
+
+static void fallback_release(void)
+{
+    free(fallback_buf);
+    fallback_buf = NULL;
+}
+
+static void post_fallback(worker *w, const char *key, int64_t run, int code)
+{
+    char k[TERNI_MAX_KEY + 1], msg[TERNI_MAX_KEY + 64];
+    terni_utf8_copy(k, sizeof(k), key, strlen(key)); /* valid already (terni_valid_key) */
+    snprintf(msg, sizeof(msg), "task %s erred; its message could not be encoded", k);
+    terni_outbox o = { .buf = fallback_buf, .cap = fallback_buf ? FALLBACK_MAX : 0 };
+    fallback_buf = NULL;
+    size_t mark;
+    terni_ob_begin(&o, &mark);
+    terni_ob_map(&o, 5); /* keys in CBOR's deterministic order, as report_done's */
+    terni_ob_text(&o, "op");
+    terni_ob_text(&o, "erred");
+    terni_ob_text(&o, "key");
+    terni_ob_text(&o, k);
+    terni_ob_text(&o, "run");
+    terni_ob_int(&o, run);
+    terni_ob_text(&o, "code");
+    terni_ob_int(&o, code);
+    terni_ob_text(&o, "message");
+    terni_ob_text(&o, msg);
+    int rc = TERN_ENOMEM;
+    if (terni_ob_end(&o, mark))
+        rc = post_encoded(w, o.buf, o.len, "erred");
+    else
+        terni_outbox_free(&o);
+    terni_log(rc == TERN_OK ? TERNI_LOG_WARN : TERNI_LOG_ERROR,
+              "the report of task %s could not be built; %s", k,
+              rc == TERN_OK ? "sent a stand-in" : "nor could its stand-in");
+    fallback_prepare(); /* for the next time */
+}
+
+/* Reports key erred. The scheduler appends " (task F, key K, on worker W)" and keeps 1,023
+ * bytes in all: the message, made valid UTF-8, is cut (at a character) so that this fits too,
+ * and a cut of the scheduler's never falls inside a character of the message. */
+static void report_erred_key(worker *w, const char *key, const char *fn, int64_t run, int code,
+                             const char *msg)
+{
+    char text[TERNI_TASK_MSG_MAX];
+    size_t decoration = strlen(key) + strlen(fn) + strlen(w->opts->name) + 32;
+    size_t cap = decoration + 64 < sizeof(text) ? sizeof(text) - decoration : 64;
+    terni_utf8_copy(text, cap, msg, strlen(msg));
+    tern_value *op = terni_op("erred");
+    int rc = TERN_ENOMEM;
+    if (op && terni_set_text(op, "key", key) && terni_set_int(op, "code", code) &&
+        terni_set_text(op, "message", text) && terni_set_int(op, "run", run))
+        rc = post(w, op);
+    else
+        tern_value_unref(op);
+    if (rc != TERN_OK && rc != TERN_ECLOSED)
+        post_fallback(w, key, run, code);
 }
 
 static void report_erred(worker *w, const job *j, int code, const char *msg)
 {
-    tern_value *op = terni_op("erred");
-    if (op && terni_set_text(op, "key", j->key) && terni_set_int(op, "code", code) &&
-        terni_set_text(op, "message", msg) && terni_set_int(op, "run", j->run))
-        post(w, op);
-    else
-        tern_value_unref(op);
+    report_erred_key(w, j->key, j->fn, j->run, code, msg);
 }
 
 /* {"op": "done", "key", "run", "value"?: bytes (a small result's encoding), "nbytes",
  * "rss_bytes", "duration_us"}, written straight into CBOR (outbox.h; keys in CBOR's
- * deterministic order) and posted encoded: no value tree per task. */
+ * deterministic order) and posted encoded: no value tree per task. Out of memory, the result
+ * is dropped and the stand-in erred report goes instead (post_fallback). */
 static void report_done(worker *w, const job *j, tern_value *result, int64_t duration_us)
 {
     size_t nbytes = tern_encoded_size(result), mark;
@@ -467,16 +553,17 @@ static void report_done(worker *w, const job *j, tern_value *result, int64_t dur
     terni_ob_int(&o, terni_rss_bytes());
     terni_ob_text(&o, "duration_us");
     terni_ob_int(&o, duration_us);
-    if (!terni_ob_end(&o, mark)) {
-        terni_outbox_free(&o);
-        return;
-    }
-    pthread_mutex_lock(&w->link_lock);
-    if (w->link)
-        terni_link_post_encoded(w->link, o.buf, o.len, "done"); /* takes o.buf */
+    int rc = TERN_ENOMEM;
+    if (terni_ob_end(&o, mark))
+        rc = post_encoded(w, o.buf, o.len, "done");
     else
-        free(o.buf);
-    pthread_mutex_unlock(&w->link_lock);
+        terni_outbox_free(&o);
+    if (rc == TERN_OK || rc == TERN_ECLOSED)
+        return;
+    pthread_mutex_lock(&w->lock); /* the scheduler will not know it is here */
+    store_drop_locked(w, j->key);
+    pthread_mutex_unlock(&w->lock);
+    post_fallback(w, j->key, j->run, TERN_ENOMEM);
 }
 
 /* ---- running a task --------------------------------------------------------------- */
@@ -491,7 +578,7 @@ static tern_value *lookup_dep(void *arg, const char *key)
     depvals *dv = arg;
     const tern_value *v;
     if (tern_map_get(dv->map, key, &v) != TERN_OK) {
-        snprintf(dv->missing, sizeof(dv->missing), "%s", key);
+        terni_utf8_copy(dv->missing, sizeof(dv->missing), key, strlen(key));
         return NULL;
     }
     return tern_value_ref((tern_value *)v);
@@ -537,7 +624,7 @@ static int gather(worker *w, const job *j, depvals *dv, char *msg, size_t msglen
             tern_value_unref(values);
         }
         if (!v) {
-            snprintf(msg, msglen, "cannot get dependency %s: %s", key, err);
+            terni_utf8_fmt(msg, msglen, "cannot get dependency %s: %s", key, err);
             return TERN_ELOST;
         }
         if (tern_map_set(dv->map, key, v) != TERN_OK) {
@@ -611,11 +698,11 @@ static void run_job(worker *w, job *j)
         p = terni_loader_get(w->loader, j->plugin);
         if (!p) {
             rc = TERN_ENOTFOUND;
-            snprintf(msg, sizeof(msg), "plugin %.16s is not loaded on worker %s", j->plugin,
-                     w->opts->name);
+            terni_utf8_fmt(msg, sizeof(msg), "plugin %.16s is not loaded on worker %s", j->plugin,
+                           w->opts->name);
         } else if (!colon) {
             rc = TERN_EINVAL;
-            snprintf(msg, sizeof(msg), "task name %s is not plugin:symbol", j->fn);
+            terni_utf8_fmt(msg, sizeof(msg), "task name %s is not plugin:symbol", j->fn);
         } else {
             rc = terni_plugin_resolve(p, colon + 1, &fn, msg, sizeof(msg));
         }
@@ -632,9 +719,9 @@ static void run_job(worker *w, job *j)
         call_args = terni_substitute_keyrefs(args, lookup_dep, &dv);
         if (!call_args && dv.missing[0]) {
             rc = TERN_EPROTO;
-            snprintf(msg, sizeof(msg),
-                     "argument refers to key %s, which is not among the task's dependencies",
-                     dv.missing);
+            terni_utf8_fmt(msg, sizeof(msg),
+                           "argument refers to key %s, which is not among the task's dependencies",
+                           dv.missing);
         } else if (!call_args) {
             rc = TERN_ENOMEM;
             snprintf(msg, sizeof(msg), "out of memory substituting arguments");
@@ -670,12 +757,14 @@ static void *executor_main(void *arg)
     executor *e = arg;
     worker *w = e->w;
     char *slot = w->slots ? w->slots + (size_t)e->index * SLOT_SIZE : NULL;
+    fallback_prepare();
     for (;;) {
         pthread_mutex_lock(&w->lock);
         while (!w->nheap && !w->stopping)
             pthread_cond_wait(&w->cond, &w->lock);
         if (w->stopping) {
             pthread_mutex_unlock(&w->lock);
+            fallback_release();
             return NULL;
         }
         job *j = heap_pop(w);
@@ -728,7 +817,7 @@ static tern_value *open_slots(worker *w)
 
 /* A task ran past its timeout: report it, make sure the report left, and end this process
  * so the nanny starts a fresh one (exit status TERNI_EXIT_RESTART: not a crash). */
-static void timed_out(worker *w, const char *key, int64_t run, int64_t timeout_ms)
+static void timed_out(worker *w, const char *key, const char *fn, int64_t run, int64_t timeout_ms)
 {
     char msg[512];
     snprintf(msg, sizeof(msg),
@@ -736,12 +825,7 @@ static void timed_out(worker *w, const char *key, int64_t run, int64_t timeout_m
              "to stop it",
              (long long)timeout_ms, w->opts->name);
     wlog(w, "%s: %s", key, msg);
-    tern_value *op = terni_op("erred");
-    if (op && terni_set_text(op, "key", key) && terni_set_int(op, "code", TERN_ETIMEDOUT) &&
-        terni_set_text(op, "message", msg) && terni_set_int(op, "run", run))
-        post(w, op);
-    else
-        tern_value_unref(op);
+    report_erred_key(w, key, fn, run, TERN_ETIMEDOUT, msg);
     pthread_mutex_lock(&w->link_lock);
     if (w->link) { /* ops are sent in order: once this answers, the report is there */
         tern_value *r = NULL;
@@ -756,6 +840,7 @@ static void timed_out(worker *w, const char *key, int64_t run, int64_t timeout_m
     pthread_mutex_lock(&w->lock);
     if (w->slots)
         memset(w->slots, 0, w->slots_len);
+    terni_nanny_announce_exit(TERNI_EXIT_RESTART);
     _exit(TERNI_EXIT_RESTART);
 }
 
@@ -767,8 +852,9 @@ static void *watchdog_main(void *arg)
     worker *w = arg;
     uint64_t seen = 0, trimmed = 0; /* store_changes at the last tick, and at the last trim */
     uint64_t busy_ns = 0;           /* when the worker was last seen busy or changing */
+    fallback_prepare();
     for (;;) {
-        char key[SLOT_SIZE] = "";
+        char key[TERNI_MAX_KEY + 1] = "", fn[256] = ""; /* fn: for its length (timed_out) */
         int64_t run = 0, timeout_ms = 0;
         struct timespec ts;
         terni_deadline(&ts, WATCHDOG_MS);
@@ -777,13 +863,16 @@ static void *watchdog_main(void *arg)
             ;
         if (w->stopping) {
             pthread_mutex_unlock(&w->lock);
+            fallback_release();
             return NULL;
         }
         uint64_t now = terni_now_ns();
         for (job *j = w->running; j; j = j->next_run) {
             if (j->timeout_ms > 0 && !j->cancelled &&
                 now - j->start_ns > (uint64_t)j->timeout_ms * 1000000u) {
-                snprintf(key, sizeof(key), "%s", j->key);
+                snprintf(key, sizeof(key), "%s",
+                         j->key); /* whole: keys are TERNI_MAX_KEY at most */
+                snprintf(fn, sizeof(fn), "%s", j->fn);
                 run = j->run;
                 timeout_ms = j->timeout_ms;
                 break;
@@ -795,7 +884,7 @@ static void *watchdog_main(void *arg)
         bool quiet = seen != trimmed && now - busy_ns >= TRIM_IDLE_MS * 1000000u;
         pthread_mutex_unlock(&w->lock);
         if (key[0])
-            timed_out(w, key, run, timeout_ms);
+            timed_out(w, key, fn, run, timeout_ms);
         if (quiet) {
             malloc_trim(0);
             trimmed = seen;
