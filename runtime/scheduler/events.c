@@ -182,9 +182,11 @@ static void fx_finished(void *ctx, client *c, const task *t)
     ob_done(s, mark);
 }
 
-/* {"op": "erred", "key", "code", "message", "task", "root"}: task and root name the root
- * cause; the message is the root's own, once, with the dependency named when key is not
- * the root itself. */
+/* {"op": "erred", "key", "code", "root", "task", "message"}: task and root name the root
+ * cause; the message is the root's own, once, with the dependency named when key is not the
+ * root itself. Written straight into the outbox: no value tree to fail to build (every text
+ * here is valid UTF-8: keys and names were checked on the way in, and the engine cuts its
+ * messages between characters). */
 static void fx_erred(void *ctx, client *c, const char *key, const task_error *e)
 {
     (void)ctx;
@@ -192,22 +194,29 @@ static void fx_erred(void *ctx, client *c, const char *key, const task_error *e)
     if (!can_send(s))
         return;
     char *msg = NULL;
-    const char *text = e->msg;
     if (strcmp(key, e->key)) {
         size_t n = strlen(e->key) + strlen(e->task) + strlen(e->msg) + 64;
-        if ((msg = malloc(n))) {
-            snprintf(msg, n, "dependency %s (%s) failed: %s", e->key, e->task[0] ? e->task : "data",
-                     e->msg);
-            text = msg;
-        }
+        if ((msg = malloc(n)))
+            snprintf(msg, n, "dependency %s (%s) failed: %s", e->key,
+                     e->task[0] ? e->task : "data", e->msg);
     }
-    tern_value *ev = terni_op("erred");
-    if (ev && terni_set_text(ev, "key", key) && terni_set_int(ev, "code", e->code) &&
-        terni_set_text(ev, "message", text) && terni_set_text(ev, "task", e->task) &&
-        terni_set_text(ev, "root", e->key))
-        sched_send(s, ev);
-    else
-        tern_value_unref(ev);
+    size_t mark;
+    terni_outbox *o = &s->ob;
+    terni_ob_begin(o, &mark);
+    terni_ob_map(o, 6);
+    terni_ob_text(o, "op");
+    terni_ob_text(o, "erred");
+    terni_ob_text(o, "key");
+    terni_ob_text(o, key);
+    terni_ob_text(o, "code");
+    terni_ob_int(o, e->code);
+    terni_ob_text(o, "root");
+    terni_ob_text(o, e->key);
+    terni_ob_text(o, "task");
+    terni_ob_text(o, e->task);
+    terni_ob_text(o, "message");
+    terni_ob_text(o, msg ? msg : e->msg);
+    ob_done(s, mark);
     free(msg);
 }
 

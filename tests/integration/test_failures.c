@@ -539,6 +539,38 @@ LTest(failures, task_messages_that_are_not_utf8_err_their_futures, .init = up2, 
     down();
 }
 
+/* Keys of up to the 1,024-byte limit made of non-ASCII characters: the scheduler's own texts
+ * (" (task F, key K, on worker W)", "dependency K (T) failed: ...") are cut only between
+ * characters, so the erred event is never dropped (it was, and these futures hung). */
+LTest(failures, errors_of_keys_near_the_limit_reach_their_futures, .init = up2, .fini = cleanup)
+{
+    tern_future *keyed[3], *dep[3];
+    for (int i = 0; i < 3; i++) {
+        char key[1100] = "";
+        for (int k = 0; k < 338 + i; k++) /* 1,016 to 1,022 bytes */
+            strcat(key, "\xE2\x82\xAC");
+        snprintf(key + strlen(key), sizeof(key) - strlen(key), "-%d", i);
+        keyed[i] = fail_with("\xC3\xA9", 400, key);
+        dep[i] =
+            submit("clusterplug:add", tern_list_of(tern_future_ref(keyed[i]), tern_int(1)), NULL);
+    }
+    for (int i = 0; i < 3; i++) {
+        const char *m = erred_promptly(keyed[i]);
+        cr_assert(contains(m, "\xC3\xA9"), "key %d: %s", i, m);
+        m = erred_promptly(dep[i]);
+        cr_assert(contains(m, tern_future_key(keyed[i])), "dependent %d: %s", i, m);
+        int code;
+        const char *msg, *task, *key;
+        OK(tern_future_error(dep[i], &code, &msg, &task, &key));
+        cr_assert_str_eq(key, tern_future_key(keyed[i]));
+    }
+    for (int i = 0; i < 3; i++) {
+        tern_future_release(dep[i]);
+        tern_future_release(keyed[i]);
+    }
+    down();
+}
+
 /* A plugin whose version is not UTF-8 is refused at upload, saying why, and nothing of it is
  * registered (it was half registered, and the upload said "out of memory"). */
 LTest(failures, plugin_version_that_is_not_utf8_is_refused_at_upload, .init = up2, .fini = cleanup)
