@@ -22,6 +22,7 @@
 #include "transitions.h"
 
 #include "placement.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -371,9 +372,9 @@ static void do_recompute(graph *g, task *t)
     inline_clear(t);
     if (!t->plugin_id) {
         char msg[1400];
-        snprintf(msg, sizeof(msg),
-                 "scattered data %s was lost (%s) and cannot be recomputed: scatter it again",
-                 t->key, g->lost_why ? g->lost_why : "its holder left");
+        terni_utf8_fmt(msg, sizeof(msg),
+                       "scattered data %s was lost (%s) and cannot be recomputed: scatter it again",
+                       t->key, g->lost_why ? g->lost_why : "its holder left");
         tr_set_state(g, t, T_WAITING); /* unfinished, and it needs nothing: do_err releases
                                           nothing */
         task_error *e = tr_error_new(TERN_ELOST, msg, "", t->key);
