@@ -1,10 +1,11 @@
-/* Ops from peers: each request op decoded and handed to the graph engine (graph.h) or the
- * plugin registry. Dispatch is a table: each op's name, the roles that may send it, and its
- * handler; the role is checked before any handler runs (docs/protocol.md lists the ops). */
+/* Ops from peers: each request op decoded by its typed decoder (protocol.h) and handed to the
+ * graph engine (graph.h) or the plugin registry. Dispatch goes through the op list: the op's
+ * id, the roles that may send it (checked before any handler runs), and its handler. */
 #include "sched_internal.h"
 
 #include "log.h"
 #include "placement.h"
+#include "protocol.h"
 #include "rss.h"
 #include "utf8.h"
 #include "wire.h"
@@ -16,63 +17,45 @@
 
 #include <tern/tern.h>
 
+/* An op that its typed decoder (protocol.h) refused: the error names the field. */
+static tern_value *malformed(const char *err)
+{
+    return terni_error_result(TERN_EPROTO, "%s", err);
+}
+
 /* ---- clients: submit --------------------------------------------------------------------- */
-
-/* A field of a task spec, or the submit op's when the spec has none (fn, plugin, group and
- * gsize are sent once per op by our client). */
-static const tern_value *spec_get(const tern_value *spec, const tern_value *op, const char *k)
-{
-    const tern_value *v = terni_get(spec, k);
-    return v ? v : terni_get(op, k);
-}
-
-static const char *spec_text(const tern_value *spec, const tern_value *op, const char *k)
-{
-    const char *s = NULL;
-    return tern_value_get_text(spec_get(spec, op, k), &s, NULL) == TERN_OK ? s : NULL;
-}
-
-/* The texts of a list (NULL for items that are not text) into out[n] (malloc'd when more than
- * fit in `stack`). NULL when out of memory. */
-static const char **texts_of(const tern_value *list, size_t *n, const char **stack, size_t cap)
-{
-    *n = tern_list_len(list);
-    const char **out = *n <= cap ? stack : malloc(*n * sizeof(*out));
-    for (size_t i = 0; out && i < *n; i++) {
-        const tern_value *item;
-        out[i] = NULL;
-        if (tern_list_get(list, i, &item) == TERN_OK)
-            tern_value_get_text(item, &out[i], NULL);
-    }
-    return out;
-}
 
 /* One task of a submit op. Errors become an erred task (so the future errs), never a failed
  * request: other tasks of the batch are unaffected. */
-static void submit_one(sched *S, session *s, const tern_value *spec, const tern_value *op)
+static void submit_one(sched *S, session *s, const terni_submit *sub, size_t i)
 {
-    graph_spec gs = { .key = terni_get_text(spec, "key"),
-                      .fn = spec_text(spec, op, "fn"),
-                      .plugin_id = spec_text(spec, op, "plugin") };
-    if (!terni_valid_key(gs.key))
+    terni_task_spec sp;
+    char err[256], msg[512];
+    int rc = terni_dec_task_spec(sub, i, &sp, err, sizeof(err));
+    graph_spec gs = { .key = sp.key };
+    if (!terni_valid_key(sp.key))
         return; /* nothing to answer to (our client never sends such a key) */
-    const tern_value *args = terni_get(spec, "args");
-    if (tern_value_get_bytes(args, &gs.args, &gs.args_len) != TERN_OK)
-        gs.args = NULL;
-    int64_t v, gi = 0, gsize = 0;
-    if (terni_get_int(spec, "priority", &v))
-        gs.priority = (int)v;
-    if (terni_get_int(spec, "retries", &v) && v > 0)
-        gs.retries = (int)(v > 1000 ? 1000 : v);
-    terni_get_int(spec, "gindex", &gi); /* absent: 0; out of range: no co-assignment */
-    if (tern_value_get_int(spec_get(spec, op, "gsize"), &gsize) == TERN_OK && gsize > 1 &&
-        gsize <= UINT32_MAX && gi >= 0 && gi < gsize) {
-        gs.gindex = (uint32_t)gi;
-        gs.gsize = (uint32_t)gsize;
+    if (rc != TERN_OK) {
+        snprintf(msg, sizeof(msg), "malformed submission for %s: %s", sp.key, err);
+        gs.code = TERN_EPROTO;
+        gs.msg = msg;
+        graph_submit(&S->g, &s->c, &gs);
+        return;
     }
-    if (terni_get_int(spec, "timeout_ms", &v) && v > 0)
-        gs.timeout_ms = v;
-    char msg[512];
+    gs.fn = sp.fn;
+    gs.plugin_id = sp.plugin;
+    gs.args = sp.args;
+    gs.args_len = sp.args_len;
+    gs.priority = (int)sp.priority;
+    if (sp.retries > 0)
+        gs.retries = (int)(sp.retries > 1000 ? 1000 : sp.retries);
+    /* out of range: no co-assignment */
+    if (sp.gsize > 1 && sp.gsize <= UINT32_MAX && sp.gindex >= 0 && sp.gindex < sp.gsize) {
+        gs.gindex = (uint32_t)sp.gindex;
+        gs.gsize = (uint32_t)sp.gsize;
+    }
+    if (sp.timeout_ms > 0)
+        gs.timeout_ms = sp.timeout_ms;
     if (gs.plugin_id && gs.fn && !sched_plugin(S, gs.plugin_id)) {
         gs.code = TERN_ENOTFOUND;
         terni_utf8_fmt(msg, sizeof(msg), "plugin %.16s... for %s is not uploaded", gs.plugin_id,
@@ -80,10 +63,16 @@ static void submit_one(sched *S, session *s, const tern_value *spec, const tern_
         gs.msg = msg;
     }
     const char *deps_stack[8], *names_stack[4];
-    const char **deps = texts_of(terni_get(spec, "deps"), &gs.ndeps, deps_stack, 8);
-    const char **names = texts_of(terni_get(spec, "workers"), &gs.nrestrict, names_stack, 4);
+    const char **deps = sp.deps.n <= 8 ? deps_stack : malloc(sp.deps.n * sizeof(*deps));
+    const char **names = sp.workers.n <= 4 ? names_stack : malloc(sp.workers.n * sizeof(*names));
+    for (size_t k = 0; deps && k < sp.deps.n; k++)
+        deps[k] = terni_strs_at(&sp.deps, k);
+    for (size_t k = 0; names && k < sp.workers.n; k++)
+        names[k] = terni_strs_at(&sp.workers, k);
     gs.deps = deps;
+    gs.ndeps = sp.deps.n;
     gs.restrict_to = names;
+    gs.nrestrict = sp.workers.n;
     if (deps && names && gs.ndeps < UINT32_MAX)
         graph_submit(&S->g, &s->c, &gs); /* out of memory: dropped, unanswered */
     if (deps != deps_stack)
@@ -92,16 +81,29 @@ static void submit_one(sched *S, session *s, const tern_value *spec, const tern_
         free(names);
 }
 
+size_t sched_submit_ntasks(const tern_value *op)
+{
+    terni_submit sub;
+    return terni_dec_submit(op, &sub, NULL, 0) == TERN_OK ? sub.ntasks : 0;
+}
+
 void sched_submit_range(sched *S, session *s, const tern_value *op, size_t from, size_t to)
 {
-    const tern_value *tasks = terni_get(op, "tasks"), *spec;
-    for (size_t i = from; i < to && tern_list_get(tasks, i, &spec) == TERN_OK; i++)
-        submit_one(S, s, spec, op);
+    terni_submit sub;
+    if (terni_dec_submit(op, &sub, NULL, 0) != TERN_OK)
+        return;
+    for (size_t i = from; i < to && i < sub.ntasks; i++)
+        submit_one(S, s, &sub, i);
 }
 
 static tern_value *op_submit(sched *S, session *s, const tern_value *op)
 {
-    sched_submit_range(S, s, op, 0, tern_list_len(terni_get(op, "tasks")));
+    terni_submit sub;
+    char err[256];
+    if (terni_dec_submit(op, &sub, err, sizeof(err)) != TERN_OK)
+        return malformed(err);
+    for (size_t i = 0; i < sub.ntasks; i++)
+        submit_one(S, s, &sub, i);
     return tern_null();
 }
 
@@ -111,11 +113,12 @@ typedef void (*key_fn)(graph *, client *, const char *);
 
 static tern_value *each_key(sched *S, session *s, const tern_value *op, key_fn fn)
 {
-    const tern_value *keys = terni_get(op, "keys"), *item;
-    const char *k;
-    for (size_t i = 0; tern_list_get(keys, i, &item) == TERN_OK; i++)
-        if (tern_value_get_text(item, &k, NULL) == TERN_OK)
-            fn(&S->g, &s->c, k);
+    terni_keys_msg m;
+    char err[256];
+    if (terni_dec_keys(op, &m, err, sizeof(err)) != TERN_OK)
+        return malformed(err);
+    for (size_t i = 0; i < m.keys.n; i++)
+        fn(&S->g, &s->c, terni_strs_at(&m.keys, i));
     return tern_null();
 }
 
@@ -134,18 +137,18 @@ static tern_value *op_cancel(sched *S, session *s, const tern_value *op)
 static tern_value *op_who_has(sched *S, session *s, const tern_value *op)
 {
     (void)s;
+    terni_who_has m;
+    char err[256];
+    if (terni_dec_who_has(op, &m, err, sizeof(err)) != TERN_OK)
+        return malformed(err);
     tern_value *out = tern_map_new();
-    const tern_value *keys = terni_get(op, "keys"), *item;
-    bool addresses = terni_get_bool(op, "addresses");
-    const char *k;
-    for (size_t i = 0; out && tern_list_get(keys, i, &item) == TERN_OK; i++) {
-        if (tern_value_get_text(item, &k, NULL) != TERN_OK)
-            continue;
+    for (size_t i = 0; out && i < m.keys.n; i++) {
+        const char *k = terni_strs_at(&m.keys, i);
         task *t = graph_task(&S->g, k);
         tern_value *names = tern_list_new(0);
         for (size_t j = 0; t && names && j < t->who.n; j++)
             tern_list_append(names,
-                             tern_text(addresses ? WHO_AT(t, j)->address : WHO_AT(t, j)->name));
+                             tern_text(m.addresses ? WHO_AT(t, j)->address : WHO_AT(t, j)->name));
         tern_map_set(out, k, names);
     }
     return out;
@@ -154,7 +157,11 @@ static tern_value *op_who_has(sched *S, session *s, const tern_value *op)
 /* scatter {key}: choose a worker for data the client will put there itself. */
 static tern_value *op_scatter(sched *S, session *s, const tern_value *op)
 {
-    const char *key = terni_get_text(op, "key");
+    terni_scatter m;
+    char err[256];
+    if (terni_dec_scatter(op, &m, err, sizeof(err)) != TERN_OK)
+        return malformed(err);
+    const char *key = m.key;
     if (!terni_valid_key(key))
         return terni_error_result(TERN_EINVAL,
                                   "scatter needs a key (1 to %d bytes, no control characters)",
@@ -176,7 +183,8 @@ static tern_value *op_scatter(sched *S, session *s, const tern_value *op)
 
 static tern_value *op_upload(sched *S, session *s, const tern_value *op)
 {
-    return sched_op_upload(S, s, op);
+    terni_upload m;
+    return sched_op_upload(S, s, terni_dec_upload(op, &m, NULL, 0) == TERN_OK ? &m : NULL);
 }
 
 static tern_value *op_plugins(sched *S, session *s, const tern_value *op)
@@ -189,70 +197,65 @@ static tern_value *op_plugins(sched *S, session *s, const tern_value *op)
 
 static tern_value *op_done(sched *S, session *s, const tern_value *op)
 {
-    const char *key = terni_get_text(op, "key");
-    int64_t nbytes = 0, duration_us = -1;
-    terni_get_int(op, "nbytes", &nbytes);
-    terni_get_int(op, "rss_bytes", &s->w->rss); /* optional */
-    if (!terni_get_int(op, "duration_us", &duration_us) || duration_us < 0)
-        duration_us = -1;
-    const void *inl = NULL;
-    size_t inl_len = 0;
-    if (tern_value_get_bytes(terni_get(op, "value"), &inl, &inl_len) != TERN_OK)
-        inl = NULL, inl_len = 0;
-    if (key)
-        graph_done(&S->g, s->w, key, nbytes, inl, inl_len, duration_us);
+    terni_done m;
+    char err[256];
+    if (terni_dec_done(op, &m, err, sizeof(err)) != TERN_OK)
+        return malformed(err);
+    if (m.rss_bytes >= 0)
+        s->w->rss = m.rss_bytes;
+    graph_done(&S->g, s->w, m.key, m.nbytes, m.value, m.value ? m.value_len : 0, m.duration_us);
     return tern_null();
 }
 
 static tern_value *op_erred(sched *S, session *s, const tern_value *op)
 {
-    const char *key = terni_get_text(op, "key"), *msg = terni_get_text(op, "message");
-    int64_t code = TERN_ETASK, run = -1;
-    terni_get_int(op, "code", &code);
-    terni_get_int(op, "run", &run);
-    if (!key)
-        return tern_null();
-    task *t = graph_task(&S->g, key);
-    if (t && t->state == T_PROCESSING && t->on == s->w && code == TERN_ELOST)
-        sched_log("%s could not fetch a dependency on %s: %s", key, s->w->name, msg ? msg : "");
+    terni_erred m;
+    char err[256];
+    if (terni_dec_erred(op, &m, err, sizeof(err)) != TERN_OK)
+        return malformed(err);
+    task *t = graph_task(&S->g, m.key);
+    if (t && t->state == T_PROCESSING && t->on == s->w && m.code == TERN_ELOST)
+        sched_log("%s could not fetch a dependency on %s: %s", m.key, s->w->name,
+                  m.message ? m.message : "");
     else if (t && t->state == T_PROCESSING && t->on == s->w && t->retries > 0)
-        sched_log("retrying %s after: %s", key, msg ? msg : "");
-    graph_erred(&S->g, s->w, key, code > 0 && code < TERN_ERR_COUNT ? (int)code : TERN_ETASK, msg,
-                run);
+        sched_log("retrying %s after: %s", m.key, m.message ? m.message : "");
+    graph_erred(&S->g, s->w, m.key,
+                m.code > 0 && m.code < TERN_ERR_COUNT ? (int)m.code : TERN_ETASK, m.message, m.run);
     return tern_null();
 }
 
 static tern_value *op_added(sched *S, session *s, const tern_value *op)
 {
-    const char *key = terni_get_text(op, "key");
-    int64_t nbytes = 0;
-    terni_get_int(op, "nbytes", &nbytes);
-    if (key)
-        graph_added(&S->g, s->w, key, nbytes);
+    terni_added m;
+    char err[256];
+    if (terni_dec_added(op, &m, err, sizeof(err)) != TERN_OK)
+        return malformed(err);
+    graph_added(&S->g, s->w, m.key, m.nbytes);
     return tern_null();
 }
 
 static tern_value *op_plugin_failed(sched *S, session *s, const tern_value *op)
 {
     (void)S;
-    const char *id = terni_get_text(op, "id"), *msg = terni_get_text(op, "message");
-    sched_log("worker %s could not load plugin %.12s: %s", s->w->name, id ? id : "?",
-              msg ? msg : "");
+    terni_plugin_failed m;
+    char err[256];
+    if (terni_dec_plugin_failed(op, &m, err, sizeof(err)) != TERN_OK)
+        return malformed(err);
+    sched_log("worker %s could not load plugin %.12s: %s", s->w->name, m.id,
+              m.message ? m.message : "");
     return tern_null();
 }
 
 /* A restarted executor reports {why, keys} of its predecessor's crash: the tasks it was
  * running are suspects. One blamed --allowed-failures times errs with TERN_EKILLED. */
-void sched_blame_crash(sched *S, worker *w, const tern_value *crashed)
+void sched_blame_crash(sched *S, worker *w, const terni_hello *h)
 {
-    if (!crashed)
+    if (!h->crashed)
         return;
-    const char *why = terni_get_text(crashed, "why"), *key;
-    const tern_value *keys = terni_get(crashed, "keys"), *item;
+    const char *why = h->crashed_why;
     sched_log("worker %s restarted after its executor %s", w->name, why ? why : "crashed");
-    for (size_t i = 0; tern_list_get(keys, i, &item) == TERN_OK; i++)
-        if (tern_value_get_text(item, &key, NULL) == TERN_OK)
-            graph_blame(&S->g, w, key, why);
+    for (size_t i = 0; i < h->crashed_keys.n; i++)
+        graph_blame(&S->g, w, terni_strs_at(&h->crashed_keys, i), why);
 }
 
 /* ---- either ---------------------------------------------------------------------------- */
@@ -355,12 +358,9 @@ tern_value *sched_status(sched *S)
 
 /* ---- hello ------------------------------------------------------------------------------ */
 
-static tern_value *worker_hello(sched *S, session *s, const tern_value *op)
+static tern_value *worker_hello(sched *S, session *s, const terni_hello *h)
 {
-    const char *name = terni_get_text(op, "name"), *address = terni_get_text(op, "address");
-    int64_t nthreads = 1, memory = 0;
-    terni_get_int(op, "nthreads", &nthreads);
-    terni_get_int(op, "memory", &memory);
+    const char *name = h->name, *address = h->address;
     if (!name || !*name || !address || !*address)
         return terni_error_result(TERN_EINVAL, "a worker must give a name and an address");
     if (!terni_valid_worker_name(name) || !terni_valid_address(address))
@@ -381,8 +381,8 @@ static tern_value *worker_hello(sched *S, session *s, const tern_value *op)
         free(w);
         return terni_error_result(TERN_ENOMEM, "out of memory");
     }
-    w->nthreads = nthreads > 0 ? (int)nthreads : 1;
-    w->memory = memory;
+    w->nthreads = h->nthreads > 0 && h->nthreads <= INT32_MAX ? (int)h->nthreads : 1;
+    w->memory = h->memory;
     w->peer = s;
     w->last_ns = terni_now_ns();
     s->role = ROLE_WORKER;
@@ -390,87 +390,78 @@ static tern_value *worker_hello(sched *S, session *s, const tern_value *op)
     graph_worker_add(&S->g, w);
     sched_log("worker %s joined (%d threads, data at %s)", w->name, w->nthreads, w->address);
     sched_send_plugins(S, s);
-    sched_blame_crash(S, w, terni_get(op, "crashed"));
+    sched_blame_crash(S, w, h);
     graph_place_unassigned(&S->g);
     return NULL;
 }
 
 static tern_value *op_hello(sched *S, session *s, const tern_value *op)
 {
-    int64_t wire = 0;
-    terni_get_int(op, "wire", &wire);
-    if (wire != TERNI_WIRE_VERSION)
+    terni_hello h;
+    char err[256];
+    if (terni_dec_hello(op, &h, err, sizeof(err)) != TERN_OK)
+        return malformed(err);
+    if (h.wire != TERNI_WIRE_VERSION)
         return terni_error_result(TERN_EPROTO,
                                   "wire protocol version %lld is not supported: this scheduler "
                                   "speaks version %d; use matching tern versions",
-                                  (long long)wire, TERNI_WIRE_VERSION);
+                                  (long long)h.wire, TERNI_WIRE_VERSION);
     if (s->role != ROLE_NONE)
         return terni_error_result(TERN_EPROTO, "this connection already said hello");
-    const char *role = terni_get_text(op, "role");
-    if (role && !strcmp(role, "worker")) {
-        tern_value *refused = worker_hello(S, s, op);
+    if (h.role && !strcmp(h.role, "worker")) {
+        tern_value *refused = worker_hello(S, s, &h);
         if (refused)
             return refused;
     } else {
         s->role = ROLE_CLIENT;
     }
-    tern_value *r = terni_op("welcome");
-    if (r && terni_set_int(r, "wire", TERNI_WIRE_VERSION) &&
-        terni_set_int(r, "heartbeat_ms", S->opts->heartbeat_ms) &&
-        terni_set_int(r, "death_timeout_ms", S->opts->death_timeout_ms) &&
-        terni_set_int(r, "workers", (int64_t)HASH_COUNT(S->g.workers)) &&
-        terni_set(r, "plugins", sched_op_plugins(S)))
-        return r;
-    tern_value_unref(r);
-    return NULL;
+    tern_value *plugins = sched_op_plugins(S);
+    terni_welcome wel = { .wire = TERNI_WIRE_VERSION,
+                          .heartbeat_ms = S->opts->heartbeat_ms,
+                          .death_timeout_ms = S->opts->death_timeout_ms,
+                          .workers = (int64_t)HASH_COUNT(S->g.workers),
+                          .plugins = plugins };
+    tern_value *r = plugins ? terni_enc_welcome(&wel) : NULL;
+    tern_value_unref(plugins);
+    return r;
 }
 
-/* ---- the table ---------------------------------------------------------------------------- */
+/* ---- dispatch ----------------------------------------------------------------------------- */
 
-enum { BY_CLIENT = 1, BY_WORKER = 2, BY_ANY = 3 };
+typedef tern_value *(*op_fn)(sched *, session *, const tern_value *);
 
-typedef struct op_entry {
-    const char *name;
-    int roles;
-    tern_value *(*fn)(sched *, session *, const tern_value *);
-} op_entry;
-
-/* Sorted by name (bsearch). "hello" and "poll" are handled before the table (scheduler.c and
- * sched_dispatch). */
-static const op_entry op_table[] = {
-    { "added", BY_WORKER, op_added },
-    { "bye", BY_ANY, op_bye },
-    { "cancel", BY_CLIENT, op_cancel },
-    { "done", BY_WORKER, op_done },
-    { "erred", BY_WORKER, op_erred },
-    { "heartbeat", BY_ANY, op_heartbeat },
-    { "plugin_failed", BY_WORKER, op_plugin_failed },
-    { "plugins", BY_CLIENT, op_plugins },
-    { "release", BY_CLIENT, op_release },
-    { "scatter", BY_CLIENT, op_scatter },
-    { "status", BY_ANY, op_status },
-    { "submit", BY_CLIENT, op_submit },
-    { "upload", BY_CLIENT, op_upload },
-    { "who_has", BY_ANY, op_who_has },
+/* The handler of each request op the scheduler serves; who may send which is the op list's
+ * (protocol.h). "hello" is handled before the role check, "poll" by scheduler.c (a poll that
+ * is not alone in its request has no handler here, so it is refused). */
+static const op_fn handlers[TERNI_OP_COUNT] = {
+    [TERNI_OP_ADDED] = op_added,
+    [TERNI_OP_BYE] = op_bye,
+    [TERNI_OP_CANCEL] = op_cancel,
+    [TERNI_OP_DONE] = op_done,
+    [TERNI_OP_ERRED] = op_erred,
+    [TERNI_OP_HEARTBEAT] = op_heartbeat,
+    [TERNI_OP_PLUGIN_FAILED] = op_plugin_failed,
+    [TERNI_OP_PLUGINS] = op_plugins,
+    [TERNI_OP_RELEASE] = op_release,
+    [TERNI_OP_SCATTER] = op_scatter,
+    [TERNI_OP_STATUS] = op_status,
+    [TERNI_OP_SUBMIT] = op_submit,
+    [TERNI_OP_UPLOAD] = op_upload,
+    [TERNI_OP_WHO_HAS] = op_who_has,
 };
-
-static int cmp_entry(const void *key, const void *e)
-{
-    return strcmp(key, ((const op_entry *)e)->name);
-}
 
 tern_value *sched_dispatch(sched *S, session *s, const tern_value *op)
 {
     const char *name = terni_op_name(op);
-    if (!strcmp(name, "hello"))
+    terni_op_id id = terni_op_lookup(name);
+    if (id == TERNI_OP_HELLO)
         return op_hello(S, s, op);
     if (s->role == ROLE_NONE)
         return terni_error_result(TERN_EPROTO, "say hello first (op %s before hello)", name);
-    const op_entry *e = bsearch(name, op_table, sizeof(op_table) / sizeof(op_table[0]),
-                                sizeof(op_table[0]), cmp_entry);
-    int role = s->role == ROLE_CLIENT ? BY_CLIENT : BY_WORKER;
-    if (!e || !(e->roles & role))
+    int role = s->role == ROLE_CLIENT ? TERNI_BY_CLIENT : TERNI_BY_WORKER;
+    if (id == TERNI_OP_NONE || !(terni_ops[id].dir & TERNI_DIR_REQUEST) ||
+        !(terni_ops[id].roles & role) || !handlers[id])
         return terni_error_result(TERN_EPROTO, "unknown op \"%s\" for a %s", name,
                                   s->role == ROLE_CLIENT ? "client" : "worker");
-    return e->fn(S, s, op);
+    return handlers[id](S, s, op);
 }

@@ -4,6 +4,7 @@
 #include "sched_internal.h"
 
 #include "log.h"
+#include "protocol.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -34,28 +35,33 @@ static plugin *plugin_by_name(sched *S, const char *name)
 
 static tern_value *plugin_info(const plugin *p)
 {
-    tern_value *m = tern_map_new();
-    if (m && terni_set_text(m, "id", p->id) && terni_set_text(m, "name", p->name) &&
-        terni_set_text(m, "version", p->version) && terni_set_text(m, "tasks", p->tasks))
-        return m;
-    tern_value_unref(m);
-    return NULL;
+    return terni_enc_plugin_info(&(terni_plugin_info){
+        .id = p->id, .name = p->name, .version = p->version, .tasks = p->tasks });
 }
 
-static tern_value *plugin_event(const plugin *p)
+/* The plugin event: to a worker the file, to a client what it is (so its next submissions by
+ * name use the newest version). */
+static void send_plugin(session *s, const plugin *p)
 {
-    tern_value *ev = terni_op("plugin");
-    if (ev && terni_set_text(ev, "id", p->id) && terni_set(ev, "bytes", tern_value_ref(p->bytes)))
-        return ev;
-    tern_value_unref(ev);
-    return NULL;
+    terni_plugin ev = { .id = p->id };
+    if (s->role == ROLE_WORKER) {
+        if (tern_value_get_bytes(p->bytes, &ev.bytes, &ev.len) != TERN_OK)
+            return;
+    } else {
+        ev.name = p->name;
+        ev.version = p->version;
+        ev.tasks = p->tasks;
+    }
+    if (!terni_enc_plugin(&s->ob, &ev))
+        terni_log(TERNI_LOG_ERROR, "out of memory queueing an event");
 }
 
 void sched_send_plugins(sched *S, session *s)
 {
+    (void)S;
     plugin *p, *tmp;
     HASH_ITER(hh, S->plugins, p, tmp)
-    sched_send(s, plugin_event(p));
+    send_plugin(s, p);
 }
 
 /* Checks and registers plugin bytes; *out gets the plugin (also when already known). */
@@ -94,16 +100,8 @@ static int add_plugin(sched *S, const void *data, size_t len, plugin **out, char
     session *s, *stmp;
     HASH_ITER(hh, S->sessions, s, stmp)
     {
-        if (s->role == ROLE_WORKER) {
-            sched_send(s, plugin_event(p));
-        } else if (s->role == ROLE_CLIENT) {
-            /* Clients learn the new version too, so their next submissions by name use it. */
-            tern_value *info = plugin_info(p);
-            if (info && terni_set_text(info, "op", "plugin"))
-                sched_send(s, info);
-            else
-                tern_value_unref(info);
-        }
+        if (s->role != ROLE_NONE)
+            send_plugin(s, p);
     }
     *out = p;
     return TERN_OK;
@@ -122,18 +120,16 @@ static tern_value *upload_refusal(sched *S, const session *s)
     return NULL;
 }
 
-tern_value *sched_op_upload(sched *S, session *s, const tern_value *op)
+tern_value *sched_op_upload(sched *S, session *s, const terni_upload *m)
 {
     tern_value *no = upload_refusal(S, s);
     if (no)
         return no;
-    const void *data;
-    size_t len;
-    if (tern_value_get_bytes(terni_get(op, "bytes"), &data, &len) != TERN_OK)
+    if (!m)
         return terni_error_result(TERN_EINVAL, "upload needs the plugin file as bytes");
     char msg[1024];
     plugin *p;
-    int rc = add_plugin(S, data, len, &p, msg, sizeof(msg));
+    int rc = add_plugin(S, m->bytes, m->len, &p, msg, sizeof(msg));
     if (rc != TERN_OK)
         return terni_error_result(rc, "%s", msg);
     return plugin_info(p);

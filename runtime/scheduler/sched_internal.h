@@ -12,6 +12,7 @@
 #include "graph.h"
 #include "http.h"
 #include "outbox.h"
+#include "protocol.h"
 #include "scheduler.h"
 #include "server.h"
 
@@ -94,14 +95,17 @@ static inline session *session_of_client(client *c)
 
 /* ops.c: one op of a request from s; returns its reply (NULL: out of memory). */
 tern_value *sched_dispatch(sched *S, session *s, const tern_value *op);
+/* ops.c: the number of tasks of a submit op (0 when malformed: dispatch answers it). */
+size_t sched_submit_ntasks(const tern_value *op);
 /* ops.c: places tasks [from, to) of a submit op for s. */
 void sched_submit_range(sched *S, session *s, const tern_value *op, size_t from, size_t to);
 /* ops.c: the worker's executor restarted after a crash: blame what it was running. */
-void sched_blame_crash(sched *S, worker *w, const tern_value *crashed);
+void sched_blame_crash(sched *S, worker *w, const terni_hello *h);
 tern_value *sched_status(sched *S);
 
 /* plugins.c */
-tern_value *sched_op_upload(sched *S, session *s, const tern_value *op);
+/* m: the decoded upload, NULL when it was malformed. */
+tern_value *sched_op_upload(sched *S, session *s, const terni_upload *m);
 tern_value *sched_op_plugins(sched *S);
 plugin *sched_plugin(sched *S, const char *id);
 void sched_send_plugins(sched *S, session *s); /* every plugin, to a worker that joined */

@@ -71,9 +71,9 @@ void sched_log(const char *fmt, ...)
 
 /* ---- requests ---------------------------------------------------------------------------- */
 
-static bool is_op(const tern_value *op, const char *name)
+static bool is_op(const tern_value *op, terni_op_id id)
 {
-    return !strcmp(terni_op_name(op), name);
+    return terni_op_of(op) == id;
 }
 
 /* A request holding a submit op, from a client over its pending-task limit. */
@@ -84,7 +84,7 @@ static bool must_hold(const sched *S, const session *s, const terni_event *ev)
         return false;
     const tern_value *op;
     for (size_t i = 0; tern_list_get(ev->body, i, &op) == TERN_OK; i++)
-        if (is_op(op, "submit"))
+        if (is_op(op, TERNI_OP_SUBMIT))
             return true;
     return false;
 }
@@ -108,7 +108,7 @@ static void run_ops(sched *S, session *s, terni_event *ev, tern_value *reply, si
     for (size_t i = from; reply && i < n; i++) {
         const tern_value *op;
         tern_list_get(ev->body, i, &op);
-        size_t ntasks = is_op(op, "submit") ? tern_list_len(terni_get(op, "tasks")) : 0;
+        size_t ntasks = is_op(op, TERNI_OP_SUBMIT) ? sched_submit_ntasks(op) : 0;
         if (ntasks > SUBMIT_SLICE && S->srv && s->role == ROLE_CLIENT) {
             sched_submit_range(S, s, op, 0, SUBMIT_SLICE);
             S->cur = (submit_cursor){ true, *ev, s, i, SUBMIT_SLICE, reply };
@@ -150,11 +150,11 @@ static void handle_request(sched *S, terni_event *ev)
         reply_and_free(
             ev, tern_list_of(terni_error_result(TERN_EPROTO, "malformed request: %s",
                                                 ev->body ? "not a list of ops" : ev->error)));
-    } else if (tern_list_get(ev->body, 0, &first) == TERN_OK && is_op(first, "poll") &&
+    } else if (tern_list_get(ev->body, 0, &first) == TERN_OK && is_op(first, TERNI_OP_POLL) &&
                tern_list_len(ev->body) > 1) {
         reply_and_free(ev, tern_list_of(terni_error_result(
                                TERN_EPROTO, "a poll request must hold only the poll op")));
-    } else if (first && is_op(first, "poll") && s->role != ROLE_NONE) {
+    } else if (first && is_op(first, TERNI_OP_POLL) && s->role != ROLE_NONE) {
         if (s->bye) { /* sent before the peer's "bye" arrived: answered at once, not parked */
             reply_and_free(ev, tern_list_new(0));
         } else {
@@ -209,7 +209,7 @@ static bool is_poll(const terni_event *ev)
 {
     const tern_value *op;
     return tern_list_len(ev->body) == 1 && tern_list_get(ev->body, 0, &op) == TERN_OK &&
-           is_op(op, "poll");
+           is_op(op, TERNI_OP_POLL);
 }
 
 /* Between two slices: the workers' requests and the clients' polls that arrived are handled,
@@ -239,7 +239,7 @@ static void cursor_step(sched *S)
     submit_cursor c = S->cur;
     const tern_value *op;
     tern_list_get(c.ev.body, c.op, &op);
-    size_t ntasks = tern_list_len(terni_get(op, "tasks"));
+    size_t ntasks = sched_submit_ntasks(op);
     size_t to = c.next + SUBMIT_SLICE < ntasks ? c.next + SUBMIT_SLICE : ntasks;
     sched_submit_range(S, c.s, op, c.next, to);
     S->cur.next = to;
