@@ -18,8 +18,12 @@ for target in "$build"/bin/fuzz_*; do
   elif [ -d "$root/tests/fuzz/corpus" ]; then
     find "$root/tests/fuzz/corpus" -maxdepth 1 -type f -exec cp {} "$work/corpus/" \;
   fi
-  echo "fuzz: $name for ${seconds}s (scratch $work)"
-  if (cd "$work" && "$target" -max_total_time="$seconds" -max_len=65536 -print_final_stats=1 \
+  t=$seconds
+  # fuzz_protocol's decoders are also driven by fuzz_scheduler: half the time keeps CI's total
+  # within 30 s of what it was.
+  [ "$name" = fuzz_protocol ] && t=$(( (seconds + 1) / 2 ))
+  echo "fuzz: $name for ${t}s (scratch $work)"
+  if (cd "$work" && "$target" -max_total_time="$t" -max_len=65536 -print_final_stats=1 \
         corpus 2>"$work/log"); then
     grep -E 'stat::number_of_executed_units|stat::peak_rss_mb|cov:' "$work/log" | tail -n 3
     rm -rf "$work"

@@ -19,11 +19,12 @@
  * with a message naming the op and the field (err, errlen; may be NULL). Fields not listed are
  * ignored. Optional fields that are absent get the default given in their comment.
  *
- * Encoders: the hot ones (compute, free/cancel/release, finished, erred, done, plugin, submit) write one event straight into a terni_outbox (outbox.h) with no value tree, map keys
- * in CBOR's deterministic order, so the bytes are those the value tree would encode to; they
- * return false when out of memory (the partial event is dropped). The others return a new
- * tern_value op map (NULL when out of memory). Either way the bytes are identical to what
- * tern's encoder writes for the same map, so old and new code interoperate.
+ * Encoders: the hot ones (compute, free/cancel/release, finished, erred, done, plugin, submit)
+ * write one event straight into a terni_outbox (outbox.h) with no value tree, map keys in CBOR's
+ * deterministic order, so the bytes are those the value tree would encode to; they return false
+ * when out of memory (the partial event is dropped). The others return a new tern_value op map
+ * (NULL when out of memory). Either way the bytes are identical to what tern's encoder writes for
+ * the same map, so old and new code interoperate.
  */
 #ifndef TERNI_PROTOCOL_H
 #define TERNI_PROTOCOL_H

@@ -270,8 +270,8 @@ bool terni_enc_erred(terni_outbox *o, const terni_erred *m)
 {
     size_t mark;
     terni_ob_begin(o, &mark);
-    terni_ob_map(o, 3 + (m->run >= 0) + (m->root != NULL) + (m->task != NULL) +
-                        (m->message != NULL));
+    terni_ob_map(o,
+                 3 + (m->run >= 0) + (m->root != NULL) + (m->task != NULL) + (m->message != NULL));
     ob_field_text(o, "op", "erred");
     ob_field_text(o, "key", m->key);
     if (m->run >= 0)

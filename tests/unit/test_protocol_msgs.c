@@ -164,11 +164,11 @@ static void make_samples(void)
                                              .nbytes = 1 << 20,
                                              .rss_bytes = -1,
                                              .duration_us = -1 }));
-    add_tree(TERNI_OP_ERRED, "erred report",
-             terni_enc_erred(&(terni_erred){ "inc-1", TERN_ETASK, "boom", 3, NULL, NULL }));
-    add_tree(TERNI_OP_ERRED, "erred event",
-             terni_enc_erred(
-                 &(terni_erred){ "inc-2", TERN_ELOST, "dependency ...", -1, "seed:inc", "inc-1" }));
+    add_ob(TERNI_OP_ERRED, "erred report", &o,
+           terni_enc_erred(&o, &(terni_erred){ "inc-1", TERN_ETASK, "boom", 3, NULL, NULL }));
+    add_ob(TERNI_OP_ERRED, "erred event", &o,
+           terni_enc_erred(&o, &(terni_erred){ "inc-2", TERN_ELOST, "dependency ...", -1,
+                                               "seed:inc", "inc-1" }));
     add_tree(TERNI_OP_ADDED, "added", terni_enc_added(&(terni_added){ "inc-1", 9 }));
     add_tree(TERNI_OP_PLUGIN_FAILED, "plugin_failed",
              terni_enc_plugin_failed(&(terni_plugin_failed){ "0123", "dlopen failed" }));
@@ -382,6 +382,18 @@ LTest(protocol_msgs, every_message_round_trips, .init = make_samples, .fini = fr
         free(again);
         covered[s->id] = true;
         tern_value_unref(v);
+        const char *dir = getenv("TERN_PROTOCOL_CORPUS"); /* fuzz_protocol's seeds */
+        if (dir) {
+            char path[512];
+            snprintf(path, sizeof(path), "%s/%s.cbor", dir, s->what);
+            for (char *c = path + strlen(dir) + 1; *c; c++)
+                *c = *c == ' ' ? '-' : *c;
+            FILE *f = fopen(path, "wb");
+            cr_assert_not_null(f, "%s", path);
+            fputc((int)s->id, f);
+            fwrite(s->buf, 1, s->len, f);
+            fclose(f);
+        }
     }
     for (int id = 0; id < TERNI_OP_COUNT; id++)
         cr_assert(covered[id] || !has_decoder(id), "no sample of %s", terni_ops[id].name);
