@@ -36,7 +36,7 @@ static void submit_one(sched *S, session *s, const terni_submit *sub, size_t i)
     if (!terni_valid_key(sp.key))
         return; /* nothing to answer to (our client never sends such a key) */
     if (rc != TERN_OK) {
-        snprintf(msg, sizeof(msg), "malformed submission for %s: %s", sp.key, err);
+        terni_utf8_fmt(msg, sizeof(msg), "malformed submission for %s: %s", sp.key, err);
         gs.code = TERN_EPROTO;
         gs.msg = msg;
         graph_submit(&S->g, &s->c, &gs);
