@@ -296,6 +296,14 @@ task *graph_submit(graph *g, client *c, const graph_spec *spec)
 task *graph_scatter(graph *g, client *c, const char *key)
 {
     task *t = graph_task(g, key);
+    if (t && !t->plugin_id && (t->state == T_RELEASED || (t->state == T_ERRED && !t->wanters.n))) {
+        /* released (kept as lineage), or lost with no one holding its error: the client puts
+         * the data again */
+        tr_error_unref(t->err);
+        t->err = NULL;
+        tr_set_state(g, t, T_WAITING);
+        t->nwaiting = 1;
+    }
     if (t) {
         add_wanter(t, c);
         notify(g, c, t);
@@ -421,7 +429,7 @@ void graph_added(graph *g, worker *w, const char *key, int64_t nbytes)
     }
     if (t->state == T_MEMORY || (t->state == T_WAITING && !t->plugin_id))
         tr_in_memory(g, t, w, nbytes, NULL, 0);
-    else if (t->state == T_RELEASED) /* released while it was fetched: not counted, drop it */
+    else /* released, erred or made again while it was fetched: not counted, so dropped */
         g->fx->free_key(g->ctx, w, key);
     tr_drain(g);
 }
@@ -514,13 +522,14 @@ void graph_worker_add(graph *g, worker *w)
     HASH_ADD_KEYPTR(hh, g->workers, w->name, strlen(w->name), w);
 }
 
-/* Whether a dependency of t lost its last copy just now (worker_lost, between steps 1 and
- * 4: still MEMORY, no holder). Others it lacks are not lost: a released one it took (its run
- * holds it), or one running on its worker that it was placed early after. */
+/* Whether a dependency of t lost its last copy with this worker (flagged in step 1, so that
+ * an earlier requeue that already made it again does not hide it). Others it lacks are not
+ * lost: a released one it took (its run holds it), or one running on its worker that it was
+ * placed early after. */
 static bool needs_lost(const task *t)
 {
     for (size_t i = 0; i < t->ndeps; i++)
-        if (t->deps[i]->state == T_MEMORY && t->deps[i]->who.n == 0)
+        if (t->deps[i]->lost)
             return true;
     return false;
 }
@@ -559,8 +568,11 @@ void graph_worker_lost(graph *g, worker *w, const char *why)
             continue;
         w->nkeys--;
         w->nbytes -= t->nbytes;
-        if (t->state == T_MEMORY && t->who.n == 0 && !terni_ptrs_push(&lost, t))
-            g->work_oom = true; /* it stays "in memory" with no holder */
+        if (t->state == T_MEMORY && t->who.n == 0) {
+            t->lost = true;
+            if (!terni_ptrs_push(&lost, t))
+                g->work_oom = true; /* it stays "in memory" with no holder */
+        }
     }
     /* 2. Waiting dependents count each lost key as missing again. */
     for (size_t i = 0; i < lost.n; i++) {
@@ -592,6 +604,8 @@ void graph_worker_lost(graph *g, worker *w, const char *why)
             tr_maybe_forget(g, t);
         }
     }
+    for (size_t i = 0; i < lost.n; i++)
+        ((task *)terni_ptrs_items(&lost)[i])->lost = false;
     terni_ptrs_free(&lost);
     /* 5. Place everything that is ready again. */
     each_in_order(g, is_ready, place_one, NULL);

@@ -76,6 +76,7 @@ struct task {
     bool early;   /* PROCESSING: placed before its dependencies finished (place_early) */
     bool in_walk; /* graph_cancel's walk: already visited */
     bool took;    /* PROCESSING: its run took (moved in) a dependency's only copy */
+    bool lost;    /* graph_worker_lost: its last copy was on the worker that left */
     task **deps;
     uint32_t ndeps, nwaiting;
     terni_ptrs dependents; /* task */

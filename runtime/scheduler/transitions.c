@@ -383,7 +383,7 @@ static void do_recompute(graph *g, task *t)
         char msg[1400];
         terni_utf8_fmt(msg, sizeof(msg),
                        "scattered data %s was lost (%s) and cannot be recomputed: scatter it again",
-                       t->key, g->lost_why ? g->lost_why : "its holder left");
+                       t->key, g->lost_why ? g->lost_why : "no worker holds it");
         tr_set_state(g, t, T_WAITING); /* unfinished, and it needs nothing: do_err releases
                                           nothing */
         task_error *e = tr_error_new(TERN_ELOST, msg, "", t->key);
@@ -437,6 +437,13 @@ static void do_requeue(graph *g, task *t, bool cancel_there)
     unassign(t);
     tr_set_state(g, t, T_WAITING);
     t->nwaiting = (uint32_t)tr_count_missing(t);
+    /* A dependency t took and that was made again since may have erred meanwhile (do_err left
+     * t running then): it errs now that it must run again. */
+    for (size_t i = 0; i < t->ndeps; i++)
+        if (t->deps[i]->state == T_ERRED) {
+            do_err(g, t, t->deps[i]->err, false);
+            return;
+        }
     /* A dependency t took is gone with that run: make it again. */
     for (size_t i = 0; i < t->ndeps; i++)
         if (t->deps[i]->state == T_RELEASED)

@@ -130,7 +130,7 @@ static void check_task(check *c, graph *g, const char *key, task *t)
         (!t->dependents.n || (t->state != T_RELEASED && t->state != T_ERRED)))
         fail(c, "%s (%s) is wanted and needed by no one, yet kept", t->key,
              graph_state_names[t->state]);
-    if (t->forget_queued || t->in_walk)
+    if (t->forget_queued || t->in_walk || t->lost)
         fail(c, "%s is marked between events", t->key);
 }
 

@@ -21,8 +21,7 @@
  * gives its own seed); default from the clock. TERN_GRAPH_STEPS overrides the step count,
  * TERN_GRAPH_TRACE=1 prints every event and effect to stderr, TERN_GRAPH_VERBOSE=1 a summary
  * of what each run did. Engine bugs the model found are the bug_... tests at the end, each the
- * smallest sequence that shows it; until they are fixed the runs step around them
- * (TERN_GRAPH_KNOWN_BUGS=1: they do not). */
+ * smallest sequence that showed it, kept as regression tests now that they are fixed. */
 /* the harness is shared: not all its helpers are used here */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -158,22 +157,6 @@ typedef struct model {
 } model;
 
 static model M;
-
-/* TERN_GRAPH_KNOWN_BUGS=1: the runs may also step into the engine bugs of the bug_... tests,
- * which they otherwise step around (until they are fixed). */
-static bool known_bugs;
-
-/* bug_requeued_taker_keeps_an_erred_dependency: a task that took a dependency, made again
- * since and erred, goes back to waiting on it (a retry, a lost worker) instead of erring. */
-static bool taker_with_erred_dep(const task *t)
-{
-    if (t->state != T_PROCESSING || !t->took)
-        return false;
-    for (size_t i = 0; i < t->ndeps; i++)
-        if (t->deps[i]->state == T_ERRED)
-            return true;
-    return false;
-}
 
 /* ---- failures and the trace ---------------------------------------------------------- */
 
@@ -766,9 +749,7 @@ static bool ev_scatter(void)
     if (chance(20)) /* scattered data of another client, scattered again */
         for (int tries = 0; tries < 8 && k == UINT32_MAX; tries++) {
             uint32_t j = random_graph_key();
-            /* (not lineage kept after a release: bug_scattering_released_data_again) */
-            if (j != UINT32_MAX && M.keys[j].scatter &&
-                (known_bugs || graph_task(&M.g, kname(j))->state != T_RELEASED))
+            if (j != UINT32_MAX && M.keys[j].scatter)
                 k = j;
         }
     bool fresh = k == UINT32_MAX;
@@ -778,9 +759,14 @@ static bool ev_scatter(void)
     }
     want(c, k);
     trace("c%d scatters %s", c, kname(k));
+    task *before = fresh ? NULL : graph_task(&M.g, kname(k));
+    int was = before ? before->state : T_WAITING;
     MCHECK(graph_scatter(&M.g, &M.cl[c], kname(k)), "graph_scatter(%s) failed", kname(k));
     after_event();
-    if (!fresh && chance(50))
+    /* Scattered again: the data is there already, or on its way; but a released or lost key
+     * made to wait for it again must get it (the client puts it, as tern_scatter does). */
+    bool reset = !fresh && was != T_WAITING && graph_task(&M.g, kname(k))->state == T_WAITING;
+    if (!fresh && !reset && chance(50))
         return true;
     if (alive() && chance(70)) {
         place_scattered(k);
@@ -910,9 +896,6 @@ static bool ev_fail(void)
     size_t i;
     if (!random_entry(false, &s, &i))
         return false;
-    task *t = current_task(s, &s->q[i]);
-    if (!known_bugs && t && taker_with_erred_dep(t))
-        return false;
     /* a dependency it could not fetch, or its own failure */
     int code = !completable(s, &s->q[i]) || chance(20) ? TERN_ELOST : TERN_ETASK;
     report_failure(s, i, code, chance(5));
@@ -993,26 +976,6 @@ static bool ev_lose(bool death)
     if (!s)
         return false;
     worker *w = s->w;
-    if (!known_bugs) {
-        /* bug_requeued_taker_keeps_an_erred_dependency, and
-         * bug_worker_lost_leaves_a_task_needing_a_lost_key: a task elsewhere that needs a key
-         * only w holds, and a taker (whose requeue makes lineage again) */
-        bool taker = false, needs = false;
-        TERNI_KEYTAB_EACH (&M.g.tasks, it) {
-            task *t = it->value;
-            if (taker_with_erred_dep(t))
-                return false;
-            if (t->state != T_PROCESSING)
-                continue;
-            taker |= t->took;
-            for (size_t i = 0; t->on != w && i < t->ndeps; i++) {
-                task *d = t->deps[i];
-                needs |= d->state == T_MEMORY && d->who.n == 1 && WHO_AT(d, 0) == w;
-            }
-        }
-        if (taker && needs)
-            return false;
-    }
     /* a crash is blamed on what its executors were running */
     for (int b = 0; death && b < w->nthreads && s->nq; b++) {
         size_t i = below((uint32_t)s->nq);
@@ -1276,7 +1239,6 @@ static void run(int index, const weights *wt)
     rng = M.seed;
     M.wt = *wt;
     M.verbose = env_u64("TERN_GRAPH_TRACE", 0) != 0;
-    known_bugs = env_u64("TERN_GRAPH_KNOWN_BUGS", 0) != 0;
     cr_assert_eq(graph_init(&M.g, &world, NULL), 0);
     M.g.allowed_failures = wt->allowed_failures ? wt->allowed_failures : 1 + (int)below(3);
     M.nclients = 2 + (int)below(2);
