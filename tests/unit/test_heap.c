@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "heap.h"
+#include "leakcheck.h"
 
 typedef struct elem {
     terni_heap_key key;
@@ -36,7 +37,7 @@ static void check_invariants(const terni_heap *h)
     }
 }
 
-Test(heap, empty_heap_has_no_top)
+LTest(heap, empty_heap_has_no_top)
 {
     terni_heap h = { 0 };
     cr_assert_null(terni_heap_top(&h));
@@ -45,7 +46,7 @@ Test(heap, empty_heap_has_no_top)
     terni_heap_free(&h);
 }
 
-Test(heap, pops_in_key_order_hi_then_lo)
+LTest(heap, pops_in_key_order_hi_then_lo)
 {
     enum { N = 1000 };
     elem *e = calloc(N, sizeof(*e));
@@ -70,7 +71,7 @@ Test(heap, pops_in_key_order_hi_then_lo)
     free(e);
 }
 
-Test(heap, the_largest_and_smallest_keys_order_correctly)
+LTest(heap, the_largest_and_smallest_keys_order_correctly)
 {
     elem e[4] = { { .key = { UINT64_MAX, UINT64_MAX } },
                   { .key = { 0, 0 } },
@@ -86,7 +87,7 @@ Test(heap, the_largest_and_smallest_keys_order_correctly)
     terni_heap_free(&h);
 }
 
-Test(heap, removes_the_top_the_last_slot_and_the_middle)
+LTest(heap, removes_the_top_the_last_slot_and_the_middle)
 {
     enum { N = 100 };
     elem e[N] = { 0 };
@@ -135,7 +136,7 @@ static elem *model_min(elem *e, size_t n)
     return m;
 }
 
-Test(heap, random_operations_agree_with_a_reference_model)
+LTest(heap, random_operations_agree_with_a_reference_model)
 {
     enum { N = 512, OPS = 200000 };
     elem *e = calloc(N, sizeof(*e));

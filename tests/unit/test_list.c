@@ -34,6 +34,17 @@ static void check_order(const terni_list *head, const int *want, size_t n)
     cr_assert_eq(terni_list_empty(head), n == 0);
 }
 
+/* head: a new list of e[0..n), with ids 0..n-1 in that order. */
+static void fill(terni_list *head, elem *e, int n)
+{
+    terni_list_init(head);
+    for (int i = 0; i < n; i++) {
+        e[i].id = i;
+        terni_list_push_back(head, &e[i].link);
+        cr_assert(terni_list_linked(&e[i].link));
+    }
+}
+
 Test(list, empty_list)
 {
     terni_list head;
@@ -60,12 +71,7 @@ Test(list, removes_first_last_and_middle_and_twice)
 {
     elem e[5];
     terni_list head;
-    terni_list_init(&head);
-    for (int i = 0; i < 5; i++) {
-        e[i].id = i;
-        terni_list_push_back(&head, &e[i].link);
-        cr_assert(terni_list_linked(&e[i].link));
-    }
+    fill(&head, e, 5);
     terni_list_remove(&e[0].link);
     check_order(&head, (int[]){ 1, 2, 3, 4 }, 4);
     terni_list_remove(&e[4].link);
@@ -84,11 +90,7 @@ Test(list, safe_iteration_removes_as_it_goes)
 {
     elem e[10];
     terni_list head;
-    terni_list_init(&head);
-    for (int i = 0; i < 10; i++) {
-        e[i].id = i;
-        terni_list_push_back(&head, &e[i].link);
-    }
+    fill(&head, e, 10);
     TERNI_LIST_EACH_SAFE (&head, it, tmp)
         if (id_of(it) % 2)
             terni_list_remove(it);
