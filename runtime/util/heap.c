@@ -1,9 +1,9 @@
 /* The intrusive binary min-heap (heap.h). Slot i's children are 2i+1 and 2i+2. Sifting moves a
- * hole rather than swapping: each slot moved is written once, and so is its node's position. */
+ * hole rather than swapping: each slot moved is written once, and so is its node's position
+ * (in a tracked heap). */
 #include "heap.h"
 
 #include <assert.h>
-#include <stdbool.h>
 #include <stdlib.h>
 
 static bool key_less(terni_heap_key a, terni_heap_key b)
@@ -14,7 +14,8 @@ static bool key_less(terni_heap_key a, terni_heap_key b)
 static void place(terni_heap *h, size_t i, terni_heap_slot s)
 {
     h->slots[i] = s;
-    s.node->pos = i;
+    if (!h->untracked)
+        s.node->pos = i;
 }
 
 /* Puts s at slot i or above it. */
@@ -47,7 +48,7 @@ static void sift_down(terni_heap *h, size_t i, terni_heap_slot s)
 void terni_heap_free(terni_heap *h)
 {
     free(h->slots);
-    *h = (terni_heap){ 0 };
+    *h = (terni_heap){ .untracked = h->untracked };
 }
 
 int terni_heap_push(terni_heap *h, terni_heap_node *node, terni_heap_key key)
@@ -69,24 +70,31 @@ terni_heap_node *terni_heap_top(const terni_heap *h)
     return h->n ? h->slots[0].node : NULL;
 }
 
-terni_heap_node *terni_heap_pop(terni_heap *h)
+/* The last slot's node fills the hole, and moves up or down. */
+void terni_heap_remove_at(terni_heap *h, size_t i)
 {
-    terni_heap_node *top = terni_heap_top(h);
-    if (top)
-        terni_heap_remove(h, top);
-    return top;
-}
-
-void terni_heap_remove(terni_heap *h, terni_heap_node *node)
-{
-    size_t i = node->pos;
-    assert(i < h->n && h->slots[i].node == node); /* a bug in the caller: not in this heap */
+    assert(i < h->n); /* a bug in the caller */
     terni_heap_slot last = h->slots[--h->n];
-    node->pos = SIZE_MAX;
     if (i == h->n) /* it was the last slot */
         return;
     if (i && key_less(last.key, h->slots[(i - 1) / 2].key))
         sift_up(h, i, last);
     else
         sift_down(h, i, last);
+}
+
+terni_heap_node *terni_heap_pop(terni_heap *h)
+{
+    terni_heap_node *top = terni_heap_top(h);
+    if (top) /* the node itself is not read: its slot is known */
+        terni_heap_remove_at(h, 0);
+    return top;
+}
+
+void terni_heap_remove(terni_heap *h, terni_heap_node *node)
+{
+    size_t i = node->pos;
+    /* a bug in the caller: untracked, or node not in this heap */
+    assert(!h->untracked && i < h->n && h->slots[i].node == node);
+    terni_heap_remove_at(h, i);
 }

@@ -4,7 +4,9 @@
  *  - Ready jobs are in a heap keyed (INT_MAX - priority, arrival): the highest priority first,
  *    then first come, first served. The key is kept in the heap's own array (heap.h): with the
  *    job read at each comparison, nearly every read missed the cache (50,000 queued jobs in
- *    throughput_100k: popping was 15% of an executor's time).
+ *    throughput_100k: popping was 15% of an executor's time). For the same reason the heap
+ *    does not track the jobs' positions (an untracked heap: no write to a job per level of a
+ *    pop); cancelling searches the heap's array for the key anyway and removes by slot.
  *  - The running list holds one job per busy executor thread, so a walk is cheaper than the
  *    hash table it replaced (whose insert and delete per task were 6% of a worker's time in
  *    throughput_100k).
@@ -44,7 +46,7 @@ static terni_job *job_of_list(terni_list *l)
 
 int terni_jobs_init(terni_jobs *q)
 {
-    *q = (terni_jobs){ 0 };
+    *q = (terni_jobs){ .ready.untracked = true }; /* see the notes */
     terni_list_init(&q->running);
     terni_list_init(&q->blocked);
     return pthread_cond_init(&q->cond, NULL) == 0 ? 0 : -1;
@@ -123,9 +125,10 @@ void terni_jobs_finish(terni_jobs *q, terni_job *j)
 static void free_ready(terni_jobs *q)
 {
     while (terni_heap_count(&q->ready)) {
-        terni_heap_node *n = terni_heap_at(&q->ready, terni_heap_count(&q->ready) - 1);
-        terni_heap_remove(&q->ready, n);
-        terni_job_free(job_of_ready(n));
+        size_t last = terni_heap_count(&q->ready) - 1;
+        terni_job *j = job_of_ready(terni_heap_at(&q->ready, last));
+        terni_heap_remove_at(&q->ready, last);
+        terni_job_free(j);
     }
 }
 
@@ -277,7 +280,7 @@ void terni_jobs_cancel(terni_jobs *q, const char *key, bool held)
     for (size_t k = 0; k < terni_heap_count(&q->ready); k++) {
         terni_job *j = job_of_ready(terni_heap_at(&q->ready, k));
         if (!strcmp(j->key, key)) {
-            terni_heap_remove(&q->ready, &j->in_ready);
+            terni_heap_remove_at(&q->ready, k);
             terni_job_free(j);
             break;
         }

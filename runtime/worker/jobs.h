@@ -32,7 +32,7 @@ typedef struct terni_job {
     char *slot;               /* its executor's slot in <workdir>/running (watchdog.h), or NULL */
     char **after;             /* keys computed here that it was placed early after ("after") */
     size_t nafter, nwait;     /* of them: all, and not stored yet */
-    terni_heap_node in_ready; /* in jobs->ready while queued */
+    terni_heap_node in_ready; /* in jobs->ready while queued (untracked: never written) */
     terni_list in_list;       /* in jobs->blocked while nwait > 0, in jobs->running while run */
 } terni_job;
 

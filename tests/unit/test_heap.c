@@ -26,11 +26,12 @@ static bool before(const elem *a, const elem *b)
     return a->key.hi != b->key.hi ? a->key.hi < b->key.hi : a->key.lo < b->key.lo;
 }
 
-/* Every node's position names its own slot, and no slot is before its parent. */
+/* Every node's position names its own slot (if tracked), and no slot is before its parent. */
 static void check_invariants(const terni_heap *h)
 {
     for (size_t i = 0; i < terni_heap_count(h); i++) {
-        cr_assert_eq(terni_heap_at(h, i)->pos, i);
+        if (!h->untracked)
+            cr_assert_eq(terni_heap_at(h, i)->pos, i);
         if (i)
             cr_assert(!before(elem_of(terni_heap_at(h, i)), elem_of(terni_heap_at(h, (i - 1) / 2))),
                       "slot %zu is before its parent", i);
@@ -136,12 +137,32 @@ static elem *model_min(elem *e, size_t n)
     return m;
 }
 
-LTest(heap, random_operations_agree_with_a_reference_model)
+/* The slot of x, found by a search (for an untracked heap). */
+static size_t slot_of(const terni_heap *h, const elem *x)
+{
+    for (size_t i = 0; i < terni_heap_count(h); i++)
+        if (terni_heap_at(h, i) == &x->node)
+            return i;
+    cr_assert_fail("element not in the heap");
+    return 0;
+}
+
+/* Removes x: by its node (a tracked heap), or by its slot. */
+static void remove_elem(terni_heap *h, elem *x, bool by_slot)
+{
+    if (by_slot || h->untracked)
+        terni_heap_remove_at(h, slot_of(h, x));
+    else
+        terni_heap_remove(h, &x->node);
+}
+
+/* Many random pushes, pops and removals, each checked against the reference model. */
+static void random_operations(bool untracked)
 {
     enum { N = 512, OPS = 200000 };
     elem *e = calloc(N, sizeof(*e));
     cr_assert_not_null(e);
-    terni_heap h = { 0 };
+    terni_heap h = { .untracked = untracked };
     size_t count = 0;
     uint64_t seq = 0;
     srand(12345);
@@ -151,7 +172,7 @@ LTest(heap, random_operations_agree_with_a_reference_model)
         case 0:
         case 1: /* push (an element already in: remove it first, as a re-prioritisation) */
             if (x->in) {
-                terni_heap_remove(&h, &x->node);
+                remove_elem(&h, x, op % 2);
                 count--;
             }
             /* few distinct hi values, so that lo decides often */
@@ -171,7 +192,7 @@ LTest(heap, random_operations_agree_with_a_reference_model)
         }
         default: /* remove an arbitrary element */
             if (x->in) {
-                terni_heap_remove(&h, &x->node);
+                remove_elem(&h, x, op % 2);
                 x->in = false;
                 count--;
             }
@@ -183,7 +204,36 @@ LTest(heap, random_operations_agree_with_a_reference_model)
     }
     check_invariants(&h);
     while (terni_heap_count(&h)) /* emptying from the last slot: each removal is O(1) */
-        terni_heap_remove(&h, terni_heap_at(&h, terni_heap_count(&h) - 1));
+        terni_heap_remove_at(&h, terni_heap_count(&h) - 1);
     terni_heap_free(&h);
+    cr_assert_eq(h.untracked, untracked);
     free(e);
+}
+
+LTest(heap, random_operations_agree_with_a_reference_model)
+{
+    random_operations(false);
+}
+
+LTest(heap, random_operations_agree_with_a_reference_model_untracked)
+{
+    random_operations(true);
+}
+
+LTest(heap, an_untracked_heap_never_writes_its_nodes)
+{
+    enum { N = 300 };
+    elem e[N] = { 0 };
+    terni_heap h = { .untracked = true };
+    for (int i = 0; i < N; i++) {
+        e[i].node.pos = 12345;
+        e[i].key = (terni_heap_key){ .hi = (uint64_t)((i * 101) % N) };
+        cr_assert_eq(terni_heap_push(&h, &e[i].node, e[i].key), 0);
+    }
+    terni_heap_remove_at(&h, N / 2);
+    for (size_t n = terni_heap_count(&h); n; n--)
+        terni_heap_pop(&h);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(e[i].node.pos, 12345);
+    terni_heap_free(&h);
 }
