@@ -1,11 +1,12 @@
 /* Test plugin for the cluster integration tests (tests/integration): tasks that count their
  * executions across processes, take a given time, sum ints nested in lists and maps, and
- * tell whether they could take an argument (tern_arg_take).
+ * tell whether they could take an argument (tern_arg_take), and fail with raw message bytes.
  * Kept apart from testplug so the loader tests' exact task list of testplug stays as is. */
 #include <tern/plugin.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -161,4 +162,23 @@ TERN_TASK(add)
     if (tern_nargs(ctx) != 2 || tern_arg_int(ctx, 0, &a) || tern_arg_int(ctx, 1, &b))
         return tern_fail(ctx, TERN_ETYPE, "add(int, int)");
     return tern_int(a + b);
+}
+
+/* fail_with(b: bytes, n: int 1..8192) fails with the bytes of b repeated n times (at most 8 KiB;
+ * no NUL) as its message: raw, as a plugin's message may be (not UTF-8, longer than tern_fail
+ * keeps, cut by it inside a character). */
+TERN_TASK(fail_with)
+{
+    const void *b;
+    size_t len;
+    int64_t n;
+    static __thread char msg[8192 + 1];
+    if (tern_nargs(ctx) != 2 || tern_value_get_bytes(tern_arg(ctx, 0), &b, &len) ||
+        tern_arg_int(ctx, 1, &n) || n < 1 || n > 8192 || !len || memchr(b, 0, len))
+        return tern_fail(ctx, TERN_ETYPE, "fail_with(bytes without NUL, int 1..8192)");
+    size_t at = 0;
+    for (int64_t i = 0; i < n && at + len < sizeof(msg); i++, at += len)
+        memcpy(msg + at, b, len);
+    msg[at] = '\0';
+    return tern_fail(ctx, TERN_ETASK, "%s", msg);
 }

@@ -1,6 +1,7 @@
 /* Test plugin for the failure tests (tests/integration/test_failures.c): tasks that crash
  * their process in the ways a real plugin can, one that never returns, and a deterministic
- * mixing function for random task graphs whose every result the test recomputes locally. */
+ * mixing function for random task graphs whose every result the test recomputes locally; and
+ * tasks that end their process: exit, _exit, raise(SIGKILL), a stack overflow. */
 #include <tern/plugin.h>
 
 #include <errno.h>
@@ -83,4 +84,48 @@ TERN_TASK(flaky)
         return tern_fail(ctx, TERN_ETASK, "flaky: failure %lld of %lld", (long long)st.st_size,
                          (long long)n);
     return tern_int((int64_t)st.st_size);
+}
+
+/* exit_with(code) calls exit(code), as a plugin may (exit(0) included): its executor must
+ * count it as a crash, whatever the status. */
+TERN_TASK(exit_with)
+{
+    int64_t code;
+    if (tern_arg_int(ctx, 0, &code) || code < 0 || code > 255)
+        return tern_fail(ctx, TERN_ETYPE, "exit_with(int 0..255)");
+    exit((int)code);
+}
+
+/* underscore_exit(code) calls _exit(code): no atexit handlers, no flush. */
+TERN_TASK(underscore_exit)
+{
+    int64_t code;
+    if (tern_arg_int(ctx, 0, &code) || code < 0 || code > 255)
+        return tern_fail(ctx, TERN_ETYPE, "underscore_exit(int 0..255)");
+    _exit((int)code);
+}
+
+/* kill_self(): raise(SIGKILL). */
+TERN_TASK(kill_self)
+{
+    (void)ctx;
+    raise(SIGKILL);
+    return tern_null();
+}
+
+/* Recursion that is not a tail call, with 4 KiB of stack per level: it never returns. */
+static int deeper(volatile char *up, int depth)
+{
+    volatile char frame[4096];
+    frame[0] = (char)depth;
+    frame[1] = up ? up[0] : 0;
+    if (depth < 0) /* never: keeps the compiler from calling this infinite */
+        return frame[1];
+    return deeper(frame, depth + 1) + frame[2];
+}
+
+/* overflow(): overflows its thread's stack. */
+TERN_TASK(overflow)
+{
+    return tern_int(deeper(NULL, 0));
 }

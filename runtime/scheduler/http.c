@@ -441,12 +441,12 @@ bool terni_http_due(const terni_http *h)
     return h && mono_ns() >= h->next_ns;
 }
 
-void terni_http_refresh(terni_http *h, tern_value *(*build)(void))
+void terni_http_refresh(terni_http *h, tern_value *(*build)(void *), void *arg)
 {
     if (!terni_http_due(h))
         return;
     int64_t t0 = mono_ns();
-    tern_value *st = build();
+    tern_value *st = build(arg);
     int64_t cost = mono_ns() - t0;
     terni_http_publish(h, st);
     h->next_ns = t0 + (cost * COST_FACTOR > MIN_INTERVAL_NS ? cost * COST_FACTOR : MIN_INTERVAL_NS);

@@ -23,10 +23,10 @@ int terni_http_start(const char *addr, terni_http **out, char *url, size_t urlle
 /* True when a new snapshot is due (see terni_http_refresh). */
 bool terni_http_due(const terni_http *h);
 
-/* If a snapshot is due, builds one with build() (a status map) and publishes it. Snapshots
+/* If a snapshot is due, builds one with build(arg) (a status map) and publishes it. Snapshots
  * are at least 250 ms apart and further apart when building them is slow (50 x the build
  * time), so the dashboard takes at most ~2 % of the scheduler's time. NULL h: nothing. */
-void terni_http_refresh(terni_http *h, tern_value *(*build)(void));
+void terni_http_refresh(terni_http *h, tern_value *(*build)(void *), void *arg);
 
 /* Replaces the snapshot the handlers serve (a status map as built by the scheduler's
  * "status" op). Steals the reference; NULL is ignored. Called by the scheduler thread. */

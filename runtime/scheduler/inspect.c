@@ -7,6 +7,8 @@
  * child is an upload error, not a scheduler crash; a child that runs too long is killed. */
 #include "scheduler.h"
 
+#include "utf8.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -128,6 +130,12 @@ int terni_inspect_plugin(const char *inspector, const char *workdir, const void 
     for (int i = 0; tok && i < 4; i++, tok = strtok_r(NULL, "\t", &save))
         f[i] = tok;
     if (f[0] && !strcmp(f[0], "ok") && f[1] && f[2]) {
+        /* The loader refuses such a plugin; an inspector of another version might not. */
+        if (!terni_utf8_valid(f[1], strlen(f[1])) || !terni_utf8_valid(f[2], strlen(f[2])) ||
+            (f[3] && !terni_utf8_valid(f[3], strlen(f[3])))) {
+            snprintf(msg, msglen, "the plugin's name, version or task names are not UTF-8 text");
+            return TERN_ENOTPLUGIN;
+        }
         *name = strdup(f[1]);
         *version = strdup(f[2]);
         *tasks = strdup(f[3] ? f[3] : "");

@@ -49,8 +49,8 @@ int terni_inspect_plugin(const char *inspector, const char *workdir, const void 
 /* Fuzzing entry points (tests/fuzz/fuzz_scheduler.c, which links a stand-in for server.c):
  * the real handlers, fed one event at a time without a thread or a socket. */
 struct terni_event;
-void terni_sched_fuzz_begin(const terni_sched_opts *opts);
-void terni_sched_fuzz_event(struct terni_event *ev); /* takes ev's request and body */
-void terni_sched_fuzz_end(void);
+void *terni_sched_fuzz_begin(const terni_sched_opts *opts);       /* NULL: out of memory */
+void terni_sched_fuzz_event(void *sched, struct terni_event *ev); /* takes ev's request, body */
+void terni_sched_fuzz_end(void *sched);
 
 #endif

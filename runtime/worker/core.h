@@ -6,7 +6,12 @@
  *    are immutable once stored (shared values are frozen), so readers take a reference and let
  *    go of the lock at once (terni_wcore_get).
  *  - link is swapped by the lifecycle (worker.c) under link_lock; every op goes through
- *    terni_wcore_post or terni_wcore_post_encoded, which drop it while disconnected.
+ *    terni_wcore_post or terni_wcore_post_outbox, which drop it while disconnected.
+ *  - No task's future waits for ever: a task's report that cannot be built or sent (out of
+ *    memory) is replaced by a stand-in erred report written into a buffer allocated ahead
+ *    (terni_wcore_standin), one per reporting thread.
+ *  - Text the worker builds from task output, keys and names is valid UTF-8, cut only between
+ *    characters (utf8.h): a report with text that is not was lost, and its future hung.
  *  - opts, loader, peers and address are set before any thread starts, and only read after.
  */
 #ifndef TERNI_WORKER_CORE_H
@@ -19,6 +24,7 @@
 #include "jobs.h"
 #include "link.h"
 #include "loader.h"
+#include "outbox.h"
 #include "peers.h"
 #include "store.h"
 #include "worker.h"
@@ -58,13 +64,37 @@ void terni_wcore_put_added(terni_wcore *c, const char *key, tern_value *v);
  * stored and queued goes, and running tasks' results will be dropped. Takes the lock. */
 void terni_wcore_forget(terni_wcore *c);
 
-/* Sends op (stolen) to the scheduler, or drops it while disconnected. */
-void terni_wcore_post(terni_wcore *c, tern_value *op);
+/* Sends op (stolen) to the scheduler, or drops it while disconnected. Returns TERN_OK,
+ * TERN_ECLOSED (disconnected: the scheduler no longer wants it) or the link's error (not sent:
+ * out of memory). */
+int terni_wcore_post(terni_wcore *c, tern_value *op);
 
-/* The same for an op already encoded (buf: malloc'd, taken). */
-void terni_wcore_post_encoded(terni_wcore *c, uint8_t *buf, size_t len, const char *name);
+/* The same for an op written straight into CBOR: ends the op begun at mark in o (outbox.h) and
+ * posts it encoded. o's buffer is taken (o is left empty), also on error; TERN_ENOMEM if the op
+ * could not be ended. name is the op's, for the log. */
+int terni_wcore_post_outbox(terni_wcore *c, terni_outbox *o, size_t mark, const char *name);
 
-/* Reports run `run` of key failed: {"op": "erred", "key", "code", "message", "run"}. */
-void terni_wcore_erred(terni_wcore *c, const char *key, int64_t run, int code, const char *msg);
+/* Reports run `run` of key (task fn) failed: {"op": "erred", "key", "code", "message", "run"}.
+ * The scheduler appends " (task F, key K, on worker W)" and keeps 1,023 bytes in all: msg, made
+ * valid UTF-8, is cut (at a character) so that this fits too, and a cut of the scheduler's never
+ * falls inside a character of it. If the report cannot be built or sent, the stand-in goes. */
+void terni_wcore_erred(terni_wcore *c, const char *key, const char *fn, int64_t run, int code,
+                       const char *msg);
+
+/* The stand-in for a report of key that could not be built or sent (out of memory): an erred
+ * report with code and a fixed ASCII message naming the key ("task K erred; its message could
+ * not be encoded"), so that no future waits for ever. It needs no memory but the link's own
+ * item when the calling thread has called terni_wcore_standin_prepare. */
+void terni_wcore_standin(terni_wcore *c, const char *key, int64_t run, int code);
+
+/* A thread that reports tasks (the executors, the watchdog) allocates its stand-in's buffer
+ * ahead when it starts, and frees it when it ends. */
+void terni_wcore_standin_prepare(void);
+void terni_wcore_standin_release(void);
+
+/* The done report of key's result could not be built or sent: the result is dropped (the
+ * scheduler would never know it is here) and the stand-in (TERN_ENOMEM) goes instead. Takes the
+ * lock. */
+void terni_wcore_unreported(terni_wcore *c, const char *key, int64_t run);
 
 #endif

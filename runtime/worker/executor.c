@@ -8,6 +8,7 @@
 #include "outbox.h"
 #include "rss.h"
 #include "task_ctx.h"
+#include "utf8.h"
 #include "wire.h"
 
 #include <stdio.h>
@@ -19,7 +20,8 @@
 
 /* {"op": "done", "key", "run", "value"?: bytes (a small result's encoding), "nbytes",
  * "rss_bytes", "duration_us"}, written straight into CBOR (outbox.h; keys in CBOR's
- * deterministic order) and posted encoded: no value tree per task. */
+ * deterministic order) and posted encoded: no value tree per task. Out of memory, the result
+ * is dropped and the stand-in erred report goes instead (terni_wcore_unreported). */
 static void report_done(terni_wcore *c, const terni_job *j, tern_value *result, int64_t duration_us)
 {
     size_t nbytes = tern_encoded_size(result), mark;
@@ -43,11 +45,9 @@ static void report_done(terni_wcore *c, const terni_job *j, tern_value *result, 
     terni_ob_int(&o, terni_rss_bytes());
     terni_ob_text(&o, "duration_us");
     terni_ob_int(&o, duration_us);
-    if (!terni_ob_end(&o, mark)) {
-        terni_outbox_free(&o);
-        return;
-    }
-    terni_wcore_post_encoded(c, o.buf, o.len, "done");
+    int rc = terni_wcore_post_outbox(c, &o, mark, "done");
+    if (rc != TERN_OK && rc != TERN_ECLOSED)
+        terni_wcore_unreported(c, j->key, j->run);
 }
 
 typedef struct depvals {
@@ -60,7 +60,7 @@ static tern_value *lookup_dep(void *arg, const char *key)
     depvals *dv = arg;
     const tern_value *v;
     if (tern_map_get(dv->map, key, &v) != TERN_OK) {
-        snprintf(dv->missing, sizeof(dv->missing), "%s", key);
+        terni_utf8_copy(dv->missing, sizeof(dv->missing), key, strlen(key));
         return NULL;
     }
     return tern_value_ref((tern_value *)v);
@@ -111,7 +111,7 @@ static int gather(terni_wcore *c, terni_job *j, depvals *dv, char *msg, size_t m
         if (!v)
             v = fetch(c, j, key, addrs, err, sizeof(err));
         if (!v) {
-            snprintf(msg, msglen, "cannot get dependency %s: %s", key, err);
+            terni_utf8_fmt(msg, msglen, "cannot get dependency %s: %s", key, err);
             return TERN_ELOST;
         }
         if (tern_map_set(dv->map, key, v) != TERN_OK) {
@@ -177,11 +177,12 @@ static int resolve(terni_wcore *c, const terni_job *j, tern_task_fn *fn, const c
     const terni_plugin *p = terni_loader_get(c->loader, j->plugin);
     const char *colon = strchr(j->fn, ':');
     if (!p) {
-        snprintf(msg, msglen, "plugin %.16s is not loaded on worker %s", j->plugin, c->opts->name);
+        terni_utf8_fmt(msg, msglen, "plugin %.16s is not loaded on worker %s", j->plugin,
+                       c->opts->name);
         return TERN_ENOTFOUND;
     }
     if (!colon) {
-        snprintf(msg, msglen, "task name %s is not plugin:symbol", j->fn);
+        terni_utf8_fmt(msg, msglen, "task name %s is not plugin:symbol", j->fn);
         return TERN_EINVAL;
     }
     *symbol = colon + 1;
@@ -211,9 +212,9 @@ static void run_job(terni_executor *e, terni_job *j)
         call_args = terni_substitute_keyrefs(args, lookup_dep, &dv);
         if (!call_args && dv.missing[0]) {
             rc = TERN_EPROTO;
-            snprintf(msg, sizeof(msg),
-                     "argument refers to key %s, which is not among the task's dependencies",
-                     dv.missing);
+            terni_utf8_fmt(msg, sizeof(msg),
+                           "argument refers to key %s, which is not among the task's dependencies",
+                           dv.missing);
         } else if (!call_args) {
             rc = TERN_ENOMEM;
             snprintf(msg, sizeof(msg), "out of memory substituting arguments");
@@ -234,7 +235,7 @@ static void run_job(terni_executor *e, terni_job *j)
         terni_wcore_put(c, j->key, result, (int64_t)tern_encoded_size(result));
         report_done(c, j, result, duration_us);
     } else {
-        terni_wcore_erred(c, j->key, j->run, rc, msg);
+        terni_wcore_erred(c, j->key, j->fn, j->run, rc, msg);
     }
     tern_value_unref(result);
     tern_value_unref(call_args);
@@ -247,12 +248,14 @@ static void *executor_main(void *arg)
 {
     terni_executor *e = arg;
     terni_wcore *c = e->core;
+    terni_wcore_standin_prepare();
     for (;;) {
         pthread_mutex_lock(&c->lock);
         while (!terni_jobs_any_ready(&c->jobs) && !c->stopping)
             pthread_cond_wait(&c->jobs.cond, &c->lock);
         if (c->stopping) {
             pthread_mutex_unlock(&c->lock);
+            terni_wcore_standin_release();
             return NULL;
         }
         terni_job *j = terni_jobs_start(&c->jobs);

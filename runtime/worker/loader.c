@@ -18,6 +18,8 @@
  */
 #include "loader.h"
 
+#include "utf8.h"
+
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
@@ -36,6 +38,7 @@
 
 #define MAX_NAME    64
 #define MAX_SYM     128
+#define MAX_VERSION 128
 #define TASK_PREFIX "tern_task_"
 
 typedef struct task_entry {
@@ -66,10 +69,10 @@ struct terni_loader {
 static int seterr(char *err, size_t errlen, int code, const char *fmt, ...) TERN_PRINTF(4, 5);
 static int seterr(char *err, size_t errlen, int code, const char *fmt, ...)
 {
-    if (err && errlen) {
+    if (err && errlen) { /* names, symbols and dlerror's text, cut at a character (utf8.h) */
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
+        terni_utf8_vfmt(err, errlen, fmt, ap);
         va_end(ap);
     }
     return code;
@@ -190,6 +193,19 @@ static bool is_plugin_name(const char *s)
             return false;
     }
     return n >= 1 && n <= MAX_NAME;
+}
+
+/* A version travels as text (the scheduler's plugin list, tern-plugin-info --describe's
+ * tab-separated line): UTF-8 without control characters, bounded. */
+static bool is_version(const char *s)
+{
+    size_t n = strnlen(s, MAX_VERSION + 1);
+    if (n > MAX_VERSION || !terni_utf8_valid(s, n))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return false;
+    return true;
 }
 
 #if defined(__x86_64__)
@@ -406,8 +422,15 @@ static int open_plugin(terni_plugin *p, char *err, size_t errlen)
                       "plugin %s has an invalid name; TERN_PLUGIN's name must be 1-%d of "
                       "[A-Za-z0-9_.-]",
                       p->id, MAX_NAME);
+    const char *version = desc->version ? desc->version : "";
+    if (!is_version(version))
+        return seterr(err, errlen, TERN_ENOTPLUGIN,
+                      "plugin %s has a version that is not UTF-8 text: TERN_PLUGIN's version "
+                      "must be at most %d bytes of UTF-8 without control characters, e.g. "
+                      "\"1.2.0\"",
+                      desc->name, MAX_VERSION);
     p->name = strdup(desc->name);
-    p->version = strdup(desc->version ? desc->version : "");
+    p->version = strdup(version);
     if (!p->name || !p->version)
         return seterr(err, errlen, TERN_ENOMEM, "loader: out of memory");
     return read_table(p, desc, err, errlen);

@@ -43,7 +43,7 @@ static void usage(FILE *f)
             "environment: TERN_SCHEDULER, TERN_LOG_LEVEL, TERN_TLS_CA\n");
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
     terni_worker_opts o = { .listen = "tcp://127.0.0.1:0",
                             .nthreads = 1,
@@ -95,6 +95,8 @@ int main(int argc, char **argv)
             nanny = false;
         else if (!strcmp(a, "--crashed") && has) /* from the nanny */
             o.crashed = argv[++i];
+        else if (!strcmp(a, "--nanny-fd") && has) /* from the nanny */
+            terni_nanny_attach(atoi(argv[++i]));
         else if (!strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -177,5 +179,14 @@ int main(int argc, char **argv)
     }
     if (own_workdir && !terni_rmtree(workdir))
         fprintf(stderr, "tern-worker: could not remove %s\n", workdir);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    int rc = run(argc, argv);
+    /* Every return is deliberate: an executor tells its nanny so (nanny.c). A plugin that
+     * calls exit() never gets here. */
+    terni_nanny_announce_exit(rc);
     return rc;
 }

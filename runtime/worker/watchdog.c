@@ -3,6 +3,7 @@
 
 #include "log.h"
 #include "wire.h"
+#include "worker.h" /* terni_nanny_announce_exit */
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -67,8 +68,9 @@ void terni_slot_clear(char *slot)
 }
 
 /* A task ran past its timeout: report it, make sure the report left, and end this process
- * so the nanny starts a fresh one (exit status TERNI_EXIT_RESTART: not a crash). */
-static void timed_out(terni_watchdog *wd, const char *key, int64_t run, int64_t timeout_ms)
+ * so the nanny starts a fresh one (exit status TERNI_EXIT_RESTART, announced: not a crash). */
+static void timed_out(terni_watchdog *wd, const char *key, const char *fn, int64_t run,
+                      int64_t timeout_ms)
 {
     terni_wcore *c = wd->core;
     char msg[512];
@@ -77,7 +79,7 @@ static void timed_out(terni_watchdog *wd, const char *key, int64_t run, int64_t 
              "to stop it",
              (long long)timeout_ms, c->opts->name);
     terni_log(TERNI_LOG_INFO, "%s: %s", key, msg);
-    terni_wcore_erred(c, key, run, TERN_ETIMEDOUT, msg);
+    terni_wcore_erred(c, key, fn, run, TERN_ETIMEDOUT, msg);
     pthread_mutex_lock(&c->link_lock);
     if (c->link) { /* ops are sent in order: once this answers, the report is there */
         tern_value *r = NULL;
@@ -92,6 +94,7 @@ static void timed_out(terni_watchdog *wd, const char *key, int64_t run, int64_t 
     pthread_mutex_lock(&c->lock);
     if (wd->slots)
         memset(wd->slots, 0, wd->slots_len);
+    terni_nanny_announce_exit(TERNI_EXIT_RESTART); /* any exit not announced is a crash */
     _exit(TERNI_EXIT_RESTART);
 }
 
@@ -104,8 +107,9 @@ static void *watchdog_main(void *arg)
     terni_wcore *c = wd->core;
     uint64_t seen = 0, trimmed = 0; /* store changes at the last tick, and at the last trim */
     uint64_t busy_ns = 0;           /* when the worker was last seen busy or changing */
+    terni_wcore_standin_prepare();
     for (;;) {
-        char key[TERNI_SLOT_SIZE] = "";
+        char key[TERNI_MAX_KEY + 1] = "", fn[256] = ""; /* fn: for its length (timed_out) */
         int64_t run = 0, timeout_ms = 0;
         struct timespec ts;
         terni_deadline(&ts, WATCHDOG_MS);
@@ -114,6 +118,7 @@ static void *watchdog_main(void *arg)
             ;
         if (c->stopping) {
             pthread_mutex_unlock(&c->lock);
+            terni_wcore_standin_release();
             return NULL;
         }
         uint64_t now = terni_now_ns();
@@ -121,7 +126,8 @@ static void *watchdog_main(void *arg)
             terni_job *j = TERNI_CONTAINER_OF(it, terni_job, in_list);
             if (j->timeout_ms > 0 && !j->cancelled &&
                 now - j->start_ns > (uint64_t)j->timeout_ms * 1000000u) {
-                snprintf(key, sizeof(key), "%s", j->key);
+                snprintf(key, sizeof(key), "%s", j->key); /* whole: at most TERNI_MAX_KEY */
+                snprintf(fn, sizeof(fn), "%s", j->fn);
                 run = j->run;
                 timeout_ms = j->timeout_ms;
                 break;
@@ -133,7 +139,7 @@ static void *watchdog_main(void *arg)
         bool quiet = seen != trimmed && now - busy_ns >= TRIM_IDLE_MS * 1000000u;
         pthread_mutex_unlock(&c->lock);
         if (key[0])
-            timed_out(wd, key, run, timeout_ms);
+            timed_out(wd, key, fn, run, timeout_ms);
         if (quiet) {
             malloc_trim(0);
             trimmed = seen;

@@ -7,8 +7,9 @@
  * right tasks.
  *
  * The watchdog thread checks the running jobs every few milliseconds: one past its timeout is
- * reported erred (TERN_ETIMEDOUT) and the process exits with TERNI_EXIT_RESTART, so the nanny
- * starts a fresh executor: a thread stuck in plugin code cannot be stopped any other way. When
+ * reported erred (TERN_ETIMEDOUT) and the process exits with TERNI_EXIT_RESTART, announced to
+ * the nanny (terni_nanny_announce_exit, nanny.c), so that it starts a fresh executor and blames
+ * no task: a thread stuck in plugin code cannot be stopped any other way. When
  * idle, it also gives freed memory back to the system.
  *
  * Contract: the lifecycle (worker.c) opens it before the executors start, starts the thread,
@@ -22,9 +23,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "auth.h" /* TERNI_MAX_KEY */
 #include "core.h"
 
-#define TERNI_SLOT_SIZE 256 /* bytes per executor thread in <workdir>/running */
+#define TERNI_SLOT_SIZE (TERNI_MAX_KEY + 64) /* per thread in <workdir>/running: a whole key */
 
 typedef struct terni_watchdog {
     terni_wcore *core;
@@ -43,7 +45,7 @@ tern_value *terni_watchdog_open(terni_watchdog *wd, terni_wcore *core);
 /* Executor thread i's slot, or NULL when there are no slots. */
 char *terni_watchdog_slot(terni_watchdog *wd, int i);
 
-/* Writes key into slot (may be NULL), truncated to fit. Under core->lock. */
+/* Writes key into slot (may be NULL): a whole key fits (TERNI_MAX_KEY). Under core->lock. */
 void terni_slot_set(char *slot, const char *key);
 
 /* Clears slot (may be NULL). Under core->lock. */

@@ -5,7 +5,8 @@
  * Design notes
  *  Modules (each .c with its own .h, whose top comment is its contract):
  *   - core: what the others share: the store and the job queue under one lock, the link to
- *     the scheduler and the ops sent on it (post, "added", "erred");
+ *     the scheduler and the ops sent on it (post, "added", "erred", and the stand-in for a
+ *     report that cannot be built or sent);
  *   - store: key -> value, with the memfd each large value is served from;
  *   - jobs: the ready heap (priority, then arrival), the running list, and jobs placed early,
  *     blocked on results computed here ("after");
@@ -35,7 +36,8 @@
  *  Restarts: the nanny (nanny.c) runs this process as the executor and restarts it after a
  *  crash with --crashed WHY; the keys left in <workdir>/running go in the hello, so the
  *  scheduler can blame the right tasks. A task past its timeout ends the process on purpose
- *  (TERNI_EXIT_RESTART, watchdog.h).
+ *  (TERNI_EXIT_RESTART, watchdog.h), announced to the nanny, which counts any other end of the
+ *  executor as a crash (terni_nanny_announce_exit).
  */
 #include "worker.h"
 

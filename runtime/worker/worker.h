@@ -26,7 +26,7 @@ typedef struct terni_worker_opts {
 } terni_worker_opts;
 
 /* Exit status of an executor that ended itself to stop a task past its timeout: the nanny
- * restarts it at once and blames no task. */
+ * restarts it at once and blames no task (if announced: terni_nanny_announce_exit). */
 #define TERNI_EXIT_RESTART 75
 /* Exit status of an executor that cannot work and must not be restarted: the scheduler
  * refused it for good (wire version, authentication) or its setup failed. */
@@ -45,7 +45,14 @@ void terni_worker_fuzz_data(void *w, const void *bytes, size_t len, uint32_t pip
 void terni_worker_fuzz_free(void *w);
 
 /* The nanny (nanny.c): runs `argv` plus --no-nanny as the executor process, restarting it
- * after a crash with backoff, until *stop. Returns an exit status. */
+ * after a crash with backoff, until *stop. Returns an exit status. Every end of the executor
+ * that it did not announce (below) is a crash, whatever its exit status. */
 int terni_nanny_run(char **argv, int argc, atomic_int *stop, bool quiet);
+
+/* In the executor: fd (--nanny-fd) is the nanny's announcement pipe. */
+void terni_nanny_attach(int fd);
+/* In the executor, right before it exits on its own with status (and only then): tells the
+ * nanny that this exit is deliberate. Does nothing without a nanny. */
+void terni_nanny_announce_exit(int status);
 
 #endif

@@ -1,6 +1,7 @@
 /* Task context accessors (the plugin side of <tern/plugin.h>) and terni_task_call. */
 #include "task_ctx.h"
 
+#include "utf8.h"
 #include "value_internal.h" /* terni_value_writable */
 
 #include <stdio.h>
@@ -72,8 +73,8 @@ tern_value *tern_failv(tern_ctx *ctx, int code, const char *fmt, va_list ap)
     if (!ctx || ctx->err)
         return NULL;
     ctx->err = code == TERN_OK ? TERN_ETASK : code;
-    if (fmt)
-        vsnprintf(ctx->msg, sizeof(ctx->msg), fmt, ap);
+    if (fmt) /* what a plugin prints may be any bytes: kept as valid UTF-8 (utf8.h) */
+        terni_utf8_vfmt(ctx->msg, sizeof(ctx->msg), fmt, ap);
     else
         snprintf(ctx->msg, sizeof(ctx->msg), "%s", tern_strerror(ctx->err));
     return NULL;
@@ -111,14 +112,15 @@ int terni_task_call(tern_task_fn fn, const char *symbol, const char *key, tern_v
     tern_value *r = fn(&ctx);
     if (!ctx.err && !r) {
         ctx.err = TERN_ETASK;
-        snprintf(ctx.msg, sizeof(ctx.msg), "task %s returned no value and did not call tern_fail",
-                 symbol ? symbol : "?");
+        terni_utf8_fmt(ctx.msg, sizeof(ctx.msg),
+                       "task %s returned no value and did not call tern_fail",
+                       symbol ? symbol : "?");
     }
     if (ctx.err) {
         tern_value_unref(r);
         *result = NULL;
-        if (msg && msglen)
-            snprintf(msg, msglen, "%s", ctx.msg);
+        if (msg && msglen) /* cut at a character if msglen is the shorter */
+            terni_utf8_copy(msg, msglen, ctx.msg, strlen(ctx.msg));
         return ctx.err;
     }
     *result = r;

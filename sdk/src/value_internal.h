@@ -10,6 +10,8 @@
 #include <tern/codec.h>
 #include <tern/value.h>
 
+#include "utf8.h" /* terni_utf8_valid */
+
 /* Keeps a decode buffer alive while arrays borrow from it (see tern_decode_borrow). */
 typedef struct terni_borrow {
     atomic_size_t refs;
@@ -85,9 +87,6 @@ __attribute__((visibility("default"))) int terni_decode_slab(const void *buf, si
 
 /* Element size of an array type (8 for both kinds today). */
 #define TERNI_ELEM_SIZE 8
-
-/* True if s[0, len) is valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
-bool terni_utf8_valid(const char *s, size_t len);
 
 /* Bytewise deterministic key order: shorter first, then memcmp. */
 int terni_key_cmp(const char *a, size_t alen, const char *b, size_t blen);

@@ -35,27 +35,35 @@ int terni_server_next(terni_server *s, int timeout_ms, terni_event *ev)
 
 void terni_server_wake(terni_server *s) {}
 
+/* Every reply and every event the scheduler sends must decode with the decoder its receiver
+ * uses (terni_msg_decode, as link.c does: the same limits and checks, UTF-8 included), or the
+ * fuzzer stops here: a message its receiver cannot decode is a message lost, and a future that
+ * waits for ever. Consumes m. */
+static void must_decode(nng_msg *m, const char *what)
+{
+    tern_value *v = NULL;
+    char err[256];
+    if (terni_msg_decode(m, &v, err, sizeof(err)) != TERN_OK) {
+        fprintf(stderr, "the scheduler sent %s that its receiver cannot decode: %s\n", what, err);
+        abort();
+    }
+    tern_value_unref(v);
+}
+
 int terni_server_reply(terni_request *r, const tern_value *reply)
 {
     nng_msg *m;
     int rc = terni_msg_encode(reply, &m);
     if (rc == TERN_OK)
-        nng_msg_free(m);
+        must_decode(m, "a reply");
     free(r);
     return TERN_OK;
 }
 
-/* The scheduler writes its frequent events straight into CBOR (outbox.c): every reply must
- * decode, or the fuzzer stops here. */
+/* The scheduler writes its frequent events straight into CBOR (outbox.c). */
 void terni_server_reply_msg(terni_request *r, nng_msg *m)
 {
-    tern_value *v = NULL;
-    char err[256];
-    if (terni_msg_decode(m, &v, err, sizeof(err)) != TERN_OK) {
-        fprintf(stderr, "the scheduler sent a reply that does not decode: %s\n", err);
-        abort();
-    }
-    tern_value_unref(v);
+    must_decode(m, "events");
     free(r);
 }
 
@@ -82,6 +90,6 @@ int terni_http_start(const char *addr, terni_http **out, char *url, size_t urlle
     return TERN_OK;
 }
 
-void terni_http_refresh(terni_http *h, tern_value *(*build)(void)) {}
+void terni_http_refresh(terni_http *h, tern_value *(*build)(void *), void *arg) {}
 
 void terni_http_stop(terni_http *h) {}

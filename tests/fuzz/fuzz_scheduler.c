@@ -6,8 +6,10 @@
  * decoded with the daemons' limits (terni_msg_decode) and handed to the scheduler exactly as
  * server.c would (terni_sched_fuzz_event -> handle_request -> dispatch -> op_*). Each input
  * starts from an empty scheduler and ends by freeing everything, so LeakSanitizer checks
- * every path. Uploads use a stand-in for the inspector child process (below): bytes starting
- * "TPLG" are a plugin named "fz" with tasks "inc echo"; anything else is refused. */
+ * every path. At the end every connection polls, and every reply and event the scheduler
+ * sends must decode with its receiver's decoder (fake_server.c). Uploads use a stand-in for
+ * the inspector child process (below): bytes starting "TPLG" are a plugin named "fz" with
+ * tasks "inc echo"; anything else is refused. */
 #include "scheduler.h"
 #include "server.h"
 #include "wire.h"
@@ -43,7 +45,9 @@ static const terni_sched_opts opts = { .listen = "inproc://fuzz",
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    terni_sched_fuzz_begin(&opts);
+    void *sched = terni_sched_fuzz_begin(&opts);
+    if (!sched)
+        return 0;
     while (size >= 3) {
         uint8_t ctl = data[0];
         size_t len = (size_t)data[1] | (size_t)data[2] << 8;
@@ -64,10 +68,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (terni_msg_decode_slab(m, &ev.body, ev.error, sizeof(ev.error)) != TERN_OK)
                 ev.body = NULL;
         }
-        terni_sched_fuzz_event(&ev);
+        terni_sched_fuzz_event(sched, &ev);
         data += len;
         size -= len;
     }
-    terni_sched_fuzz_end();
+    /* Every connection polls at the end, so that the events queued for it are sent, and
+     * checked (fake_server.c: each must decode with its receiver's decoder). */
+    for (uint32_t pipe = 1; pipe <= 8; pipe++) {
+        tern_value *poll = tern_list_of(terni_op("poll"));
+        nng_msg *m = NULL;
+        terni_event ev = { .pipe = pipe, .kind = TERNI_EV_REQUEST };
+        if (!poll || terni_msg_encode(poll, &m) != TERN_OK) {
+            tern_value_unref(poll);
+            break;
+        }
+        tern_value_unref(poll);
+        ev.req = fake_request_new(pipe);
+        if (terni_msg_decode_slab(m, &ev.body, ev.error, sizeof(ev.error)) != TERN_OK)
+            ev.body = NULL;
+        terni_sched_fuzz_event(sched, &ev);
+    }
+    terni_sched_fuzz_end(sched);
     return 0;
 }

@@ -462,3 +462,229 @@ LTest(failures, closed_client_releases_its_keys, .init = up2, .fini = cleanup)
               (long long)l.in_memory);
     down();
 }
+
+/* ---- 8. task messages that are not valid UTF-8 ------------------------------------------ */
+
+#define FFFD "\xEF\xBF\xBD"
+
+/* Waits at most 10 s for f, which must err with TERN_ETASK (never hang: an erred report that
+ * could not be built was dropped, and the future waited for ever). Returns its message. */
+static const char *erred_promptly(tern_future *f)
+{
+    tern_value *v = NULL;
+    double t0 = now_ms();
+    int rc = tern_result(f, 10000, &v);
+    tern_value_unref(v);
+    cr_assert_neq(rc, TERN_ETIMEDOUT, "%s hung: no error after %.0f ms", tern_future_key(f),
+                  now_ms() - t0);
+    return error_of(f, TERN_ETASK);
+}
+
+/* clusterplug:fail_with: fails with `bytes` repeated n times as its message, under key. */
+static tern_future *fail_with(const char *bytes, int64_t n, const char *key)
+{
+    tern_submit_opts o = { .key = key };
+    return submit("clusterplug:fail_with",
+                  tern_list_of(tern_bytes(bytes, strlen(bytes)), tern_int(n)), &o);
+}
+
+LTest(failures, task_messages_that_are_not_utf8_err_their_futures, .init = up2, .fini = cleanup)
+{
+    /* tern_fail keeps 1,023 bytes of a message: this one is cut inside its first euro sign */
+    static char cut[1100];
+    memset(cut, 'a', 1021);
+    strcpy(cut + 1021, "\xE2\x82\xAC\xE2\x82\xAC");
+    tern_future *bad = fail_with("bad \xFF byte \xC0\x80 and \xED\xA0\x80", 1, NULL);
+    tern_future *cut1023 = fail_with(cut, 1, NULL);
+    tern_future *longer = fail_with("\xC3\xA9", 3000, NULL); /* 6,000 bytes of e-acute */
+    tern_future *dep =
+        submit("clusterplug:add", tern_list_of(tern_future_ref(bad), tern_int(1)), NULL);
+    /* A key of 600 bytes of non-ASCII characters: the message is cut so that the key, the task
+     * and the worker still fit in the scheduler's error, whatever the message's length. */
+    tern_future *keyed[3];
+    for (int i = 0; i < 3; i++) {
+        char key[700] = "";
+        for (int k = 0; k < 200; k++)
+            strcat(key, "\xE2\x82\xAC");
+        snprintf(key + strlen(key), sizeof(key) - strlen(key), "-%d", i);
+        keyed[i] = fail_with("\xC3\xA9", 250 + i, key); /* 500, 502, 504 bytes */
+    }
+
+    const char *m = erred_promptly(bad);
+    cr_assert(contains(m, "bad " FFFD " byte " FFFD FFFD " and " FFFD FFFD FFFD), "%s", m);
+    cr_assert(contains(m, "on worker"), "%s", m);
+    m = erred_promptly(cut1023);
+    cr_assert(contains(m, "aaaaaaaa") && !contains(m, FFFD) && contains(m, "on worker"), "%s", m);
+    m = erred_promptly(longer);
+    cr_assert(contains(m, "\xC3\xA9\xC3\xA9\xC3\xA9") && contains(m, "on worker"), "%s", m);
+    cr_assert_leq(strlen(m), 1023);
+    m = erred_promptly(dep);
+    cr_assert(contains(m, "bad " FFFD " byte"), "the dependent has the root's message: %s", m);
+    for (int i = 0; i < 3; i++) {
+        m = erred_promptly(keyed[i]);
+        cr_assert(contains(m, "\xC3\xA9") && contains(m, tern_future_key(keyed[i])) &&
+                      contains(m, "on worker"),
+                  "key %d: %s", i, m);
+    }
+    /* The cluster serves on. */
+    tern_future *ok = submit("clusterplug:add", tern_list_of(tern_int(2), tern_int(3)), NULL);
+    cr_assert_eq(int_of(ok), 5);
+    tern_future_release(bad);
+    tern_future_release(cut1023);
+    tern_future_release(longer);
+    tern_future_release(dep);
+    for (int i = 0; i < 3; i++)
+        tern_future_release(keyed[i]);
+    tern_future_release(ok);
+    down();
+}
+
+/* Keys of up to the 1,024-byte limit made of non-ASCII characters: the scheduler's own texts
+ * (" (task F, key K, on worker W)", "dependency K (T) failed: ...") are cut only between
+ * characters, so the erred event is never dropped (it was, and these futures hung). */
+LTest(failures, errors_of_keys_near_the_limit_reach_their_futures, .init = up2, .fini = cleanup)
+{
+    tern_future *keyed[3], *dep[3];
+    for (int i = 0; i < 3; i++) {
+        char key[1100] = "";
+        for (int k = 0; k < 338 + i; k++) /* 1,016 to 1,022 bytes */
+            strcat(key, "\xE2\x82\xAC");
+        snprintf(key + strlen(key), sizeof(key) - strlen(key), "-%d", i);
+        keyed[i] = fail_with("\xC3\xA9", 400, key);
+        dep[i] =
+            submit("clusterplug:add", tern_list_of(tern_future_ref(keyed[i]), tern_int(1)), NULL);
+    }
+    for (int i = 0; i < 3; i++) {
+        const char *m = erred_promptly(keyed[i]);
+        cr_assert(contains(m, "\xC3\xA9"), "key %d: %s", i, m);
+        m = erred_promptly(dep[i]);
+        cr_assert(contains(m, tern_future_key(keyed[i])), "dependent %d: %s", i, m);
+        int code;
+        const char *msg, *task, *key;
+        OK(tern_future_error(dep[i], &code, &msg, &task, &key));
+        cr_assert_str_eq(key, tern_future_key(keyed[i]));
+    }
+    for (int i = 0; i < 3; i++) {
+        tern_future_release(dep[i]);
+        tern_future_release(keyed[i]);
+    }
+    down();
+}
+
+/* A plugin whose version is not UTF-8 is refused at upload, saying why, and nothing of it is
+ * registered (it was half registered, and the upload said "out of memory"). */
+LTest(failures, plugin_version_that_is_not_utf8_is_refused_at_upload, .init = up2, .fini = cleanup)
+{
+    tern_plugin_info info;
+    int rc = tern_upload_plugin(C, PLUGIN("bad_version"), &info);
+    const char *why = tern_client_errmsg(NULL);
+    cr_assert_eq(rc, TERN_ENOTPLUGIN, "upload: %s: %s", tern_strerror_name(rc), why);
+    cr_assert(contains(why, "version") && contains(why, "UTF-8"), "%s", why);
+    tern_future *f = NULL;
+    rc = tern_submit(C, "bad_version:one", NULL, NULL, &f);
+    if (rc == TERN_OK) {
+        tern_value *v = NULL;
+        rc = tern_result(f, 10000, &v);
+        tern_value_unref(v);
+        tern_future_release(f);
+    }
+    cr_assert_neq(rc, TERN_OK, "a task of the refused plugin ran");
+    cr_assert_neq(rc, TERN_ETIMEDOUT, "a task of the refused plugin hangs");
+    tern_future *ok = submit("clusterplug:add", tern_list_of(tern_int(2), tern_int(3)), NULL);
+    cr_assert_eq(int_of(ok), 5);
+    tern_future_release(ok);
+    down();
+}
+
+/* ---- 9. plugins that exit ------------------------------------------------------------- */
+
+/* A task that ends its executor, however it does it (exit with any status, _exit, a signal,
+ * a stack overflow), is a crash: the executor is restarted with backoff, the task is blamed,
+ * and after --allowed-failures it errs with TERN_EKILLED naming how the executor ended. Every
+ * worker stays (before: exit(0), exit(2) and exit(78) ended the nanny too, so the task went
+ * on to kill every worker, and exit(75) was a restart that blamed no task). */
+static void ending_the_executor_is_a_crash(const char *task, int64_t code, const char *why,
+                                           const char *or_why)
+{
+    char addr[256];
+    pid_t nannies[2];
+    const char *opts[] = { "--allowed-failures", "2", NULL };
+    start_cluster("tcp://127.0.0.1:0", opts, 2, nannies, addr, sizeof(addr));
+    tern_future *f = submit(task, code >= 0 ? tern_list_of(tern_int(code)) : NULL, NULL);
+    const char *m = error_of(f, TERN_EKILLED);
+    cr_assert(contains(m, "killed") && (contains(m, why) || (or_why && contains(m, or_why))),
+              "%s: %s", task, m);
+    for (int i = 0; i < 2; i++) {
+        int st;
+        cr_assert_eq(waitpid(nannies[i], &st, WNOHANG), 0, "the nanny of w%d ended", i);
+    }
+    wait_workers(2);
+    /* Another client is served, on both workers. */
+    tern_client *other;
+    tern_connect_opts o = { .timeout_ms = T };
+    OK(tern_connect(addr, &o, &other));
+    for (int i = 0; i < 2; i++) {
+        const char *on[] = { i ? "w1" : "w0", NULL };
+        tern_submit_opts so = { .workers = on };
+        tern_future *ok = NULL;
+        OK(tern_submit(other, "faultplug:mix", tern_list_of(tern_int(i), tern_int(0)), &so, &ok));
+        tern_value *v = NULL;
+        OK(tern_result(ok, T, &v));
+        int64_t got = 0;
+        OK(tern_value_get_int(v, &got));
+        cr_assert_eq(got, mix_local(i, NULL, 0));
+        tern_value_unref(v);
+        tern_future_release(ok);
+    }
+    cr_assert(close_bounded(other));
+    tern_future_release(f);
+    down_procs();
+}
+
+LTest(failures, task_calling_exit_0_is_a_crash, .init = make_tmpdir, .fini = cleanup_procs)
+{
+    ending_the_executor_is_a_crash("faultplug:exit_with", 0,
+                                   "exited with status 0 (not a clean shutdown)", NULL);
+}
+
+LTest(failures, task_calling_exit_2_is_a_crash, .init = make_tmpdir, .fini = cleanup_procs)
+{
+    ending_the_executor_is_a_crash("faultplug:exit_with", 2,
+                                   "exited with status 2 (not a clean shutdown)", NULL);
+}
+
+LTest(failures, task_calling_exit_75_is_a_crash, .init = make_tmpdir, .fini = cleanup_procs)
+{
+    ending_the_executor_is_a_crash("faultplug:exit_with", 75,
+                                   "exited with status 75 (not a clean shutdown)", NULL);
+}
+
+LTest(failures, task_calling_exit_78_is_a_crash, .init = make_tmpdir, .fini = cleanup_procs)
+{
+    ending_the_executor_is_a_crash("faultplug:exit_with", 78,
+                                   "exited with status 78 (not a clean shutdown)", NULL);
+}
+
+LTest(failures, task_calling__exit_1_is_a_crash, .init = make_tmpdir, .fini = cleanup_procs)
+{
+    ending_the_executor_is_a_crash("faultplug:underscore_exit", 1,
+                                   "exited with status 1 (not a clean shutdown)", NULL);
+}
+
+LTest(failures, task_calling_abort_is_a_crash, .init = make_tmpdir, .fini = cleanup_procs)
+{
+    ending_the_executor_is_a_crash("faultplug:abort", -1, "killed by signal 6", NULL);
+}
+
+LTest(failures, task_raising_sigkill_is_a_crash, .init = make_tmpdir, .fini = cleanup_procs)
+{
+    ending_the_executor_is_a_crash("faultplug:kill_self", -1, "killed by signal 9", NULL);
+}
+
+/* (With AddressSanitizer in the executor, a stack overflow is its report, then its exit status
+ * or SIGABRT: SIGSEGV otherwise.) */
+LTest(failures, task_overflowing_its_stack_is_a_crash, .init = make_tmpdir, .fini = cleanup_procs)
+{
+    ending_the_executor_is_a_crash("faultplug:overflow", -1, "killed by signal",
+                                   "exited with status 1 (not a clean shutdown)");
+}

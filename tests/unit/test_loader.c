@@ -147,6 +147,17 @@ LTest(loader, wrong_abi_is_refused_with_advice)
     cr_assert(strstr(err, want) && strstr(err, "rebuild"), "%s", err);
 }
 
+LTest(loader, version_that_is_not_utf8_is_refused)
+{
+    const terni_plugin *p = NULL;
+    int rc = terni_loader_load_file(loader, PLUGIN_PATH("bad_version"), &p, err, sizeof(err));
+    cr_assert_eq(rc, TERN_ENOTPLUGIN, "%s: %s", tern_strerror_name(rc), err);
+    cr_assert_null(p);
+    cr_assert(strstr(err, "bad_version") && strstr(err, "version") && strstr(err, "UTF-8"), "%s",
+              err);
+    cr_assert_null(terni_loader_find(loader, "bad_version"), "nothing of it is registered");
+}
+
 LTest(loader, shared_object_without_descriptor_is_not_a_plugin)
 {
     const terni_plugin *p;

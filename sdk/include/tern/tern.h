@@ -187,8 +187,13 @@ typedef enum tern_wait_mode { TERN_WAIT_ALL = 0, TERN_WAIT_ANY = 1 } tern_wait_m
  * TERN_OK, or TERN_ETIMEDOUT. */
 TERN_API int tern_wait(tern_future **fs, size_t n, int timeout_ms, tern_wait_mode mode);
 
-/* Cancels the futures' tasks if they have not run; done ones are unaffected. Dependents of a
- * cancelled task are cancelled too. Does not release the futures. */
+/* This client no longer wants the futures' results, nor those of its unfinished futures that
+ * depend on them: each of them that is not done becomes TERN_CANCELLED (tern_result gives
+ * TERN_ECANCELED, and tern_future_error names the cancelled future as the root). A task stops
+ * only when no one wants or needs it any more: the same pure task submitted by another
+ * client, or needed by another client's task, still runs for them. Done futures are
+ * unaffected. Does not block (the request is posted); does not release the futures.
+ * TERN_EINVAL for a NULL array or first future, TERN_ECLOSED after tern_close. */
 TERN_API int tern_cancel(tern_future **fs, size_t n);
 
 /* A new reference to f. */

@@ -1,0 +1,104 @@
+/* Placement (placement.h): pure functions of the graph's state. */
+#include "placement.h"
+
+#include <string.h>
+
+bool placement_allowed(const task *t, const worker *w)
+{
+    if (w->gone)
+        return false;
+    if (!t->restrict_to)
+        return true;
+    for (char **r = t->restrict_to; *r; r++)
+        if (!strcmp(*r, w->name))
+            return true;
+    return false;
+}
+
+/* Co-assignment of map siblings: contiguous blocks, dealt round the workers in join order,
+ * which is the table's iteration order (uthash keeps insertion order; workers are only
+ * appended). A block is each worker's share of the map, at most PLACEMENT_MAP_BLOCK. */
+static worker *map_block_worker(const graph *g, const task *t)
+{
+    size_t nworkers = HASH_COUNT(g->workers);
+    size_t share = (t->gsize + nworkers - 1) / nworkers;
+    size_t block = share < PLACEMENT_MAP_BLOCK ? share : PLACEMENT_MAP_BLOCK;
+    size_t want = (t->gindex / block) % nworkers, i = 0;
+    worker *w, *tmp;
+    HASH_ITER(hh, g->workers, w, tmp)
+    {
+        if (i++ == want)
+            return w->gone ? NULL : w;
+    }
+    return NULL;
+}
+
+worker *placement_choose(const graph *g, const task *t)
+{
+    if (HASH_COUNT(g->workers) == 0)
+        return NULL;
+    if (t->ndeps == 0 && t->gsize > 1 && !t->restrict_to) {
+        worker *w = map_block_worker(g, t);
+        if (w)
+            return w;
+    }
+    worker *w, *tmp, *best = NULL;
+    double best_cost = 0;
+    HASH_ITER(hh, g->workers, w, tmp)
+    {
+        if (!placement_allowed(t, w))
+            continue;
+        double missing = 0;
+        for (size_t i = 0; i < t->ndeps; i++)
+            if (!terni_ptrs_has(&t->deps[i]->who, w))
+                missing += (double)t->deps[i]->nbytes;
+        double cost = (double)w->nprocessing / (w->nthreads > 0 ? w->nthreads : 1) * g->task_time +
+                      missing / PLACEMENT_BANDWIDTH;
+        if (!best || cost < best_cost - 1e-12 ||
+            (cost <= best_cost + 1e-12 && w->nprocessing < best->nprocessing)) {
+            best = w;
+            best_cost = cost;
+        }
+    }
+    return best;
+}
+
+bool placement_may_take(const task *d, const worker *w)
+{
+    return d->state == T_MEMORY && d->wanters.n == 0 && d->nneeders == 1 && d->who.n == 1 &&
+           terni_ptrs_items(&d->who)[0] == w && d->plugin_id && d->args && d->inl_len == 0 &&
+           d->nbytes >= PLACEMENT_TAKE_MIN_BYTES;
+}
+
+/* Whether every finished task of d's symbol so far gave a small result. */
+static bool small_results(const task *d)
+{
+    return d->sym && d->sym->done > 0 && d->sym->large == 0;
+}
+
+worker *placement_early_target(const graph *g, const task *t)
+{
+    (void)g;
+    worker *w = NULL;
+    for (size_t i = 0; i < t->ndeps; i++) {
+        const task *d = t->deps[i];
+        if (graph_present(d))
+            continue;
+        if (d->state != T_PROCESSING || !d->on || (w && d->on != w) || d->dependents.n != 1 ||
+            !small_results(d))
+            return NULL;
+        w = d->on;
+    }
+    return w && placement_allowed(t, w) ? w : NULL;
+}
+
+worker *placement_scatter_target(const graph *g)
+{
+    worker *w, *tmp, *best = NULL;
+    HASH_ITER(hh, g->workers, w, tmp)
+    {
+        if (!best || w->nbytes < best->nbytes)
+            best = w;
+    }
+    return best;
+}

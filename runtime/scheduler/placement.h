@@ -1,0 +1,42 @@
+/* Placement: which worker a task should run on. Reads the graph, writes nothing. */
+#ifndef TERNI_SCHED_PLACEMENT_H
+#define TERNI_SCHED_PLACEMENT_H
+
+#include "graph.h"
+
+/* Placement's transfer estimate; small results travel inline (the limit is in the worker). */
+#define PLACEMENT_BANDWIDTH 1e9 /* bytes per second assumed between workers */
+
+/* Root tasks of one map go to the workers in blocks of up to this many: a worker's share of a
+ * small map stays together (the seed's tree reduction), while a large map is dealt round, so
+ * that every worker gets work from the first slice of its submit op. */
+#define PLACEMENT_MAP_BLOCK 1024
+
+/* Smallest result a task may take from its dependency to compute in place. */
+#define PLACEMENT_TAKE_MIN_BYTES STATS_LARGE_BYTES
+
+/* Whether t may run on w (w connected, and allowed by t's restrictions). */
+bool placement_allowed(const task *t, const worker *w);
+
+/* The worker where the ready task t can start soonest: estimated queue wait (tasks
+ * processing per thread x mean task time) plus the bytes of its dependencies that worker
+ * lacks over an assumed bandwidth; ties go to the least loaded. Root tasks of a map go in
+ * contiguous blocks, dealt round the workers in join order. NULL: no worker may run it. */
+worker *placement_choose(const graph *g, const task *t);
+
+/* Whether t, about to run on w, may take d (tern_arg_take): compute into d's memory in place.
+ * Only when nothing else can read d again: no client holds a future of it, t is the only
+ * unfinished task that needs it, and w holds its only copy. Only for results worth it (large,
+ * so not inline either) and with lineage (not scattered data), so that d can be computed
+ * again should t have to run again. */
+bool placement_may_take(const task *d, const worker *w);
+
+/* Pipelining, for a waiting task just submitted: when every dependency t lacks is running on
+ * one worker, t is its only dependent, and that symbol has given only small results (t could
+ * otherwise take one, which needs it finished), that worker; else NULL. */
+worker *placement_early_target(const graph *g, const task *t);
+
+/* Where scattered data goes: the worker holding the fewest bytes; NULL if none. */
+worker *placement_scatter_target(const graph *g);
+
+#endif
