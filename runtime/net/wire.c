@@ -80,7 +80,7 @@ tern_value *terni_error_result(int code, const char *fmt, ...)
     char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
+    terni_utf8_vfmt(buf, sizeof(buf), fmt, ap); /* a text value: valid UTF-8, however cut */
     va_end(ap);
     tern_value *m = tern_map_new();
     if (m && (!terni_set_int(m, "error", code) || !terni_set_text(m, "message", buf))) {

@@ -197,8 +197,8 @@ static void fx_erred(void *ctx, client *c, const char *key, const task_error *e)
     if (strcmp(key, e->key)) {
         size_t n = strlen(e->key) + strlen(e->task) + strlen(e->msg) + 64;
         if ((msg = malloc(n)))
-            snprintf(msg, n, "dependency %s (%s) failed: %s", e->key,
-                     e->task[0] ? e->task : "data", e->msg);
+            snprintf(msg, n, "dependency %s (%s) failed: %s", e->key, e->task[0] ? e->task : "data",
+                     e->msg);
     }
     size_t mark;
     terni_outbox *o = &s->ob;

@@ -20,6 +20,7 @@
 
 #include "placement.h"
 #include "transitions.h"
+#include "utf8.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -263,10 +264,10 @@ task *graph_submit(graph *g, client *c, const graph_spec *spec)
     char msg[512] = "";
     int code = spec->code;
     if (code != TERN_OK)
-        snprintf(msg, sizeof(msg), "%s", spec->msg ? spec->msg : tern_strerror(code));
+        terni_utf8_fmt(msg, sizeof(msg), "%s", spec->msg ? spec->msg : tern_strerror(code));
     else if (!spec->fn || !spec->plugin_id || !spec->args) {
         code = TERN_EPROTO;
-        snprintf(msg, sizeof(msg), "malformed submission for %s", spec->key);
+        terni_utf8_fmt(msg, sizeof(msg), "malformed submission for %s", spec->key);
     }
     if (code == TERN_OK)
         code = link_deps(g, t, spec, msg, sizeof(msg));
@@ -405,12 +406,10 @@ void graph_erred(graph *g, worker *w, const char *key, int code, const char *msg
         return;
     }
     stats_finished(&g->st, t->sym, t->key, t->fn, w->name, -1, 0, true);
-    char full[4096];
-    snprintf(full, sizeof(full), "%s (task %s, key %s, on worker %s)", msg ? msg : "task failed",
-             t->fn, t->key, w->name);
-    char cut[2048];
-    stats_copy_cut(cut, sizeof(cut), full);
-    err_and_drain(g, t, code > 0 && code < TERN_ERR_COUNT ? code : TERN_ETASK, cut, false);
+    char full[2048];
+    terni_utf8_fmt(full, sizeof(full), "%s (task %s, key %s, on worker %s)",
+                   msg ? msg : "task failed", t->fn, t->key, w->name);
+    err_and_drain(g, t, code > 0 && code < TERN_ERR_COUNT ? code : TERN_ETASK, full, false);
 }
 
 void graph_added(graph *g, worker *w, const char *key, int64_t nbytes)
@@ -435,15 +434,14 @@ void graph_blame(graph *g, worker *w, const char *key, const char *why)
     t->suspicious++;
     if (t->suspicious < g->allowed_failures)
         return;
-    char msg[4096];
-    snprintf(msg, sizeof(msg),
-             "task %s (key %s) killed %d workers: it was running each time one died "
-             "(last: worker %s, whose executor %s); it is not run again "
-             "(--allowed-failures %d)",
-             t->fn, t->key, t->suspicious, w->name, why ? why : "crashed", g->allowed_failures);
-    char cut[2048];
-    stats_copy_cut(cut, sizeof(cut), msg);
-    err_and_drain(g, t, TERN_EKILLED, cut, true);
+    char msg[2048];
+    terni_utf8_fmt(msg, sizeof(msg),
+                   "task %s (key %s) killed %d workers: it was running each time one died "
+                   "(last: worker %s, whose executor %s); it is not run again "
+                   "(--allowed-failures %d)",
+                   t->fn, t->key, t->suspicious, w->name, why ? why : "crashed",
+                   g->allowed_failures);
+    err_and_drain(g, t, TERN_EKILLED, msg, true);
 }
 
 /* ---- workers --------------------------------------------------------------------------- */
@@ -547,8 +545,9 @@ void graph_worker_lost(graph *g, worker *w, const char *why)
 {
     g->nworkers_lost++;
     char why_lost[600];
-    snprintf(why_lost, sizeof(why_lost), "its only copy was on worker %.200s, which left: %.300s",
-             w->name, why ? why : "");
+    terni_utf8_fmt(why_lost, sizeof(why_lost),
+                   "its only copy was on worker %.200s, which left: %.300s", w->name,
+                   why ? why : "");
     g->lost_why = why_lost;
     w->gone = true;
     HASH_DEL(g->workers, w);

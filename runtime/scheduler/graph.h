@@ -75,6 +75,7 @@ struct task {
     bool forget_queued;
     bool early;   /* PROCESSING: placed before its dependencies finished (place_early) */
     bool in_walk; /* graph_cancel's walk: already visited */
+    bool took;    /* PROCESSING: its run took (moved in) a dependency's only copy */
     task **deps;
     uint32_t ndeps, nwaiting;
     terni_ptrs dependents; /* task */
@@ -89,7 +90,9 @@ struct task {
     worker *on; /* PROCESSING: where */
     int64_t nbytes;
     int priority, retries;
-    int attempt;      /* placements so far; compute events carry it, reports echo it */
+    int64_t attempt;  /* its current placement's run number, unique in the graph (a record made
+                       * again for the same key never reuses one); compute events carry it,
+                       * reports echo it, so a stale report is told apart */
     int suspicious;   /* executors that crashed while running it */
     int lost_fetches; /* reports of dependencies that could not be fetched */
     uint32_t gindex;  /* its index in its map, and the map's size: co-assignment */
@@ -136,6 +139,7 @@ typedef struct graph {
     uint64_t worker_seq;
     interned *strings; /* task names and plugin ids of live tasks */
     uint64_t task_seq;
+    int64_t run_seq;   /* the last run number given (task.attempt) */
     task *forget_head; /* tasks to check for forgetting (graph_flush) */
     graph_work *work;  /* the worklist (a stack) */
     size_t nwork, work_cap;

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "placement.h"
 #include "rss.h"
+#include "utf8.h"
 #include "wire.h"
 
 #include <malloc.h>
@@ -74,7 +75,8 @@ static void submit_one(sched *S, session *s, const tern_value *spec, const tern_
     char msg[512];
     if (gs.plugin_id && gs.fn && !sched_plugin(S, gs.plugin_id)) {
         gs.code = TERN_ENOTFOUND;
-        snprintf(msg, sizeof(msg), "plugin %.16s... for %s is not uploaded", gs.plugin_id, gs.fn);
+        terni_utf8_fmt(msg, sizeof(msg), "plugin %.16s... for %s is not uploaded", gs.plugin_id,
+                       gs.fn);
         gs.msg = msg;
     }
     const char *deps_stack[8], *names_stack[4];

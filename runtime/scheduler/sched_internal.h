@@ -75,6 +75,12 @@ typedef struct sched {
     bool validate;    /* check the graph's invariants after every event (debug builds) */
 } sched;
 
+/* sessions.c */
+session *sched_session_get(sched *S, uint32_t pipe); /* NULL: a lost pipe, or out of memory */
+void sched_session_lost(sched *S, uint32_t pipe, const char *why);
+void sched_check_liveness(sched *S, uint64_t now_ns); /* declares silent workers dead */
+void sched_sessions_free(sched *S);
+
 /* events.c: the graph's effects, encoded into the peers' outboxes. */
 extern const graph_effects terni_sched_effects;
 void sched_send(session *s, tern_value *ev); /* takes ev */

@@ -69,64 +69,6 @@ void sched_log(const char *fmt, ...)
     terni_log(TERNI_LOG_INFO, "%s", msg);
 }
 
-/* ---- sessions --------------------------------------------------------------------------- */
-
-static void free_worker(worker *w)
-{
-    free(w->name);
-    free(w->address);
-    free(w);
-}
-
-static void session_lost(sched *S, uint32_t pipe, const char *why)
-{
-    dead_pipe *d;
-    HASH_FIND(hh, S->dead, &pipe, sizeof(pipe), d);
-    if (!d && (d = calloc(1, sizeof(*d)))) {
-        d->pipe = pipe;
-        HASH_ADD(hh, S->dead, pipe, sizeof(pipe), d);
-    }
-    session *s;
-    HASH_FIND(hh, S->sessions, &pipe, sizeof(pipe), s);
-    if (!s)
-        return;
-    HASH_DEL(S->sessions, s);
-    if (s->poll)
-        terni_server_drop(s->poll);
-    if (s->role == ROLE_WORKER && s->w) {
-        sched_log("worker %s left: %s", s->w->name, why);
-        graph_worker_lost(&S->g, s->w, why);
-        free_worker(s->w);
-    }
-    if (s->role == ROLE_CLIENT)
-        graph_client_gone(&S->g, &s->c);
-    if (s->held.req) {
-        terni_server_drop(s->held.req);
-        tern_value_unref(s->held.body);
-        S->nheld--;
-    }
-    terni_outbox_free(&s->ob);
-    free(s);
-}
-
-static session *session_get(sched *S, uint32_t pipe)
-{
-    session *s;
-    HASH_FIND(hh, S->sessions, &pipe, sizeof(pipe), s);
-    if (s)
-        return s;
-    dead_pipe *d;
-    HASH_FIND(hh, S->dead, &pipe, sizeof(pipe), d);
-    if (d) /* a request that was queued before its connection's loss was seen */
-        return NULL;
-    s = calloc(1, sizeof(*s));
-    if (!s)
-        return NULL;
-    s->pipe = pipe;
-    HASH_ADD(hh, S->sessions, pipe, sizeof(pipe), s);
-    return s;
-}
-
 /* ---- requests ---------------------------------------------------------------------------- */
 
 static bool is_op(const tern_value *op, const char *name)
@@ -184,7 +126,7 @@ static void run_ops(sched *S, session *s, terni_event *ev, tern_value *reply, si
 
 static void handle_request(sched *S, terni_event *ev)
 {
-    session *s = session_get(S, ev->pipe);
+    session *s = sched_session_get(S, ev->pipe);
     if (!s) {
         terni_server_drop(ev->req);
         tern_value_unref(ev->body);
@@ -350,32 +292,12 @@ static void after_event(sched *S)
 
 /* ---- the loop ---------------------------------------------------------------------------- */
 
-/* Declares dead the workers silent for longer than --death-timeout-ms (a host that hangs or
- * is cut off keeps its TCP connection open). Only called when the event queue is not backed
- * up, so a busy scheduler never mistakes its own delay for a worker's silence. */
-static void check_liveness(sched *S, uint64_t now)
-{
-    uint64_t limit = (uint64_t)S->opts->death_timeout_ms * 1000000u;
-    worker *w, *tmp;
-    HASH_ITER(hh, S->g.workers, w, tmp)
-    {
-        if (now <= w->last_ns || now - w->last_ns <= limit)
-            continue;
-        char why[200];
-        snprintf(why, sizeof(why), "no heartbeat for %.1f s (--death-timeout-ms %d)",
-                 (double)(now - w->last_ns) / 1e9, S->opts->death_timeout_ms);
-        uint32_t pipe = ((session *)w->peer)->pipe;
-        session_lost(S, pipe, why); /* frees w */
-        terni_server_close_pipe(S->srv, pipe);
-    }
-}
-
 static void handle_event(sched *S, terni_event *ev)
 {
     if (ev->kind == TERNI_EV_REQUEST)
         handle_request(S, ev);
     else if (ev->kind == TERNI_EV_PEER_LOST)
-        session_lost(S, ev->pipe, "connection lost");
+        sched_session_lost(S, ev->pipe, "connection lost");
 }
 
 static tern_value *status_of(void *arg)
@@ -412,7 +334,7 @@ static void serve(sched *S, atomic_int *stop)
         uint64_t now = terni_now_ns();
         /* Idle, or the event just taken is fresh (the queue is not backed up). */
         if (now >= next_check && (got != TERN_OK || now - ev.at_ns < check_every)) {
-            check_liveness(S, now);
+            sched_check_liveness(S, now);
             after_event(S);
             next_check = now + check_every;
         }
@@ -423,21 +345,10 @@ static void serve(sched *S, atomic_int *stop)
     }
 }
 
-/* Frees every session (their parked requests belong to the server), the graph, plugins. */
+/* Frees the sessions (their parked requests belong to the server), the graph, plugins. */
 static void sched_free(sched *S)
 {
-    session *s, *stmp;
-    HASH_ITER(hh, S->sessions, s, stmp)
-    {
-        HASH_DEL(S->sessions, s);
-        terni_outbox_free(&s->ob);
-        tern_value_unref(s->held.body);
-        if (s->w) {
-            HASH_DEL(S->g.workers, s->w);
-            free_worker(s->w);
-        }
-        free(s);
-    }
+    sched_sessions_free(S);
     if (S->cur.active) {
         tern_value_unref(S->cur.ev.body);
         tern_value_unref(S->cur.reply);
@@ -446,12 +357,6 @@ static void sched_free(sched *S)
         tern_value_unref(S->later[i].body); /* their requests belong to the server too */
     free(S->later);
     graph_free(&S->g);
-    dead_pipe *d, *dtmp;
-    HASH_ITER(hh, S->dead, d, dtmp)
-    {
-        HASH_DEL(S->dead, d);
-        free(d);
-    }
     sched_plugins_free(S);
 }
 

@@ -33,7 +33,8 @@ symstat *stats_symbol(stats *st, const char *fn)
     return s;
 }
 
-void stats_copy_cut(char *dst, size_t cap, const char *s)
+/* Copies s into dst[cap], cut before the first character that does not fit (UTF-8). */
+static void stats_copy_cut(char *dst, size_t cap, const char *s)
 {
     size_t n = strnlen(s, cap - 1);
     if (s[n] != '\0')

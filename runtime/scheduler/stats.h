@@ -60,7 +60,4 @@ static inline void stats_count(symstat *sym, int state)
 bool stats_to_status(const stats *st, tern_value *out, const char *dashboard);
 void stats_free(stats *st);
 
-/* Copies s into dst[cap], cut before the first character that does not fit (UTF-8). */
-void stats_copy_cut(char *dst, size_t cap, const char *s);
-
 #endif

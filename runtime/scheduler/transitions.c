@@ -22,6 +22,7 @@
 #include "transitions.h"
 
 #include "placement.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,6 +240,7 @@ static void take_deps(graph *g, task *t, worker *w)
     for (size_t i = 0; i < t->ndeps; i++) {
         task *d = t->deps[i];
         if (placement_may_take(d, w)) {
+            t->took = true;
             terni_ptrs_remove(&d->who, w);
             w->nkeys--;
             w->nbytes -= d->nbytes;
@@ -266,12 +268,13 @@ static void assign(graph *g, task *t, worker *w, bool early)
 
 void tr_place(graph *g, task *t)
 {
+    t->took = false;
     worker *w = placement_choose(g, t);
     if (!w) {
         tr_set_state(g, t, T_NO_WORKER);
         return;
     }
-    t->attempt++;
+    t->attempt = ++g->run_seq;
     if (!g->fx->compute(g->ctx, w, t, false)) {
         tr_set_state(g, t, T_NO_WORKER);
         return;
@@ -287,11 +290,13 @@ static void place_early(graph *g, task *t)
     worker *w = placement_early_target(g, t);
     if (!w)
         return;
-    t->attempt++;
+    int64_t previous = t->attempt;
+    t->attempt = ++g->run_seq;
     if (!g->fx->compute(g->ctx, w, t, true)) {
-        t->attempt--;
+        t->attempt = previous;
         return;
     }
+    t->took = false;
     assign(g, t, w, true);
 }
 
@@ -350,9 +355,14 @@ static void do_err(graph *g, task *t, task_error *e, bool cancel_there)
     const task_error *err = graph_error_of(t);
     for (size_t i = 0; i < t->wanters.n; i++)
         g->fx->erred(g->ctx, WANTER(t, i), t->key, err);
-    for (size_t i = 0; i < t->dependents.n; i++)
-        if (!graph_finished(DEPENDENT(t, i)))
-            tr_push(g, DEPENDENT(t, i), W_ERR, true, e);
+    /* A dependent placed (not early) has what it needs from t already: t can only err now
+     * because it was made again after that dependent took it. It runs on; should it run
+     * again, it errs then (do_recount). */
+    for (size_t i = 0; i < t->dependents.n; i++) {
+        task *d = DEPENDENT(t, i);
+        if (!graph_finished(d) && !(d->state == T_PROCESSING && !d->early))
+            tr_push(g, d, W_ERR, true, e);
+    }
     release_deps(g, t);
     tr_maybe_forget(g, t);
 }
@@ -371,9 +381,9 @@ static void do_recompute(graph *g, task *t)
     inline_clear(t);
     if (!t->plugin_id) {
         char msg[1400];
-        snprintf(msg, sizeof(msg),
-                 "scattered data %s was lost (%s) and cannot be recomputed: scatter it again",
-                 t->key, g->lost_why ? g->lost_why : "its holder left");
+        terni_utf8_fmt(msg, sizeof(msg),
+                       "scattered data %s was lost (%s) and cannot be recomputed: scatter it again",
+                       t->key, g->lost_why ? g->lost_why : "its holder left");
         tr_set_state(g, t, T_WAITING); /* unfinished, and it needs nothing: do_err releases
                                           nothing */
         task_error *e = tr_error_new(TERN_ELOST, msg, "", t->key);

@@ -70,8 +70,8 @@ static void check_deps_state(check *c, const task *t)
             ok = graph_present(d);
         else if (t->state == T_PROCESSING && t->early)
             ok = graph_present(d) || (d->state == T_PROCESSING && d->on == t->on);
-        else if (t->state == T_PROCESSING)
-            ok = graph_present(d) || d->state == T_RELEASED; /* present, or taken */
+        else if (t->state == T_PROCESSING) /* present; or taken, then maybe made again */
+            ok = graph_present(d) || t->took;
         if (!ok)
             fail(c, "%s is %s%s but its dependency %s is %s", t->key, graph_state_names[t->state],
                  t->early ? " (early)" : "", d->key, graph_state_names[d->state]);

@@ -45,6 +45,8 @@ static const terni_sched_opts opts = { .listen = "inproc://fuzz",
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    /* The graph's invariants are checked after every event: a violation aborts (a finding). */
+    setenv("TERN_SCHED_VALIDATE", "1", 0);
     void *sched = terni_sched_fuzz_begin(&opts);
     if (!sched)
         return 0;
