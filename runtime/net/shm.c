@@ -4,13 +4,13 @@
  *  - Who: a `get` carries the requester's host identity (terni_shm_host: boot id + pid
  *    namespace). A data server with the same identity answers each array of at least
  *    TERNI_SHM_MIN_BYTES (256 KiB, shm.h) with a descriptor {pid, fd, ino, dev, len, type,
- *    shape} in the reply's "shm" map instead of the bytes in "values" (worker.c serve()).
+ *    shape} in the reply's "shm" map instead of the bytes in "values" (dataserver.c).
  *    Both ends check $TERN_NO_SHM, so either side can turn it off.
  *  - Sender, two kinds of descriptor:
  *    - lent ("lent": true): an array whose buffer already is a memfd (the worker allocates
  *      large arrays that way, bigbuf.c) is shown as it is, its memfd sealed against shrinking
  *      and growing only (terni_bigbuf_lend). The buffer stays the sender's, writable, and
- *      returns to its cache when the array is freed, so the sender pins the array (worker.c)
+ *      returns to its cache when the array is freed, so the sender pins the array (dataserver.c)
  *      until the receiver says it no longer maps it ("unpin", peers.c), and forsakes the
  *      buffer (never writes or reuses it, bigbuf.h) if the receiver's connection goes first.
  *      Sealing the buffer read-only in place instead (before) made every served buffer

@@ -8,7 +8,7 @@
  *    loops or eats all memory takes down only the executor. The nanny restarts it with
  *    backoff (100 ms doubling to 5 s; back to 100 ms after a run of 10 s) and tells the new
  *    one how the old one ended (--crashed WHY), which it reports to the scheduler together
- *    with the tasks that were running (see worker.c, "Crash forensics").
+ *    with the tasks that were running (see watchdog.h, "Slots").
  *  - Clean exits are announced. A plugin may call exit() with any status, 0 and ours
  *    included, so an exit status alone says nothing. Each executor gets the write end of a
  *    pipe (--nanny-fd N); right before it ends on its own it writes "exit N" there

@@ -18,7 +18,7 @@
  *  against shrinking and growing only (so that the file a reader checked cannot shrink under
  *  it); the buffer stays writable and is cached again when freed, so the pages are reused.
  *  The lender must keep the array alive, unchanged, for as long as the reader maps it (shm.c,
- *  worker.c's pins). A buffer whose reader can no longer tell the lender that it is done (its
+ *  dataserver.c's pins). A buffer whose reader can no longer tell the lender that it is done (its
  *  connection closed while it may still map the buffer) is forsaken: it is never written
  *  again (terni_value_writable asks terni_bigbuf_forsaken) nor cached, only unmapped and
  *  closed when freed, and the reader's mapping keeps its pages. Before, a served buffer was

@@ -1,0 +1,177 @@
+/* What the worker's modules share (core.h). */
+#include "core.h"
+
+#include "auth.h"
+#include "log.h"
+#include "task_ctx.h"
+#include "utf8.h"
+#include "wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int terni_wcore_init(terni_wcore *c, const terni_worker_opts *opts, char *err, size_t errlen)
+{
+    *c = (terni_wcore){ .opts = opts };
+    snprintf(err, errlen, "out of memory");
+    if (terni_store_init(&c->store) != 0)
+        return TERN_ENOMEM;
+    if (terni_jobs_init(&c->jobs) != 0) {
+        terni_store_free(&c->store);
+        return TERN_ENOMEM;
+    }
+    int rc = terni_loader_open(opts->workdir, &c->loader, err, errlen);
+    if (rc != TERN_OK) {
+        terni_jobs_destroy(&c->jobs);
+        terni_store_free(&c->store);
+        return rc;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_mutex_init(&c->link_lock, NULL);
+    return TERN_OK;
+}
+
+void terni_wcore_destroy(terni_wcore *c)
+{
+    terni_jobs_destroy(&c->jobs);
+    terni_store_free(&c->store);
+    terni_loader_close(c->loader);
+    pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->link_lock);
+}
+
+tern_value *terni_wcore_get(terni_wcore *c, const char *key)
+{
+    pthread_mutex_lock(&c->lock);
+    terni_stored *s = terni_store_find(&c->store, key);
+    tern_value *v = s ? tern_value_ref(s->value) : NULL;
+    pthread_mutex_unlock(&c->lock);
+    return v;
+}
+
+void terni_wcore_put(terni_wcore *c, const char *key, tern_value *v, int64_t nbytes)
+{
+    pthread_mutex_lock(&c->lock);
+    if (terni_store_put(&c->store, key, v, nbytes))
+        terni_jobs_stored(&c->jobs, key);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void terni_wcore_put_added(terni_wcore *c, const char *key, tern_value *v)
+{
+    int64_t nbytes = (int64_t)tern_encoded_size(v);
+    terni_wcore_put(c, key, v, nbytes);
+    tern_value *op = terni_op("added");
+    if (op && terni_set_text(op, "key", key) && terni_set_int(op, "nbytes", nbytes))
+        terni_wcore_post(c, op);
+    else
+        tern_value_unref(op);
+}
+
+void terni_wcore_forget(terni_wcore *c)
+{
+    pthread_mutex_lock(&c->lock);
+    terni_jobs_forget(&c->jobs);
+    terni_store_clear(&c->store);
+    pthread_mutex_unlock(&c->lock);
+}
+
+int terni_wcore_post(terni_wcore *c, tern_value *op)
+{
+    int rc = TERN_ECLOSED;
+    pthread_mutex_lock(&c->link_lock);
+    if (c->link)
+        rc = terni_link_post(c->link, op);
+    else
+        tern_value_unref(op);
+    pthread_mutex_unlock(&c->link_lock);
+    return rc;
+}
+
+int terni_wcore_post_outbox(terni_wcore *c, terni_outbox *o, size_t mark, const char *name)
+{
+    if (!terni_ob_end(o, mark)) {
+        terni_outbox_free(o);
+        return TERN_ENOMEM;
+    }
+    int rc = TERN_ECLOSED;
+    pthread_mutex_lock(&c->link_lock);
+    if (c->link)
+        rc = terni_link_post_encoded(c->link, o->buf, o->len, name); /* takes the buffer */
+    else
+        free(o->buf);
+    pthread_mutex_unlock(&c->link_lock);
+    *o = (terni_outbox){ 0 };
+    return rc;
+}
+
+/* The stand-in is written into a buffer allocated ahead, one per reporting thread, made again
+ * after each use: it needs no memory but the link's own item. */
+#define STANDIN_MAX (2 * TERNI_MAX_KEY + 256)
+static __thread uint8_t *standin_buf;
+
+void terni_wcore_standin_prepare(void)
+{
+    if (!standin_buf)
+        standin_buf = malloc(STANDIN_MAX);
+}
+
+void terni_wcore_standin_release(void)
+{
+    free(standin_buf);
+    standin_buf = NULL;
+}
+
+void terni_wcore_standin(terni_wcore *c, const char *key, int64_t run, int code)
+{
+    char k[TERNI_MAX_KEY + 1], msg[TERNI_MAX_KEY + 64];
+    terni_utf8_copy(k, sizeof(k), key, strlen(key)); /* valid already (terni_valid_key) */
+    snprintf(msg, sizeof(msg), "task %s erred; its message could not be encoded", k);
+    terni_outbox o = { .buf = standin_buf, .cap = standin_buf ? STANDIN_MAX : 0 };
+    standin_buf = NULL;
+    size_t mark;
+    terni_ob_begin(&o, &mark);
+    terni_ob_map(&o, 5); /* keys in CBOR's deterministic order, as the done report's */
+    terni_ob_text(&o, "op");
+    terni_ob_text(&o, "erred");
+    terni_ob_text(&o, "key");
+    terni_ob_text(&o, k);
+    terni_ob_text(&o, "run");
+    terni_ob_int(&o, run);
+    terni_ob_text(&o, "code");
+    terni_ob_int(&o, code);
+    terni_ob_text(&o, "message");
+    terni_ob_text(&o, msg);
+    int rc = terni_wcore_post_outbox(c, &o, mark, "erred");
+    terni_log(rc == TERN_OK ? TERNI_LOG_WARN : TERNI_LOG_ERROR,
+              "the report of task %s could not be built; %s", k,
+              rc == TERN_OK ? "sent a stand-in" : "nor could its stand-in");
+    terni_wcore_standin_prepare(); /* for the next time */
+}
+
+void terni_wcore_erred(terni_wcore *c, const char *key, const char *fn, int64_t run, int code,
+                       const char *msg)
+{
+    char text[TERNI_TASK_MSG_MAX];
+    size_t decoration = strlen(key) + strlen(fn) + strlen(c->opts->name) + 32;
+    size_t cap = decoration + 64 < sizeof(text) ? sizeof(text) - decoration : 64;
+    terni_utf8_copy(text, cap, msg, strlen(msg));
+    tern_value *op = terni_op("erred");
+    int rc = TERN_ENOMEM;
+    if (op && terni_set_text(op, "key", key) && terni_set_int(op, "code", code) &&
+        terni_set_text(op, "message", text) && terni_set_int(op, "run", run))
+        rc = terni_wcore_post(c, op);
+    else
+        tern_value_unref(op);
+    if (rc != TERN_OK && rc != TERN_ECLOSED)
+        terni_wcore_standin(c, key, run, code);
+}
+
+void terni_wcore_unreported(terni_wcore *c, const char *key, int64_t run)
+{
+    pthread_mutex_lock(&c->lock);
+    terni_store_drop(&c->store, key);
+    pthread_mutex_unlock(&c->lock);
+    terni_wcore_standin(c, key, run, TERN_ENOMEM);
+}
