@@ -2,12 +2,12 @@
  * outboxes into parked polls. Every event is encoded by its typed encoder (protocol.h); the
  * frequent ones (compute, free, cancel, finished) go straight into the outbox, without a value
  * tree. See docs/protocol.md for each event. */
-#include "sched_internal.h"
+#include "runtime/scheduler/sched_internal.h"
 
-#include "log.h"
-#include "placement.h"
-#include "protocol.h"
-#include "wire.h"
+#include "runtime/util/log.h"
+#include "runtime/scheduler/placement.h"
+#include "sdk/src/protocol/protocol.h"
+#include "sdk/src/transport/wire.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -16,11 +16,11 @@
  *  tasks depending on it err with TERN_ECANCELED; the tasks themselves stop only when no one
  *  else wants or needs them (they are then forgotten, which cancels them on their workers).
  */
-#include "graph.h"
+#include "runtime/scheduler/graph.h"
 
-#include "placement.h"
-#include "transitions.h"
-#include "utf8.h"
+#include "runtime/scheduler/placement.h"
+#include "runtime/scheduler/transitions.h"
+#include "sdk/src/utf8.h"
 
 #include <stddef.h>
 #include <stdio.h>

@@ -24,10 +24,10 @@
 #ifndef TERNI_SCHED_GRAPH_H
 #define TERNI_SCHED_GRAPH_H
 
-#include "keytab.h"
-#include "ptrs.h"
-#include "states.h"
-#include "stats.h"
+#include "sdk/src/support/keytab.h"
+#include "runtime/scheduler/ptrs.h"
+#include "runtime/scheduler/states.h"
+#include "runtime/scheduler/stats.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -21,7 +21,7 @@
  *
  *  The page is static HTML with a small script that polls /api/status and writes the numbers
  *  into the DOM (no build step, no external resources). */
-#include "http.h"
+#include "runtime/scheduler/http.h"
 
 #include <tern/error.h>
 

@@ -5,9 +5,9 @@
  * `tern-plugin-info --describe FILE` (the worker's own loader, in a child process) to learn
  * the plugin's name, version and tasks and whether it loads at all. A crash or hang of the
  * child is an upload error, not a scheduler crash; a child that runs too long is killed. */
-#include "scheduler.h"
+#include "runtime/scheduler/scheduler.h"
 
-#include "utf8.h"
+#include "sdk/src/utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,11 +1,11 @@
 /* tern-scheduler: parses options and runs the scheduler (scheduler.c). */
-#include "scheduler.h"
+#include "runtime/scheduler/scheduler.h"
 
 #include <limits.h>
 #include <malloc.h>
-#include "daemon.h"
-#include "http.h"
-#include "log.h"
+#include "runtime/util/daemon.h"
+#include "runtime/scheduler/http.h"
+#include "runtime/util/log.h"
 
 #include <signal.h>
 #include <stdio.h>

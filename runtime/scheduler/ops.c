@@ -1,14 +1,14 @@
 /* Ops from peers: each request op decoded by its typed decoder (protocol.h) and handed to the
  * graph engine (graph.h) or the plugin registry. Dispatch goes through the op list: the op's
  * id, the roles that may send it (checked before any handler runs), and its handler. */
-#include "sched_internal.h"
+#include "runtime/scheduler/sched_internal.h"
 
-#include "log.h"
-#include "placement.h"
-#include "protocol.h"
-#include "rss.h"
-#include "utf8.h"
-#include "wire.h"
+#include "runtime/util/log.h"
+#include "runtime/scheduler/placement.h"
+#include "sdk/src/protocol/protocol.h"
+#include "runtime/util/rss.h"
+#include "sdk/src/utf8.h"
+#include "sdk/src/transport/wire.h"
 
 #include <malloc.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* Placement (placement.h): pure functions of the graph's state. */
-#include "placement.h"
+#include "runtime/scheduler/placement.h"
 
 #include <string.h>
 

@@ -2,7 +2,7 @@
 #ifndef TERNI_SCHED_PLACEMENT_H
 #define TERNI_SCHED_PLACEMENT_H
 
-#include "graph.h"
+#include "runtime/scheduler/graph.h"
 
 /* Placement's transfer estimate; small results travel inline (the limit is in the worker). */
 #define PLACEMENT_BANDWIDTH 1e9 /* bytes per second assumed between workers */

@@ -1,11 +1,11 @@
 /* The plugin registry: content-addressed plugins (SHA-256 of the bytes), checked on upload
  * (inspect.c), offered to every worker (also those that join later) and announced to
  * clients, so that their next submissions by name use the newest upload of a name. */
-#include "sched_internal.h"
+#include "runtime/scheduler/sched_internal.h"
 
-#include "log.h"
-#include "protocol.h"
-#include "wire.h"
+#include "runtime/util/log.h"
+#include "sdk/src/protocol/protocol.h"
+#include "sdk/src/transport/wire.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -9,12 +9,12 @@
 #ifndef TERNI_SCHED_INTERNAL_H
 #define TERNI_SCHED_INTERNAL_H
 
-#include "graph.h"
-#include "http.h"
-#include "outbox.h"
-#include "protocol.h"
-#include "scheduler.h"
-#include "server.h"
+#include "runtime/scheduler/graph.h"
+#include "runtime/scheduler/http.h"
+#include "sdk/src/transport/outbox.h"
+#include "sdk/src/protocol/protocol.h"
+#include "runtime/scheduler/scheduler.h"
+#include "runtime/scheduler/server.h"
 
 #include <tern/value.h>
 #include <uthash.h>

@@ -36,10 +36,10 @@
  *  per task; a trim of a 1 GB heap takes milliseconds; at 16 MB tern-bench scale gave
  *  413-427 bytes of RSS per task against 534-568 at 64 MB, in the same time).
  */
-#include "sched_internal.h"
+#include "runtime/scheduler/sched_internal.h"
 
-#include "log.h"
-#include "wire.h"
+#include "runtime/util/log.h"
+#include "sdk/src/transport/wire.h"
 
 #include <errno.h>
 #include <malloc.h>

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "auth.h"
+#include "sdk/src/transport/auth.h"
 
 /* --allow-upload: who may upload plugins. */
 enum { TERNI_UPLOAD_YES = 0, TERNI_UPLOAD_LOCAL, TERNI_UPLOAD_NO };

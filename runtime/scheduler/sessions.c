@@ -3,9 +3,9 @@
  * loss to the graph engine (graph_worker_lost); a client's releases what it wanted. Pipes
  * already lost are remembered, so that a request queued before the loss was seen cannot
  * revive its session. */
-#include "sched_internal.h"
+#include "runtime/scheduler/sched_internal.h"
 
-#include "log.h"
+#include "runtime/util/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* Dashboard counters (stats.h). */
-#include "stats.h"
+#include "runtime/scheduler/stats.h"
 
-#include "wire.h"
+#include "sdk/src/transport/wire.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -5,7 +5,7 @@
 #ifndef TERNI_SCHED_STATS_H
 #define TERNI_SCHED_STATS_H
 
-#include "states.h"
+#include "runtime/scheduler/states.h"
 
 #include <stdbool.h>
 #include <stdint.h>

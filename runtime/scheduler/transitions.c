@@ -19,10 +19,10 @@
  *  NO_WORKER or PROCESSING; a WAITING task's nwaiting = its dependencies not present;
  *  w->nprocessing, w->nkeys and w->nbytes match the tasks on w and the copies w holds.
  */
-#include "transitions.h"
+#include "runtime/scheduler/transitions.h"
 
-#include "placement.h"
-#include "utf8.h"
+#include "runtime/scheduler/placement.h"
+#include "sdk/src/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 #ifndef TERNI_SCHED_TRANSITIONS_H
 #define TERNI_SCHED_TRANSITIONS_H
 
-#include "graph.h"
+#include "runtime/scheduler/graph.h"
 
 /* Worklist operations (graph_work.op). */
 enum {

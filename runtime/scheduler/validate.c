@@ -1,8 +1,8 @@
 /* graph_validate: every invariant of the graph engine, checked by walking all of it. The
  * tests call it after every event; debug builds of the scheduler too (ops.c). */
-#include "graph.h"
+#include "runtime/scheduler/graph.h"
 
-#include "transitions.h"
+#include "runtime/scheduler/transitions.h"
 
 #include <stdarg.h>
 #include <stdio.h>

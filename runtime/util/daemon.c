@@ -1,5 +1,5 @@
 /* Process setup shared by the daemons (see daemon.h). */
-#include "daemon.h"
+#include "runtime/util/daemon.h"
 
 #include <malloc.h>
 #include <pthread.h>

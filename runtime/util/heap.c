@@ -1,7 +1,7 @@
 /* The intrusive binary min-heap (heap.h). Slot i's children are 2i+1 and 2i+2. Sifting moves a
  * hole rather than swapping: each slot moved is written once, and so is its node's position
  * (in a tracked heap). */
-#include "heap.h"
+#include "runtime/util/heap.h"
 
 #include <assert.h>
 #include <stdlib.h>

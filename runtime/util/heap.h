@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "container_of.h"
+#include "runtime/util/container_of.h"
 
 typedef struct terni_heap_node {
     size_t pos; /* the heap's: the element's slot while it is in a tracked heap */

@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "container_of.h"
+#include "runtime/util/container_of.h"
 
 typedef struct terni_list {
     struct terni_list *next, *prev;

@@ -5,7 +5,7 @@
  * lines from different threads never interleave (stderr is unbuffered, and glibc's fputs
  * holds the stream lock for the whole string). Messages are quoted and escaped so that a
  * message with spaces, quotes or newlines still parses as one logfmt line. */
-#include "log.h"
+#include "runtime/util/log.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>

@@ -1,6 +1,6 @@
 /* See rss.h. The cache is two atomics: a racing refresh by two threads only reads the file
  * twice, and any value read is a real recent reading. */
-#include "rss.h"
+#include "runtime/util/rss.h"
 
 #include <stdatomic.h>
 #include <stdio.h>

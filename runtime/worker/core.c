@@ -1,11 +1,11 @@
 /* What the worker's modules share (core.h). */
-#include "core.h"
+#include "runtime/worker/core.h"
 
-#include "auth.h"
-#include "log.h"
-#include "task_ctx.h"
-#include "utf8.h"
-#include "wire.h"
+#include "sdk/src/transport/auth.h"
+#include "runtime/util/log.h"
+#include "sdk/src/task_ctx.h"
+#include "sdk/src/utf8.h"
+#include "sdk/src/transport/wire.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -21,13 +21,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "jobs.h"
-#include "link.h"
-#include "loader.h"
-#include "outbox.h"
-#include "peers.h"
-#include "store.h"
-#include "worker.h"
+#include "runtime/worker/jobs.h"
+#include "sdk/src/transport/link.h"
+#include "runtime/worker/loader.h"
+#include "sdk/src/transport/outbox.h"
+#include "sdk/src/transport/peers.h"
+#include "runtime/worker/store.h"
+#include "runtime/worker/worker.h"
 
 typedef struct terni_wcore {
     const terni_worker_opts *opts;

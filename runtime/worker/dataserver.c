@@ -1,11 +1,11 @@
 /* The data server (dataserver.h): nng callbacks, the token gate, get/put/unpin, and the pins
  * of buffers lent to readers on this host. */
-#include "dataserver.h"
+#include "runtime/worker/dataserver.h"
 
-#include "log.h"
-#include "shm.h"
-#include "tls.h"
-#include "wire.h"
+#include "runtime/util/log.h"
+#include "sdk/src/transport/shm.h"
+#include "sdk/src/transport/tls.h"
+#include "sdk/src/transport/wire.h"
 
 #include <nng/protocol/reqrep0/rep.h>
 #include <stdio.h>

@@ -21,8 +21,8 @@
 #include <nng/nng.h>
 #include <stdbool.h>
 
-#include "auth.h"
-#include "core.h"
+#include "sdk/src/transport/auth.h"
+#include "runtime/worker/core.h"
 
 #define TERNI_DATA_RECEIVERS 4
 

@@ -3,10 +3,10 @@
  * Cancellation: "free"/"cancel" for a key that is queued or blocked removes it; for a running
  * task it marks the key so its result is dropped when the task returns (jobs.h). "free" also
  * drops the key's data. */
-#include "events.h"
+#include "runtime/worker/events.h"
 
-#include "log.h"
-#include "wire.h"
+#include "runtime/util/log.h"
+#include "sdk/src/transport/wire.h"
 
 #include <string.h>
 

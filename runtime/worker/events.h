@@ -7,7 +7,7 @@
 #ifndef TERNI_WORKER_EVENTS_H
 #define TERNI_WORKER_EVENTS_H
 
-#include "core.h"
+#include "runtime/worker/core.h"
 
 /* Applies the events of one poll reply (a list, borrowed), in order. */
 void terni_events_apply(terni_wcore *c, const tern_value *events);

@@ -3,13 +3,13 @@
  * Taking: a compute event may name dependencies held here whose last reader the task is
  * ("take", jobs.c). The task is called with them referenced once (call_task), so tern_arg_take
  * can let it compute in place (an add into an operand instead of a fresh 8 MB array). */
-#include "executor.h"
+#include "runtime/worker/executor.h"
 
-#include "outbox.h"
-#include "rss.h"
-#include "task_ctx.h"
-#include "utf8.h"
-#include "wire.h"
+#include "sdk/src/transport/outbox.h"
+#include "runtime/util/rss.h"
+#include "sdk/src/task_ctx.h"
+#include "sdk/src/utf8.h"
+#include "sdk/src/transport/wire.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -13,8 +13,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#include "core.h"
-#include "watchdog.h"
+#include "runtime/worker/core.h"
+#include "runtime/worker/watchdog.h"
 
 typedef struct terni_executor {
     terni_wcore *core;

@@ -16,9 +16,9 @@
  *  - Cancelling a queued job searches the heap's array (O(queue)); a key that is stored here is
  *    finished, not queued, and its caller skips the search (terni_jobs_cancel's held).
  */
-#include "jobs.h"
+#include "runtime/worker/jobs.h"
 
-#include "wire.h"
+#include "sdk/src/transport/wire.h"
 
 #include <limits.h>
 #include <stdlib.h>

@@ -16,9 +16,9 @@
 
 #include <tern/value.h>
 
-#include "heap.h"
-#include "list.h"
-#include "store.h"
+#include "runtime/util/heap.h"
+#include "runtime/util/list.h"
+#include "runtime/worker/store.h"
 
 typedef struct terni_job {
     char *key, *fn, *plugin; /* stored after the struct, in its allocation */

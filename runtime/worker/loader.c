@@ -16,9 +16,9 @@
  *  - One mutex guards the tables. Plugin records are immutable once published, so resolved
  *    task pointers are used without the lock.
  */
-#include "loader.h"
+#include "runtime/worker/loader.h"
 
-#include "utf8.h"
+#include "sdk/src/utf8.h"
 
 #include <dlfcn.h>
 #include <elf.h>

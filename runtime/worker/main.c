@@ -1,9 +1,9 @@
 /* tern-worker: parses options and runs a worker (worker.c). */
-#include "worker.h"
+#include "runtime/worker/worker.h"
 
-#include "daemon.h"
-#include "log.h"
-#include "rmtree.h"
+#include "runtime/util/daemon.h"
+#include "runtime/util/log.h"
+#include "sdk/src/support/rmtree.h"
 
 #include <signal.h>
 #include <stdbool.h>

@@ -20,8 +20,8 @@
  *  - The executor gets PR_SET_PDEATHSIG and --exit-with-parent: a nanny killed with -9
  *    takes its executor with it.
  */
-#include "log.h"
-#include "worker.h"
+#include "runtime/util/log.h"
+#include "runtime/worker/worker.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -15,9 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "loader.h"
-#include "rmtree.h"
-#include "task_ctx.h"
+#include "runtime/worker/loader.h"
+#include "sdk/src/support/rmtree.h"
+#include "sdk/src/task_ctx.h"
 
 static tern_value *parse_arg(const char *s)
 {

@@ -1,5 +1,5 @@
 /* The worker's results (store.h): a key table (keytab.h) of records that own their keys. */
-#include "store.h"
+#include "runtime/worker/store.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -13,8 +13,8 @@
 
 #include <tern/value.h>
 
-#include "keytab.h"
-#include "shm.h"
+#include "sdk/src/support/keytab.h"
+#include "sdk/src/transport/shm.h"
 
 /* A result held here, under its key, which it owns (allocated with it). */
 typedef struct terni_stored {

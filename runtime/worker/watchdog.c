@@ -1,9 +1,9 @@
 /* Crash forensics and task timeouts (watchdog.h). */
-#include "watchdog.h"
+#include "runtime/worker/watchdog.h"
 
-#include "log.h"
-#include "wire.h"
-#include "worker.h" /* terni_nanny_announce_exit */
+#include "runtime/util/log.h"
+#include "sdk/src/transport/wire.h"
+#include "runtime/worker/worker.h" /* terni_nanny_announce_exit */
 
 #include <fcntl.h>
 #include <malloc.h>

@@ -23,8 +23,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "auth.h" /* TERNI_MAX_KEY */
-#include "core.h"
+#include "sdk/src/transport/auth.h" /* TERNI_MAX_KEY */
+#include "runtime/worker/core.h"
 
 #define TERNI_SLOT_SIZE (TERNI_MAX_KEY + 64) /* per thread in <workdir>/running: a whole key */
 

@@ -39,17 +39,17 @@
  *  (TERNI_EXIT_RESTART, watchdog.h), announced to the nanny, which counts any other end of the
  *  executor as a crash (terni_nanny_announce_exit).
  */
-#include "worker.h"
+#include "runtime/worker/worker.h"
 
-#include "bigbuf.h"
-#include "core.h"
-#include "dataserver.h"
-#include "events.h"
-#include "executor.h"
-#include "log.h"
-#include "shm.h"
-#include "watchdog.h"
-#include "wire.h"
+#include "sdk/src/bigbuf.h"
+#include "runtime/worker/core.h"
+#include "runtime/worker/dataserver.h"
+#include "runtime/worker/events.h"
+#include "runtime/worker/executor.h"
+#include "runtime/util/log.h"
+#include "sdk/src/transport/shm.h"
+#include "runtime/worker/watchdog.h"
+#include "sdk/src/transport/wire.h"
 
 #include <stdio.h>
 #include <stdlib.h>

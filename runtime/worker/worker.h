@@ -6,7 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "auth.h"
+#include "sdk/src/transport/auth.h"
 
 typedef struct terni_worker_opts {
     const char *scheduler;   /* scheduler URL */

@@ -31,7 +31,7 @@
  *  mapping stays shared across fork(): plugin code that forks must not let its child write to
  *  arrays.
  */
-#include "bigbuf.h"
+#include "sdk/src/bigbuf.h"
 
 #include <fcntl.h>
 #include <pthread.h>

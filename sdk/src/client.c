@@ -19,13 +19,13 @@
  */
 #include <tern/tern.h>
 
-#include "keytab.h"
-#include "link.h"
-#include "local.h"
-#include "peers.h"
-#include "outbox.h"
-#include "value_internal.h" /* terni_utf8_valid */
-#include "wire.h"
+#include "sdk/src/support/keytab.h"
+#include "sdk/src/transport/link.h"
+#include "sdk/src/local.h"
+#include "sdk/src/transport/peers.h"
+#include "sdk/src/transport/outbox.h"
+#include "sdk/src/value_internal.h" /* terni_utf8_valid */
+#include "sdk/src/transport/wire.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -25,7 +25,7 @@
  */
 #include <tern/codec.h>
 
-#include "value_internal.h"
+#include "sdk/src/value_internal.h"
 
 #include <cbor.h>
 #include <math.h>

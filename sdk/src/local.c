@@ -4,8 +4,8 @@
  * forked child without exec) and --exit-with-parent, so a host program that crashes leaves
  * no daemons behind. The scheduler picks its own port and writes it to an address file that
  * we poll for; this avoids races over a port chosen in advance. */
-#include "local.h"
-#include "rmtree.h"
+#include "sdk/src/local.h"
+#include "sdk/src/support/rmtree.h"
 
 #include <tern/error.h>
 

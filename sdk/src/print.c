@@ -1,5 +1,5 @@
 /* JSON-like rendering of values for debugging and the CLI (tern_value_to_string). */
-#include "value_internal.h"
+#include "sdk/src/value_internal.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -1,8 +1,8 @@
 /* Task context accessors (the plugin side of <tern/plugin.h>) and terni_task_call. */
-#include "task_ctx.h"
+#include "sdk/src/task_ctx.h"
 
-#include "utf8.h"
-#include "value_internal.h" /* terni_value_writable */
+#include "sdk/src/utf8.h"
+#include "sdk/src/value_internal.h" /* terni_value_writable */
 
 #include <stdio.h>
 #include <string.h>

@@ -7,7 +7,7 @@
  * and makes every invalid run a "maximal subpart" (Unicode 15, 3.9). Output never shrinks a
  * unit (a valid character keeps its bytes, an invalid run of 1 to 3 bytes becomes 3), so
  * input beyond cap-1 bytes is never needed. */
-#include "utf8.h"
+#include "sdk/src/utf8.h"
 
 #include <stdarg.h>
 #include <stdint.h>

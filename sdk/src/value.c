@@ -12,9 +12,9 @@
  *  - Functions that insert into a container steal the item's reference even on failure, so
  *    nested constructor expressions never leak and can be checked once.
  */
-#include "value_internal.h"
+#include "sdk/src/value_internal.h"
 
-#include "bigbuf.h"
+#include "sdk/src/bigbuf.h"
 
 #include <tern/codec.h> /* tern_value_is_borrowed is declared there */
 

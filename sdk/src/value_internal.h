@@ -10,7 +10,7 @@
 #include <tern/codec.h>
 #include <tern/value.h>
 
-#include "utf8.h" /* terni_utf8_valid */
+#include "sdk/src/utf8.h" /* terni_utf8_valid */
 
 /* Keeps a decode buffer alive while arrays borrow from it (see tern_decode_borrow). */
 typedef struct terni_borrow {
@@ -93,7 +93,7 @@ int terni_key_cmp(const char *a, size_t alen, const char *b, size_t blen);
 
 /* A new array value of `type` whose data points into a borrowed buffer (no copy). Takes one
  * reference on `borrow`. NULL if out of memory. Exported for the runtime's own programs
- * (runtime/net/shm.c maps arrays from other processes); not part of the SDK. */
+ * (sdk/src/transport/shm.c maps arrays from other processes); not part of the SDK. */
 __attribute__((visibility("default"))) tern_value *terni_array_borrowed(tern_type type, size_t ndim,
                                                                         const size_t *shape,
                                                                         size_t n, void *data,

@@ -1,11 +1,11 @@
-/* A stand-in for runtime/net/link.c in fuzz_worker: the worker's posts to the scheduler are
+/* A stand-in for sdk/src/transport/link.c in fuzz_worker: the worker's posts to the scheduler are
  * encoded (as the real link would) and discarded. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "link.h"
+#include "sdk/src/transport/link.h"
 
-#include "wire.h"
+#include "sdk/src/transport/wire.h"
 
 int terni_link_open(const char *url, const terni_sec *sec, tern_value *hello, int timeout_ms,
                     terni_events_fn on_events, terni_down_fn on_down, void *arg, terni_link **out,

@@ -1,8 +1,8 @@
-/* A stand-in for runtime/net/server.c in fuzz_scheduler: requests are heap objects the
+/* A stand-in for runtime/scheduler/server.c in fuzz_scheduler: requests are heap objects the
  * harness makes; a reply is encoded (as the real server would) and discarded. */
-#include "server.h"
+#include "runtime/scheduler/server.h"
 
-#include "wire.h"
+#include "sdk/src/transport/wire.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,7 +81,7 @@ void terni_server_close_pipe(terni_server *s, uint32_t pipe) {}
 
 /* The dashboard (http.c) is not part of the fuzzed paths: the scheduler only starts it in
  * terni_sched_run, so these stand-ins are never called with a server. */
-#include "http.h"
+#include "runtime/scheduler/http.h"
 
 int terni_http_start(const char *addr, terni_http **out, char *url, size_t urllen, char *warn,
                      size_t warnlen, char *err, size_t errlen)

@@ -11,7 +11,7 @@
 #include <tern/error.h>
 #include <tern/value.h>
 
-#include "value_internal.h" /* terni_decode_slab */
+#include "sdk/src/value_internal.h" /* terni_decode_slab */
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* libFuzzer target: every typed decoder of the protocol module (sdk/src/protocol.h) on
+/* libFuzzer target: every typed decoder of the protocol module (sdk/src/protocol/protocol.h) on
  * arbitrary input. The first byte chooses the op whose decoder runs first (modulo the op
  * count); the rest is decoded as CBOR and, when that succeeds, given to that decoder and then
  * to every other one, and a submit's task specs each to the spec decoder. A decoder must
@@ -12,7 +12,7 @@
 #include <tern/codec.h>
 #include <tern/error.h>
 
-#include "protocol.h"
+#include "sdk/src/protocol/protocol.h"
 
 static void walk(const terni_strs *s)
 {

@@ -10,9 +10,9 @@
  * sends must decode with its receiver's decoder (fake_server.c). Uploads use a stand-in for
  * the inspector child process (below): bytes starting "TPLG" are a plugin named "fz" with
  * tasks "inc echo"; anything else is refused. */
-#include "scheduler.h"
-#include "server.h"
-#include "wire.h"
+#include "runtime/scheduler/scheduler.h"
+#include "runtime/scheduler/server.h"
+#include "sdk/src/transport/wire.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -12,8 +12,8 @@
  * to the work directory and dlopen()s them (the loader has its own tests, tests/unit/
  * test_loader.c, including malformed objects). No executor threads run, so queued compute
  * jobs are only queued and freed. */
-#include "wire.h"
-#include "worker.h"
+#include "sdk/src/transport/wire.h"
+#include "runtime/worker/worker.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* Protocol-level tests against a real scheduler: a hand-driven worker and client (the link
- * module, runtime/net/link.h) send messages twice, late and out of turn, and a real client
+ * module, sdk/src/transport/link.h) send messages twice, late and out of turn, and a real client
  * (the SDK) checks that nothing it sees changes: one task per key, one value per key, no
  * stale report failing a task. See docs/failures.md, "Messages that may arrive twice". */
 #include <pthread.h>
@@ -12,8 +12,8 @@
 
 #include "../unit/leakcheck.h"
 #include "harness.h"
-#include "link.h"
-#include "wire.h"
+#include "sdk/src/transport/link.h"
+#include "sdk/src/transport/wire.h"
 
 /* Events received on a raw link, kept for the test to inspect. */
 typedef struct inbox {

@@ -1,4 +1,4 @@
-/* Integration tests of the same-host shortcut (runtime/net/shm.c): on a real cluster of a
+/* Integration tests of the same-host shortcut (sdk/src/transport/shm.c): on a real cluster of a
  * scheduler and two workers, large arrays move between the workers and to the client through
  * memfds, with the same results as through the socket ($TERN_NO_SHM=1). A worker's array
  * lives in a memfd of its own ("/memfd:tern-array", bigbuf.c), which it lends: the receiver
@@ -21,10 +21,10 @@
 
 #include "../unit/leakcheck.h"
 #include "harness.h"
-#include "bigbuf.h"
-#include "peers.h"
-#include "shm.h"
-#include "wire.h"
+#include "sdk/src/bigbuf.h"
+#include "sdk/src/transport/peers.h"
+#include "sdk/src/transport/shm.h"
+#include "sdk/src/transport/wire.h"
 
 #define LEN ((size_t)1 << 20) /* 8 MiB of doubles */
 

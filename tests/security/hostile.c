@@ -37,8 +37,8 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <tern/tern.h>
 
-#include "auth.h"
-#include "wire.h"
+#include "sdk/src/transport/auth.h"
+#include "sdk/src/transport/wire.h"
 
 static atomic_int failures;
 static atomic_long attacks, refusals, closed_conns, http_attacks, http_ok;

@@ -4,7 +4,7 @@
 #ifndef TERN_TEST_GRAPH_HARNESS_H
 #define TERN_TEST_GRAPH_HARNESS_H
 
-#include "graph.h"
+#include "runtime/scheduler/graph.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>

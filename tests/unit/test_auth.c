@@ -1,4 +1,4 @@
-/* Unit tests of runtime/net/auth.c: token files, the challenge-response between a dialer and
+/* Unit tests of sdk/src/transport/auth.c: token files, the challenge-response between a dialer and
  * a gate (driven in-process: the dialer's round trip calls the gate directly), replays,
  * the safe-default address rules and name validation. */
 #include <criterion/criterion.h>
@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "auth.h"
-#include "wire.h"
+#include "sdk/src/transport/auth.h"
+#include "sdk/src/transport/wire.h"
 
 static terni_token tok(const char *s)
 {

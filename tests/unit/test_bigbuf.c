@@ -7,7 +7,7 @@
 
 #include <tern/value.h>
 
-#include "bigbuf.h"
+#include "sdk/src/bigbuf.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "leakcheck.h"
-#include "value_internal.h" /* terni_decode_slab */
+#include "sdk/src/value_internal.h" /* terni_decode_slab */
 
 /* ---- helpers --------------------------------------------------------------------------- */
 

@@ -28,7 +28,7 @@
 #include "graph_harness.h"
 #pragma GCC diagnostic pop
 
-#include "placement.h"
+#include "runtime/scheduler/placement.h"
 
 #include <inttypes.h>
 #include <limits.h>

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "heap.h"
+#include "runtime/util/heap.h"
 #include "leakcheck.h"
 
 typedef struct elem {

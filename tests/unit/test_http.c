@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "http.h"
+#include "runtime/scheduler/http.h"
 
 /* A status map shaped like the scheduler's, with awkward names. */
 static tern_value *sample_status(void)

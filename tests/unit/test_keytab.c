@@ -1,4 +1,4 @@
-/* The daemons' key tables (runtime/util/keytab.c over genht): lookups through growth, removal
+/* The daemons' key tables (sdk/src/support/keytab.c over genht): lookups through growth, removal
  * with reinsertion over the deleted slots, iteration that removes, and a zeroed table. */
 #include <criterion/criterion.h>
 
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "keytab.h"
+#include "sdk/src/support/keytab.h"
 
 enum { N = 200000 }; /* several growths; past genht's switch from x4 to x2 at 65,536 */
 

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "list.h"
+#include "runtime/util/list.h"
 
 typedef struct elem {
     int id;

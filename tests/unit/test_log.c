@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "runtime/util/log.h"
 
 /* Runs fn with stderr sent to a file; returns what it wrote (malloc'd). */
 static char *capture(void (*fn)(void))

@@ -1,8 +1,8 @@
-/* The protocol module (sdk/src/protocol.h): every message round-trips through its encoder, the
- * codec and its decoder; what the outbox encoders write is exactly what tern_encode writes
- * for the same map; every decoder survives every prefix, mutation and random input (errors,
- * never crashes: run under ASan too); a decoder names the field it refuses; and
- * docs/protocol.md's op list matches the code's. */
+/* The protocol module (sdk/src/protocol/protocol.h): every message round-trips through its encoder,
+ * the codec and its decoder; what the outbox encoders write is exactly what tern_encode writes for
+ * the same map; every decoder survives every prefix, mutation and random input (errors, never
+ * crashes: run under ASan too); a decoder names the field it refuses; and docs/protocol.md's op
+ * list matches the code's. */
 #include <criterion/criterion.h>
 
 #include <stdio.h>
@@ -13,7 +13,7 @@
 #include <tern/error.h>
 
 #include "leakcheck.h"
-#include "protocol.h"
+#include "sdk/src/protocol/protocol.h"
 
 typedef struct sample {
     terni_op_id id;

@@ -1,4 +1,4 @@
-/* Scratch-directory removal (runtime/util/rmtree.c): nested trees, a missing directory, and
+/* Scratch-directory removal (sdk/src/support/rmtree.c): nested trees, a missing directory, and
  * a symbolic link out of the tree that must be removed, not followed. */
 #include <criterion/criterion.h>
 
@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "rmtree.h"
+#include "sdk/src/support/rmtree.h"
 
 static void put(const char *path)
 {

@@ -1,4 +1,4 @@
-/* Unit tests of runtime/net/shm.c: a sealed memfd made by terni_shm_export and mapped back
+/* Unit tests of sdk/src/transport/shm.c: a sealed memfd made by terni_shm_export and mapped back
  * through /proc/self/fd gives the same bytes; every check on the receiving side (inode,
  * seals, length, file type, descriptor fields) refuses with an error code, never a crash or
  * a blocked open; a lent buffer is mapped too, and its key unpinned once the mapping goes;
@@ -17,10 +17,10 @@
 
 #include <tern/codec.h>
 
-#include "bigbuf.h"
+#include "sdk/src/bigbuf.h"
 #include "leakcheck.h"
-#include "shm.h"
-#include "wire.h"
+#include "sdk/src/transport/shm.h"
+#include "sdk/src/transport/wire.h"
 
 #define N ((size_t)1 << 18) /* 2 MiB of doubles */
 

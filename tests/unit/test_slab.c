@@ -9,7 +9,7 @@
 #include <tern/codec.h>
 #include <tern/value.h>
 
-#include "value_internal.h"
+#include "sdk/src/value_internal.h"
 
 #include <pthread.h>
 #include <stdint.h>

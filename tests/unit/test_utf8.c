@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "utf8.h"
+#include "sdk/src/utf8.h"
 
 #define FFFD "\xEF\xBF\xBD"
 

@@ -9,7 +9,7 @@
 #include <tern/error.h>
 #include <tern/value.h>
 
-#include "value_internal.h"
+#include "sdk/src/value_internal.h"
 
 #include <limits.h>
 #include <math.h>

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "loader.h"
-#include "task_ctx.h"
+#include "runtime/worker/loader.h"
+#include "sdk/src/task_ctx.h"
 
 static inline int testutil_rm_entry(const char *path, const struct stat *st, int flag,
                                     struct FTW *ftw)

@@ -1,7 +1,7 @@
 /* See rmtree.h. nftw with FTW_DEPTH visits children before their directory, FTW_PHYS keeps
  * it from following symbolic links out of the tree. */
 #define _XOPEN_SOURCE 700
-#include "rmtree.h"
+#include "sdk/src/support/rmtree.h"
 
 #include <errno.h>
 #include <ftw.h>

@@ -1,7 +1,7 @@
 /* Wire format helpers (see wire.h). */
-#include "wire.h"
+#include "sdk/src/transport/wire.h"
 
-#include "value_internal.h"
+#include "sdk/src/value_internal.h"
 
 #include <pthread.h>
 #include <stdarg.h>

@@ -15,11 +15,11 @@
  *    auth ops, which the gate answers directly; anything else is refused (TERN_EAUTH) and the
  *    pipe closed. The scheduler therefore only ever handles authenticated peers.
  */
-#include "server.h"
+#include "runtime/scheduler/server.h"
 
-#include "auth.h"
-#include "tls.h"
-#include "wire.h"
+#include "sdk/src/transport/auth.h"
+#include "sdk/src/transport/tls.h"
+#include "sdk/src/transport/wire.h"
 
 #include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>

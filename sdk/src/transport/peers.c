@@ -24,12 +24,12 @@
  *    After terni_peers_free nothing is sent: our connections are closed, and the sender
  *    forsook the buffers (never reuses them) when they went. The terni_peers struct itself
  *    lives until its last lender goes. */
-#include "peers.h"
+#include "sdk/src/transport/peers.h"
 
-#include "auth.h"
-#include "shm.h"
-#include "tls.h"
-#include "wire.h"
+#include "sdk/src/transport/auth.h"
+#include "sdk/src/transport/shm.h"
+#include "sdk/src/transport/tls.h"
+#include "sdk/src/transport/wire.h"
 
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>

@@ -32,12 +32,12 @@
  *    poll aio, wait (bounded) for the op request in flight, stop the op aio, join the ticker,
  *    and only then close the socket.
  */
-#include "link.h"
+#include "sdk/src/transport/link.h"
 
-#include "auth.h"
-#include "tls.h"
-#include "value_internal.h" /* terni_encode_sized */
-#include "wire.h"
+#include "sdk/src/transport/auth.h"
+#include "sdk/src/transport/tls.h"
+#include "sdk/src/value_internal.h" /* terni_encode_sized */
+#include "sdk/src/transport/wire.h"
 
 #include <cbor.h>
 #include <nng/protocol/reqrep0/req.h>

@@ -35,7 +35,7 @@
 
 #include <tern/value.h>
 
-#include "outbox.h"
+#include "sdk/src/transport/outbox.h"
 
 /* Directions (bits: an op name may travel in more than one). */
 enum {

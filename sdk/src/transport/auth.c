@@ -19,9 +19,9 @@
  *  Request/reply framing differs between the scheduler (lists of ops) and the data plane
  *  (single ops), so the gate judges one op and the caller wraps its answer.
  */
-#include "auth.h"
+#include "sdk/src/transport/auth.h"
 
-#include "wire.h"
+#include "sdk/src/transport/wire.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

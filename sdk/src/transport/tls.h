@@ -7,7 +7,7 @@
 
 #include <nng/nng.h>
 
-#include "auth.h"
+#include "sdk/src/transport/auth.h"
 
 /* For a tls+tcp:// dialer: verify the server against the CA certificates in sec->tls_ca
  * (NULL: $TERN_TLS_CA) and the URL's host name; when sec->tls_cert is set (or

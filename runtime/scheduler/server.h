@@ -14,7 +14,7 @@
 
 #include <tern/value.h>
 
-#include "auth.h"
+#include "sdk/src/transport/auth.h"
 
 typedef struct terni_server terni_server;
 typedef struct terni_request terni_request;

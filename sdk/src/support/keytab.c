@@ -1,5 +1,5 @@
 /* Large key tables over genht's htsp (keytab.h). */
-#include "keytab.h"
+#include "sdk/src/support/keytab.h"
 
 #include <genht/hash.h>
 #include <string.h>

@@ -6,7 +6,7 @@
 
 #include <tern/value.h>
 
-#include "auth.h"
+#include "sdk/src/transport/auth.h"
 
 typedef struct terni_peers terni_peers;
 

@@ -52,11 +52,11 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include "shm.h"
+#include "sdk/src/transport/shm.h"
 
-#include "bigbuf.h"
-#include "value_internal.h"
-#include "wire.h"
+#include "sdk/src/bigbuf.h"
+#include "sdk/src/value_internal.h"
+#include "sdk/src/transport/wire.h"
 
 #include <errno.h>
 #include <fcntl.h>

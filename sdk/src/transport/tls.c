@@ -1,7 +1,7 @@
 /* TLS configuration for dialers and listeners (see tls.h). */
-#include "tls.h"
+#include "sdk/src/transport/tls.h"
 
-#include "wire.h"
+#include "sdk/src/transport/wire.h"
 
 #include <errno.h>
 #include <nng/supplemental/tls/tls.h>

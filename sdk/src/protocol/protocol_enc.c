@@ -8,7 +8,7 @@
  *  map is in the comment above its encoder. Map heads give the count of the fields written,
  *  so optional fields are counted first.
  */
-#include "protocol.h"
+#include "sdk/src/protocol/protocol.h"
 
 #include <string.h>
 

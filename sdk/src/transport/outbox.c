@@ -11,9 +11,9 @@
  *  event then rolls the buffer back to where the event began, so a partial event never goes
  *  out.
  */
-#include "outbox.h"
+#include "sdk/src/transport/outbox.h"
 
-#include "value_internal.h" /* terni_encode_sized */
+#include "sdk/src/value_internal.h" /* terni_encode_sized */
 
 #include <stdlib.h>
 #include <string.h>

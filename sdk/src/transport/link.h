@@ -14,7 +14,7 @@
 
 #include <tern/value.h>
 
-#include "auth.h"
+#include "sdk/src/transport/auth.h"
 
 typedef struct terni_link terni_link;
 

@@ -7,7 +7,7 @@
  *  one slab (wire.h) and every string the handlers see points into it. The first problem
  *  found is the one reported; the struct's contents are then unspecified.
  */
-#include "protocol.h"
+#include "sdk/src/protocol/protocol.h"
 
 #include <stdio.h>
 #include <stdlib.h>
