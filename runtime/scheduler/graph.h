@@ -73,10 +73,13 @@ struct task {
     uint32_t args_len;     /* NULL args: none (scattered data, or a malformed submission) */
     uint8_t state;
     bool forget_queued;
-    bool early;   /* PROCESSING: placed before its dependencies finished (place_early) */
-    bool in_walk; /* graph_cancel's walk: already visited */
-    bool took;    /* PROCESSING: its run took (moved in) a dependency's only copy */
-    bool lost;    /* graph_worker_lost: its last copy was on the worker that left */
+    bool early;            /* PROCESSING: placed before its dependencies finished (place_early) */
+    bool in_walk;          /* graph_cancel's walk: already visited */
+    bool took;             /* PROCESSING: its run took (moved in) a dependency's only copy */
+    bool lost;             /* graph_worker_lost: its last copy was on the worker that left */
+    uint16_t retries;      /* left (at most 1000) */
+    uint16_t suspicious;   /* executors that crashed while running it */
+    uint16_t lost_fetches; /* reports of dependencies that could not be fetched */
     task **deps;
     uint32_t ndeps, nwaiting;
     terni_ptrs dependents; /* task */
@@ -90,14 +93,12 @@ struct task {
     } inl;      /* small result as CBOR bytes (graph_inline_bytes): in `small` up to 8 */
     worker *on; /* PROCESSING: where */
     int64_t nbytes;
-    int priority, retries;
-    int64_t attempt;  /* its current placement's run number, unique in the graph (a record made
-                       * again for the same key never reuses one); compute events carry it,
-                       * reports echo it, so a stale report is told apart */
-    int suspicious;   /* executors that crashed while running it */
-    int lost_fetches; /* reports of dependencies that could not be fetched */
-    uint32_t gindex;  /* its index in its map, and the map's size: co-assignment */
-    uint32_t gsize;   /* (placement.c); 0 if not from a map */
+    int64_t attempt; /* its current placement's run number, unique in the graph (a record made
+                      * again for the same key never reuses one); compute events carry it,
+                      * reports echo it, so a stale report is told apart */
+    int priority;
+    uint32_t gindex; /* its index in its map, and the map's size: co-assignment */
+    uint32_t gsize;  /* (placement.c); 0 if not from a map */
     int64_t timeout_ms;
     char **restrict_to; /* NULL-terminated names, or NULL */
     task_error *err;    /* ERRED: why; NULL otherwise (or out of memory recording it) */
