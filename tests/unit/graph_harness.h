@@ -148,6 +148,22 @@ static void free_worker(worker *w)
     free(w);
 }
 
+/* Frees a test's graph, the workers still in it (the test made them with mk_worker) and its
+ * log. */
+static void free_graph_and_workers(graph *g, fx_log *l)
+{
+    worker *ws[64];
+    size_t n = 0;
+    worker *w, *tmp;
+    HASH_ITER(hh, g->workers, w, tmp)
+    if (n < 64)
+        ws[n++] = w;
+    graph_free(g);
+    for (size_t i = 0; i < n; i++)
+        free_worker(ws[i]);
+    fx_free(l);
+}
+
 /* Submits key = fn(deps...) for c. */
 static task *submit_deps(graph *g, client *c, const char *key, const char **deps, size_t ndeps)
 {

@@ -16,15 +16,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    worker *ws[64];
-    size_t n = 0;
-    worker *w, *tmp;
-    HASH_ITER(hh, g.workers, w, tmp)
-    ws[n++] = w;
-    graph_free(&g);
-    for (size_t i = 0; i < n; i++)
-        free_worker(ws[i]);
-    fx_free(&L);
+    free_graph_and_workers(&g, &L);
 }
 
 TestSuite(graph, .init = setup, .fini = teardown);

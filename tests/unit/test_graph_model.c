@@ -1348,15 +1348,7 @@ static void bug_setup(void)
 
 static void bug_teardown(void)
 {
-    worker *ws[8];
-    size_t n = 0;
-    worker *w, *tmp;
-    HASH_ITER(hh, bg.workers, w, tmp)
-    ws[n++] = w;
-    graph_free(&bg);
-    for (size_t i = 0; i < n; i++)
-        free_worker(ws[i]);
-    fx_free(&bl);
+    free_graph_and_workers(&bg, &bl);
 }
 
 /* Fixed in 1b3f306; kept as a regression test. Found by seed 1360461200 (run_c) at step 873. b took
