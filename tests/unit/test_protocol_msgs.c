@@ -205,10 +205,10 @@ static void make_samples(void)
     add_tree(TERNI_OP_RECOMPUTING, "recomputing",
              terni_enc_recomputing(&(terni_recomputing){ "inc-1" }));
     add_ob(TERNI_OP_PLUGIN, "plugin to a worker", &o,
-           terni_enc_plugin(&o, &(terni_plugin){ .id = "0123", .bytes = ARGS, .len = 6 }));
+           terni_enc_plugin(&o, &(terni_plugin_msg){ .id = "0123", .bytes = ARGS, .len = 6 }));
     add_ob(TERNI_OP_PLUGIN, "plugin to a client", &o,
            terni_enc_plugin(
-               &o, &(terni_plugin){
+               &o, &(terni_plugin_msg){
                        .id = "0123", .name = "seed", .version = "1.0", .tasks = "inc add" }));
     /* data plane */
     add_tree(TERNI_OP_GET, "get", terni_enc_get(&(terni_get_msg){ terni_strs_of(K3, 3), "h" }));
