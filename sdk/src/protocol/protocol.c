@@ -477,6 +477,40 @@ int terni_dec_put(const tern_value *op, terni_put_msg *out, char *err, size_t er
     return d.rc;
 }
 
+/* ---- the authentication handshake ----------------------------------------------------- */
+
+int terni_dec_auth(const tern_value *op, terni_auth_msg *out, char *err, size_t errlen)
+{
+    dec d;
+    *out = (terni_auth_msg){ 0 };
+    if (start(&d, op, "auth", err, errlen)) {
+        out->wire = integer(&d, "wire", false, 0);
+        out->role = text(&d, "role", false);
+        out->cnonce = bytes(&d, "cnonce", false, &out->cnonce_len);
+    }
+    return d.rc;
+}
+
+int terni_dec_challenge(const tern_value *op, terni_challenge *out, char *err, size_t errlen)
+{
+    dec d;
+    *out = (terni_challenge){ 0 };
+    if (start(&d, op, "challenge", err, errlen)) {
+        out->snonce = bytes(&d, "snonce", true, &out->snonce_len);
+        out->proof = bytes(&d, "proof", true, &out->proof_len);
+    }
+    return d.rc;
+}
+
+int terni_dec_auth_proof(const tern_value *op, terni_auth_proof *out, char *err, size_t errlen)
+{
+    dec d;
+    *out = (terni_auth_proof){ 0 };
+    if (start(&d, op, "auth_proof", err, errlen))
+        out->proof = bytes(&d, "proof", true, &out->proof_len);
+    return d.rc;
+}
+
 /* ---- any ------------------------------------------------------------------------------- */
 
 int terni_msg_dec(terni_op_id id, const tern_value *op, terni_msg *out, char *err, size_t errlen)
@@ -525,6 +559,14 @@ int terni_msg_dec(terni_op_id id, const tern_value *op, terni_msg *out, char *er
         return terni_dec_get(op, &out->get, err, errlen);
     case TERNI_OP_PUT:
         return terni_dec_put(op, &out->put, err, errlen);
+    case TERNI_OP_AUTH:
+        return terni_dec_auth(op, &out->auth, err, errlen);
+    case TERNI_OP_CHALLENGE:
+        return terni_dec_challenge(op, &out->challenge, err, errlen);
+    case TERNI_OP_AUTH_PROOF:
+        return terni_dec_auth_proof(op, &out->auth_proof, err, errlen);
+    case TERNI_OP_AUTHENTICATED:
+        return terni_dec_empty(op, err, errlen);
     default:
         if (err && errlen)
             snprintf(err, errlen, "no typed decoder for op %d", (int)id);

@@ -237,7 +237,7 @@ typedef struct terni_who_has {
 tern_value *terni_enc_who_has(const terni_who_has *m);
 int terni_dec_who_has(const tern_value *op, terni_who_has *out, char *err, size_t errlen);
 
-/* Ops without fields: heartbeat, bye, poll, plugins, status. */
+/* Ops without fields: heartbeat, bye, poll, plugins, status, authenticated. */
 tern_value *terni_enc_empty(terni_op_id op);
 int terni_dec_empty(const tern_value *op, char *err, size_t errlen); /* checks it is a map */
 
@@ -358,6 +358,37 @@ typedef struct terni_put_msg {
 tern_value *terni_enc_put(const terni_put_msg *m);
 int terni_dec_put(const tern_value *op, terni_put_msg *out, char *err, size_t errlen);
 
+/* ---- the authentication handshake (auth.c) ---------------------------------------------- */
+
+/* auth: the dialer's first message. Every field is optional here, so that the gate can tell a
+ * wrong wire version (refused with TERN_EPROTO) from a malformed request (TERN_EAUTH); unlike
+ * the other decoders', this one's struct is specified after an error too: a field of another
+ * type is left at its default. */
+typedef struct terni_auth_msg {
+    int64_t wire;       /* ? default 0 */
+    const char *role;   /* ? */
+    const void *cnonce; /* ? the dialer's nonce */
+    size_t cnonce_len;
+} terni_auth_msg;
+tern_value *terni_enc_auth(const terni_auth_msg *m);
+int terni_dec_auth(const tern_value *op, terni_auth_msg *out, char *err, size_t errlen);
+
+/* challenge: the server's nonce and its proof. */
+typedef struct terni_challenge {
+    const void *snonce, *proof;
+    size_t snonce_len, proof_len;
+} terni_challenge;
+tern_value *terni_enc_challenge(const terni_challenge *m);
+int terni_dec_challenge(const tern_value *op, terni_challenge *out, char *err, size_t errlen);
+
+/* auth_proof: the dialer's proof. authenticated has no fields (terni_enc_empty). */
+typedef struct terni_auth_proof {
+    const void *proof;
+    size_t proof_len;
+} terni_auth_proof;
+tern_value *terni_enc_auth_proof(const terni_auth_proof *m);
+int terni_dec_auth_proof(const tern_value *op, terni_auth_proof *out, char *err, size_t errlen);
+
 /* ---- any message ---------------------------------------------------------------------- */
 
 /* Every decoded message (by op id; the empty ops have none). */
@@ -379,10 +410,12 @@ typedef union terni_msg {
     terni_plugin_msg plugin;
     terni_get_msg get;
     terni_put_msg put;
+    terni_auth_msg auth;
+    terni_challenge challenge;
+    terni_auth_proof auth_proof;
 } terni_msg;
 
-/* Decodes op as the message `id` names (its "op" field is not checked). The auth ops are
- * decoded by auth.c: TERN_EPROTO here. */
+/* Decodes op as the message `id` names (its "op" field is not checked). */
 int terni_msg_dec(terni_op_id id, const tern_value *op, terni_msg *out, char *err, size_t errlen);
 
 #endif

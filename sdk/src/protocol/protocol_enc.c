@@ -435,3 +435,30 @@ tern_value *terni_enc_put(const terni_put_msg *m)
     set(&e, "value", m->value ? tern_value_ref((tern_value *)m->value) : NULL);
     return done(&e);
 }
+
+/* ---- the authentication handshake ----------------------------------------------------- */
+
+tern_value *terni_enc_auth(const terni_auth_msg *m)
+{
+    enc e = tree(TERNI_OP_AUTH);
+    set(&e, "wire", tern_int(m->wire));
+    set_text(&e, "role", m->role);
+    if (m->cnonce)
+        set(&e, "cnonce", tern_bytes(m->cnonce, m->cnonce_len));
+    return done(&e);
+}
+
+tern_value *terni_enc_challenge(const terni_challenge *m)
+{
+    enc e = tree(TERNI_OP_CHALLENGE);
+    set(&e, "snonce", tern_bytes(m->snonce, m->snonce_len));
+    set(&e, "proof", tern_bytes(m->proof, m->proof_len));
+    return done(&e);
+}
+
+tern_value *terni_enc_auth_proof(const terni_auth_proof *m)
+{
+    enc e = tree(TERNI_OP_AUTH_PROOF);
+    set(&e, "proof", tern_bytes(m->proof, m->proof_len));
+    return done(&e);
+}
