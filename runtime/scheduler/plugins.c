@@ -43,7 +43,7 @@ static tern_value *plugin_info(const plugin *p)
  * name use the newest version). */
 static void send_plugin(session *s, const plugin *p)
 {
-    terni_plugin ev = { .id = p->id };
+    terni_plugin_msg ev = { .id = p->id };
     if (s->role == ROLE_WORKER) {
         if (tern_value_get_bytes(p->bytes, &ev.bytes, &ev.len) != TERN_OK)
             return;

@@ -17,6 +17,7 @@
  */
 #include "runtime/scheduler/server.h"
 
+#include "sdk/src/protocol/protocol.h"
 #include "sdk/src/transport/auth.h"
 #include "sdk/src/transport/tls.h"
 #include "sdk/src/transport/wire.h"
@@ -129,7 +130,7 @@ static bool screen(terni_server *s, terni_request *r, terni_event *ev, bool auth
     const tern_value *op = NULL;
     if (ev->body && tern_list_len(ev->body) == 1)
         tern_list_get(ev->body, 0, &op);
-    if (authed && strncmp(terni_op_name(op), "auth", 4) != 0)
+    if (authed && !terni_op_in(terni_op_of(op), TERNI_DIR_AUTH))
         return false;
     tern_value *reply = NULL;
     terni_gate_verdict v = terni_gate_check(s->gate, ev->pipe, op, &reply);

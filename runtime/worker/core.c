@@ -62,11 +62,9 @@ void terni_wcore_put_added(terni_wcore *c, const char *key, tern_value *v)
 {
     int64_t nbytes = (int64_t)tern_encoded_size(v);
     terni_wcore_put(c, key, v, nbytes);
-    tern_value *op = terni_op("added");
-    if (op && terni_set_text(op, "key", key) && terni_set_int(op, "nbytes", nbytes))
+    tern_value *op = terni_enc_added(&(terni_added){ .key = key, .nbytes = nbytes });
+    if (op)
         terni_wcore_post(c, op);
-    else
-        tern_value_unref(op);
 }
 
 void terni_wcore_forget(terni_wcore *c)
@@ -89,16 +87,16 @@ int terni_wcore_post(terni_wcore *c, tern_value *op)
     return rc;
 }
 
-int terni_wcore_post_outbox(terni_wcore *c, terni_outbox *o, size_t mark, const char *name)
+int terni_wcore_post_outbox(terni_wcore *c, terni_outbox *o, bool built, terni_op_id op)
 {
-    if (!terni_ob_end(o, mark)) {
+    if (!built) {
         terni_outbox_free(o);
         return TERN_ENOMEM;
     }
     int rc = TERN_ECLOSED;
     pthread_mutex_lock(&c->link_lock);
     if (c->link)
-        rc = terni_link_post_encoded(c->link, o->buf, o->len, name); /* takes the buffer */
+        rc = terni_link_post_encoded(c->link, o->buf, o->len, terni_ops[op].name); /* takes it */
     else
         free(o->buf);
     pthread_mutex_unlock(&c->link_lock);
@@ -130,20 +128,9 @@ void terni_wcore_standin(terni_wcore *c, const char *key, int64_t run, int code)
     snprintf(msg, sizeof(msg), "task %s erred; its message could not be encoded", k);
     terni_outbox o = { .buf = standin_buf, .cap = standin_buf ? STANDIN_MAX : 0 };
     standin_buf = NULL;
-    size_t mark;
-    terni_ob_begin(&o, &mark);
-    terni_ob_map(&o, 5); /* keys in CBOR's deterministic order, as the done report's */
-    terni_ob_text(&o, "op");
-    terni_ob_text(&o, "erred");
-    terni_ob_text(&o, "key");
-    terni_ob_text(&o, k);
-    terni_ob_text(&o, "run");
-    terni_ob_int(&o, run);
-    terni_ob_text(&o, "code");
-    terni_ob_int(&o, code);
-    terni_ob_text(&o, "message");
-    terni_ob_text(&o, msg);
-    int rc = terni_wcore_post_outbox(c, &o, mark, "erred");
+    bool built =
+        terni_enc_erred(&o, &(terni_erred){ .key = k, .run = run, .code = code, .message = msg });
+    int rc = terni_wcore_post_outbox(c, &o, built, TERNI_OP_ERRED);
     terni_log(rc == TERN_OK ? TERNI_LOG_WARN : TERNI_LOG_ERROR,
               "the report of task %s could not be built; %s", k,
               rc == TERN_OK ? "sent a stand-in" : "nor could its stand-in");
@@ -157,13 +144,11 @@ void terni_wcore_erred(terni_wcore *c, const char *key, const char *fn, int64_t 
     size_t decoration = strlen(key) + strlen(fn) + strlen(c->opts->name) + 32;
     size_t cap = decoration + 64 < sizeof(text) ? sizeof(text) - decoration : 64;
     terni_utf8_copy(text, cap, msg, strlen(msg));
-    tern_value *op = terni_op("erred");
-    int rc = TERN_ENOMEM;
-    if (op && terni_set_text(op, "key", key) && terni_set_int(op, "code", code) &&
-        terni_set_text(op, "message", text) && terni_set_int(op, "run", run))
-        rc = terni_wcore_post(c, op);
-    else
-        tern_value_unref(op);
+    /* Written straight into CBOR: no value tree to fail to build. */
+    terni_outbox o = { 0 };
+    bool built = terni_enc_erred(
+        &o, &(terni_erred){ .key = key, .run = run, .code = code, .message = text });
+    int rc = terni_wcore_post_outbox(c, &o, built, TERNI_OP_ERRED);
     if (rc != TERN_OK && rc != TERN_ECLOSED)
         terni_wcore_standin(c, key, run, code);
 }

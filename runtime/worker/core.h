@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "runtime/worker/jobs.h"
+#include "sdk/src/protocol/protocol.h"
 #include "sdk/src/transport/link.h"
 #include "runtime/worker/loader.h"
 #include "sdk/src/transport/outbox.h"
@@ -69,10 +70,10 @@ void terni_wcore_forget(terni_wcore *c);
  * out of memory). */
 int terni_wcore_post(terni_wcore *c, tern_value *op);
 
-/* The same for an op written straight into CBOR: ends the op begun at mark in o (outbox.h) and
- * posts it encoded. o's buffer is taken (o is left empty), also on error; TERN_ENOMEM if the op
- * could not be ended. name is the op's, for the log. */
-int terni_wcore_post_outbox(terni_wcore *c, terni_outbox *o, size_t mark, const char *name);
+/* The same for an op written straight into CBOR by its encoder (protocol.h): o holds that one
+ * op, which is posted encoded; built is what the encoder returned. o's buffer is taken (o is
+ * left empty), also on error; TERN_ENOMEM if the op could not be built. */
+int terni_wcore_post_outbox(terni_wcore *c, terni_outbox *o, bool built, terni_op_id op);
 
 /* Reports run `run` of key (task fn) failed: {"op": "erred", "key", "code", "message", "run"}.
  * The scheduler appends " (task F, key K, on worker W)" and keeps 1,023 bytes in all: msg, made

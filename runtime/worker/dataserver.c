@@ -3,6 +3,7 @@
 #include "runtime/worker/dataserver.h"
 
 #include "runtime/util/log.h"
+#include "sdk/src/protocol/protocol.h"
 #include "sdk/src/transport/shm.h"
 #include "sdk/src/transport/tls.h"
 #include "sdk/src/transport/wire.h"
@@ -141,16 +142,14 @@ static tern_value *shm_descriptor(terni_dataserver *ds, uint32_t pipe, const cha
 
 /* ---- the ops ---------------------------------------------------------------------- */
 
-/* {"keys": [...], "host"?} -> {"values": {key: value}, "shm"?: {key: descriptor}} */
-static tern_value *serve_get(terni_dataserver *ds, const tern_value *req, uint32_t pipe)
+/* get (protocol.h) -> {"values": {key: value}, "shm"?: {key: descriptor}} */
+static tern_value *serve_get(terni_dataserver *ds, const terni_get_msg *req, uint32_t pipe)
 {
     tern_value *values = tern_map_new(), *out = tern_map_new(), *shm = NULL;
-    const tern_value *keys = terni_get(req, "keys"), *item;
-    const char *key, *host = terni_get_text(req, "host"), *ours = terni_shm_host();
-    bool same_host = host && ours && !strcmp(host, ours);
-    for (size_t i = 0; values && tern_list_get(keys, i, &item) == TERN_OK; i++) {
-        if (tern_value_get_text(item, &key, NULL) != TERN_OK)
-            continue;
+    const char *ours = terni_shm_host();
+    bool same_host = req->host && ours && !strcmp(req->host, ours);
+    for (size_t i = 0; values && i < req->keys.n; i++) {
+        const char *key = terni_strs_at(&req->keys, i);
         tern_value *v = terni_wcore_get(ds->core, key),
                    *d = same_host && v ? shm_descriptor(ds, pipe, key, v) : NULL;
         bool lent = d && terni_get(d, "lent");
@@ -176,37 +175,48 @@ static tern_value *serve_get(terni_dataserver *ds, const tern_value *req, uint32
     return terni_error_result(TERN_ENOMEM, "out of memory");
 }
 
-/* {"keys": [...]} -> {"held": [the keys that were pinned]} */
-static tern_value *serve_unpin(terni_dataserver *ds, const tern_value *req, uint32_t pipe)
+/* unpin (protocol.h) -> {"held": [the keys that were pinned]} */
+static tern_value *serve_unpin(terni_dataserver *ds, const terni_keys_msg *req, uint32_t pipe)
 {
-    const tern_value *keys = terni_get(req, "keys"), *item;
-    const char *key;
     tern_value *held = tern_list_new(0), *out = tern_map_new();
-    for (size_t i = 0; tern_list_get(keys, i, &item) == TERN_OK; i++)
-        if (tern_value_get_text(item, &key, NULL) == TERN_OK && unpin(ds, pipe, key) && held)
+    for (size_t i = 0; i < req->keys.n; i++) {
+        const char *key = terni_strs_at(&req->keys, i);
+        if (unpin(ds, pipe, key) && held)
             tern_list_append(held, tern_text(key));
+    }
     if (held && out && terni_set(out, "held", held))
         return out;
     tern_value_unref(out);
     return terni_error_result(TERN_ENOMEM, "out of memory");
 }
 
+/* put (protocol.h) -> {} */
+static tern_value *serve_put(terni_dataserver *ds, const terni_put_msg *req)
+{
+    if (!*req->key)
+        return terni_error_result(TERN_EINVAL, "put needs a key and a value");
+    terni_wcore_put_added(ds->core, req->key, (tern_value *)req->value);
+    return tern_map_new();
+}
+
 static tern_value *serve(terni_dataserver *ds, const tern_value *req, uint32_t pipe)
 {
-    const char *op = terni_op_name(req);
-    if (!strcmp(op, "get"))
-        return serve_get(ds, req, pipe);
-    if (!strcmp(op, "unpin"))
-        return serve_unpin(ds, req, pipe);
-    if (!strcmp(op, "put")) {
-        const char *key = terni_get_text(req, "key");
-        const tern_value *v = terni_get(req, "value");
-        if (!key || !*key || !v)
-            return terni_error_result(TERN_EINVAL, "put needs a key and a value");
-        terni_wcore_put_added(ds->core, key, (tern_value *)v);
-        return tern_map_new();
+    terni_op_id id = terni_op_of(req);
+    if (!terni_op_in(id, TERNI_DIR_DATA))
+        return terni_error_result(TERN_EPROTO, "unknown data op \"%s\"", terni_op_name(req));
+    terni_msg m;
+    char err[256];
+    if (terni_msg_dec(id, req, &m, err, sizeof(err)) != TERN_OK)
+        return id == TERNI_OP_PUT ? terni_error_result(TERN_EINVAL, "put needs a key and a value")
+                                  : terni_error_result(TERN_EPROTO, "%s", err);
+    switch (id) {
+    case TERNI_OP_GET:
+        return serve_get(ds, &m.get, pipe);
+    case TERNI_OP_UNPIN:
+        return serve_unpin(ds, &m.keys, pipe);
+    default: /* TERNI_OP_PUT */
+        return serve_put(ds, &m.put);
     }
-    return terni_error_result(TERN_EPROTO, "unknown data op \"%s\"", op);
 }
 
 nng_msg *terni_dataserver_request(terni_dataserver *ds, nng_msg *in)
@@ -220,7 +230,7 @@ nng_msg *terni_dataserver_request(terni_dataserver *ds, nng_msg *in)
         nng_msg_free(in);
     else
         decoded = terni_msg_decode(in, &req, err, sizeof(err)) == TERN_OK;
-    if (!authed || (decoded && !strncmp(terni_op_name(req), "auth", 4)))
+    if (!authed || (decoded && (terni_op_in(terni_op_of(req), TERNI_DIR_AUTH))))
         verdict = terni_gate_check(ds->gate, pipe, decoded ? req : NULL, &reply);
     if (verdict == TERNI_GATE_PASS)
         reply = decoded ? serve(ds, req, pipe)

@@ -6,46 +6,38 @@
 #include "runtime/worker/events.h"
 
 #include "runtime/util/log.h"
+#include "sdk/src/protocol/protocol.h"
 #include "sdk/src/transport/wire.h"
-
-#include <string.h>
 
 static void on_compute(terni_wcore *c, const tern_value *ev)
 {
-    const char *key = terni_get_text(ev, "key"), *fn = terni_get_text(ev, "fn"),
-               *plugin = terni_get_text(ev, "plugin");
-    const tern_value *args = terni_get(ev, "args"), *deps = terni_get(ev, "deps");
-    const tern_value *take = terni_get(ev, "take"), *after = terni_get(ev, "after");
-    int64_t prio = 0, run = 0, timeout_ms = 0;
-    terni_get_int(ev, "priority", &prio);
-    terni_get_int(ev, "run", &run);
-    terni_get_int(ev, "timeout_ms", &timeout_ms);
-    if (!key || !fn || !plugin || !args || (deps && tern_value_type(deps) != TERN_T_MAP)) {
+    terni_compute m;
+    if (terni_dec_compute(ev, &m, NULL, 0) != TERN_OK) {
         terni_log(TERNI_LOG_INFO, "ignoring a malformed compute event");
         return;
     }
-    terni_job *j = terni_job_new(key, fn, plugin, tern_list_len(after));
+    terni_job *j = terni_job_new(m.key, m.fn, m.plugin, m.after.n);
     if (!j)
         return;
-    j->args = tern_value_ref((tern_value *)args);
-    j->deps = deps ? tern_value_ref((tern_value *)deps) : NULL; /* absent: none */
-    j->priority = (int)prio;
-    j->run = run;
-    j->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+    j->args = tern_value_ref((tern_value *)m.args_value);
+    j->deps = m.deps_map ? tern_value_ref((tern_value *)m.deps_map) : NULL; /* absent: none */
+    j->priority = (int)m.priority;
+    j->run = m.run;
+    j->timeout_ms = m.timeout_ms > 0 ? m.timeout_ms : 0;
     pthread_mutex_lock(&c->lock);
-    terni_jobs_add(&c->jobs, &c->store, j, take, after);
+    terni_jobs_add(&c->jobs, &c->store, j, m.take.list, m.after.list);
     pthread_mutex_unlock(&c->lock);
 }
 
 /* free/cancel: drop stored data, queued jobs, and results of running jobs for these keys. */
 static void on_drop(terni_wcore *c, const tern_value *ev, bool drop_data)
 {
-    const tern_value *keys = terni_get(ev, "keys"), *item;
-    const char *key;
+    terni_keys_msg m;
+    if (terni_dec_keys(ev, &m, NULL, 0) != TERN_OK)
+        return;
     pthread_mutex_lock(&c->lock);
-    for (size_t i = 0; tern_list_get(keys, i, &item) == TERN_OK; i++) {
-        if (tern_value_get_text(item, &key, NULL) != TERN_OK)
-            continue;
+    for (size_t i = 0; i < m.keys.n; i++) {
+        const char *key = terni_strs_at(&m.keys, i);
         /* A key held here is finished, not queued: the queue is not searched, which made every
          * free cost O(queue) while a long queue waited. */
         bool held = drop_data && terni_store_drop(&c->store, key);
@@ -56,39 +48,42 @@ static void on_drop(terni_wcore *c, const tern_value *ev, bool drop_data)
 
 static void on_plugin(terni_wcore *c, const tern_value *ev)
 {
-    const void *bytes;
-    size_t len;
-    const char *id = terni_get_text(ev, "id");
-    if (!id || tern_value_get_bytes(terni_get(ev, "bytes"), &bytes, &len) != TERN_OK)
+    terni_plugin_msg m;
+    if (terni_dec_plugin(ev, &m, NULL, 0) != TERN_OK || !m.bytes)
         return;
     const terni_plugin *p;
     char msg[1024];
-    int rc = terni_loader_load(c->loader, bytes, len, &p, msg, sizeof(msg));
+    int rc = terni_loader_load(c->loader, m.bytes, m.len, &p, msg, sizeof(msg));
     if (rc == TERN_OK) {
         terni_log(TERNI_LOG_INFO, "loaded plugin %s %s", terni_plugin_name(p),
                   terni_plugin_version(p));
         return;
     }
-    terni_log(TERNI_LOG_INFO, "cannot load plugin %.12s: %s", id, msg);
-    tern_value *op = terni_op("plugin_failed");
-    if (op && terni_set_text(op, "id", id) && terni_set_text(op, "message", msg))
+    terni_log(TERNI_LOG_INFO, "cannot load plugin %.12s: %s", m.id, msg);
+    tern_value *op = terni_enc_plugin_failed(&(terni_plugin_failed){ .id = m.id, .message = msg });
+    if (op)
         terni_wcore_post(c, op);
-    else
-        tern_value_unref(op);
 }
 
 void terni_events_apply(terni_wcore *c, const tern_value *events)
 {
     const tern_value *ev;
     for (size_t i = 0; tern_list_get(events, i, &ev) == TERN_OK; i++) {
-        const char *op = terni_op_name(ev);
-        if (!strcmp(op, "compute"))
+        switch (terni_op_of(ev)) {
+        case TERNI_OP_COMPUTE:
             on_compute(c, ev);
-        else if (!strcmp(op, "free"))
+            break;
+        case TERNI_OP_FREE:
             on_drop(c, ev, true);
-        else if (!strcmp(op, "cancel"))
+            break;
+        case TERNI_OP_CANCEL:
             on_drop(c, ev, false);
-        else if (!strcmp(op, "plugin"))
+            break;
+        case TERNI_OP_PLUGIN:
             on_plugin(c, ev);
+            break;
+        default: /* not for a worker: ignored */
+            break;
+        }
     }
 }

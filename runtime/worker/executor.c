@@ -15,37 +15,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INLINE_MAX       (64 * 1024) /* results up to this many encoded bytes ride with "done" */
+#define INLINE_MAX (64 * 1024) /* results up to this many encoded bytes ride with the done report  \
+                                */
 #define FETCH_TIMEOUT_MS 60000
 
-/* {"op": "done", "key", "run", "value"?: bytes (a small result's encoding), "nbytes",
- * "rss_bytes", "duration_us"}, written straight into CBOR (outbox.h; keys in CBOR's
- * deterministic order) and posted encoded: no value tree per task. Out of memory, the result
- * is dropped and the stand-in erred report goes instead (terni_wcore_unreported). */
+/* The done report (protocol.h), a small result's encoding inline, written straight into CBOR
+ * and posted encoded: no value tree per task. Out of memory, the result is dropped and the
+ * stand-in erred report goes instead (terni_wcore_unreported). */
 static void report_done(terni_wcore *c, const terni_job *j, tern_value *result, int64_t duration_us)
 {
-    size_t nbytes = tern_encoded_size(result), mark;
+    size_t nbytes = tern_encoded_size(result);
     bool inl = nbytes && nbytes <= INLINE_MAX;
     terni_outbox o = { 0 };
-    terni_ob_begin(&o, &mark);
-    terni_ob_map(&o, inl ? 7 : 6);
-    terni_ob_text(&o, "op");
-    terni_ob_text(&o, "done");
-    terni_ob_text(&o, "key");
-    terni_ob_text(&o, j->key);
-    terni_ob_text(&o, "run");
-    terni_ob_int(&o, j->run);
-    if (inl) {
-        terni_ob_text(&o, "value");
-        terni_ob_bytes_of(&o, result, nbytes);
-    }
-    terni_ob_text(&o, "nbytes");
-    terni_ob_int(&o, (int64_t)nbytes);
-    terni_ob_text(&o, "rss_bytes");
-    terni_ob_int(&o, terni_rss_bytes());
-    terni_ob_text(&o, "duration_us");
-    terni_ob_int(&o, duration_us);
-    int rc = terni_wcore_post_outbox(c, &o, mark, "done");
+    bool built = terni_enc_done(&o, &(terni_done){ .key = j->key,
+                                                   .run = j->run,
+                                                   .nbytes = (int64_t)nbytes,
+                                                   .rss_bytes = terni_rss_bytes(),
+                                                   .duration_us = duration_us,
+                                                   .result = inl ? result : NULL,
+                                                   .value_len = inl ? nbytes : 0 });
+    int rc = terni_wcore_post_outbox(c, &o, built, TERNI_OP_DONE);
     if (rc != TERN_OK && rc != TERN_ECLOSED)
         terni_wcore_unreported(c, j->key, j->run);
 }

@@ -84,7 +84,7 @@ static void timed_out(terni_watchdog *wd, const char *key, const char *fn, int64
     if (c->link) { /* ops are sent in order: once this answers, the report is there */
         tern_value *r = NULL;
         char err[256];
-        terni_link_call(c->link, terni_op("heartbeat"), 2000, &r, err, sizeof(err));
+        terni_link_call(c->link, terni_enc_empty(TERNI_OP_HEARTBEAT), 2000, &r, err, sizeof(err));
         tern_value_unref(r);
     }
     pthread_mutex_unlock(&c->link_lock);

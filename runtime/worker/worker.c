@@ -80,21 +80,22 @@ static void on_down(void *arg, const char *why)
     __atomic_store_n(&w->link_down, 1, __ATOMIC_RELEASE);
 }
 
-static tern_value *make_hello(worker *w, tern_value *crashed)
+/* crashed: the keys our crashed predecessor left (crash_report), or NULL. */
+static tern_value *make_hello(worker *w, const tern_value *crashed)
 {
     const terni_worker_opts *opts = w->core.opts;
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    tern_value *hello = terni_op("hello");
-    if (!hello || !terni_set_int(hello, "wire", TERNI_WIRE_VERSION) ||
-        !terni_set_text(hello, "role", "worker") || !terni_set_text(hello, "name", opts->name) ||
-        !terni_set_int(hello, "nthreads", opts->nthreads) ||
-        !terni_set_int(hello, "memory", (int64_t)pages * page) ||
-        !terni_set_text(hello, "address", w->core.address) ||
-        (crashed && !terni_set(hello, "crashed", tern_value_ref(crashed)))) {
-        tern_value_unref(hello);
-        return NULL;
-    }
-    return hello;
+    return terni_enc_hello(&(terni_hello){
+        .wire = TERNI_WIRE_VERSION,
+        .role = "worker",
+        .name = opts->name,
+        .address = w->core.address,
+        .nthreads = opts->nthreads,
+        .memory = (int64_t)pages * page,
+        .crashed = crashed != NULL,
+        .crashed_why = opts->crashed,
+        .crashed_keys = { .n = tern_list_len(crashed), .list = crashed },
+    });
 }
 
 /* Sleeps ms in small steps, returning early once *stop is set. */
@@ -167,23 +168,17 @@ static void raise_fd_limit(void)
     }
 }
 
-/* The hello's "crashed": {"why": how our predecessor died (the nanny says), "keys": the keys
- * it left in its slots}; NULL when it did not crash (or out of memory). Takes left. */
+/* The hello's "crashed" (protocol.h): the keys our predecessor left in its slots when it
+ * crashed (the nanny says how: opts->crashed), else NULL. Takes left. */
 static tern_value *crash_report(const terni_worker_opts *opts, tern_value *left)
 {
-    tern_value *crashed = NULL;
-    if (opts->crashed) {
-        crashed = tern_map_new();
-        if (crashed && (!terni_set_text(crashed, "why", opts->crashed) ||
-                        !terni_set(crashed, "keys", tern_value_ref(left)))) {
-            tern_value_unref(crashed);
-            crashed = NULL;
-        }
-        terni_log(TERNI_LOG_INFO, "restarted: the previous executor %s while running %zu task%s",
-                  opts->crashed, tern_list_len(left), tern_list_len(left) == 1 ? "" : "s");
+    if (!opts->crashed) {
+        tern_value_unref(left);
+        return NULL;
     }
-    tern_value_unref(left);
-    return crashed;
+    terni_log(TERNI_LOG_INFO, "restarted: the previous executor %s while running %zu task%s",
+              opts->crashed, tern_list_len(left), tern_list_len(left) == 1 ? "" : "s");
+    return left;
 }
 
 int terni_worker_run(const terni_worker_opts *opts, atomic_int *stop)

@@ -22,6 +22,7 @@
 #include "sdk/src/support/keytab.h"
 #include "sdk/src/transport/link.h"
 #include "sdk/src/local.h"
+#include "sdk/src/protocol/protocol.h"
 #include "sdk/src/transport/peers.h"
 #include "sdk/src/transport/outbox.h"
 #include "sdk/src/value_internal.h" /* terni_utf8_valid */
@@ -142,25 +143,22 @@ static void set_str(char **dst, const char *s)
 
 static void on_finished(tern_client *c, const tern_value *ev)
 {
-    const char *key = terni_get_text(ev, "key");
+    terni_finished m;
     tern_future *f;
-    if (!key)
+    if (terni_dec_finished(ev, &m, NULL, 0) != TERN_OK)
         return;
-    f = terni_keytab_get(&c->futures, key);
+    f = terni_keytab_get(&c->futures, m.key);
     if (!f)
         return;
-    int64_t nbytes = 0;
-    terni_get_int(ev, "nbytes", &nbytes);
-    f->nbytes = nbytes;
+    f->nbytes = m.nbytes;
     /* kept beyond this poll reply, which was decoded into a slab (terni_link_slab_events) */
     tern_value_unref(f->who);
-    f->who = terni_value_own(terni_get(ev, "who"));
+    f->who = terni_value_own(m.who.list);
     f->recomputing = false;
     f->who_seq++;
-    const tern_value *inl = terni_get(ev, "value");
-    if (inl) {
+    if (m.value) {
         tern_value_unref(f->inline_bytes);
-        f->inline_bytes = terni_value_own(inl);
+        f->inline_bytes = tern_bytes(m.value, m.value_len);
     }
     if (f->status == TERN_PENDING) {
         f->status = TERN_FINISHED;
@@ -170,19 +168,17 @@ static void on_finished(tern_client *c, const tern_value *ev)
 
 static void on_erred(tern_client *c, const tern_value *ev)
 {
-    const char *key = terni_get_text(ev, "key");
+    terni_erred m;
     tern_future *f;
-    if (!key)
+    if (terni_dec_erred(ev, &m, NULL, 0) != TERN_OK)
         return;
-    f = terni_keytab_get(&c->futures, key);
+    f = terni_keytab_get(&c->futures, m.key);
     if (!f || (f->status != TERN_PENDING && f->status != TERN_FINISHED))
         return;
-    int64_t code = TERN_ETASK;
-    terni_get_int(ev, "code", &code);
-    f->err_code = code > 0 && code < TERN_ERR_COUNT ? (int)code : TERN_ETASK;
-    set_str(&f->err_msg, terni_get_text(ev, "message"));
-    set_str(&f->err_task, terni_get_text(ev, "task"));
-    set_str(&f->err_key, terni_get_text(ev, "root"));
+    f->err_code = m.code > 0 && m.code < TERN_ERR_COUNT ? (int)m.code : TERN_ETASK;
+    set_str(&f->err_msg, m.message);
+    set_str(&f->err_task, m.task);
+    set_str(&f->err_key, m.root);
     f->status = f->err_code == TERN_ECANCELED ? TERN_CANCELLED
                 : f->err_code == TERN_ELOST   ? TERN_LOST
                                               : TERN_ERROR;
@@ -196,11 +192,11 @@ static void on_erred(tern_client *c, const tern_value *ev)
  * The future stays done (as_completed does not see it twice); tern_result waits for it. */
 static void on_recomputing(tern_client *c, const tern_value *ev)
 {
-    const char *key = terni_get_text(ev, "key");
+    terni_recomputing m;
     tern_future *f;
-    if (!key)
+    if (terni_dec_recomputing(ev, &m, NULL, 0) != TERN_OK)
         return;
-    f = terni_keytab_get(&c->futures, key);
+    f = terni_keytab_get(&c->futures, m.key);
     if (!f || f->status != TERN_FINISHED)
         return;
     tern_value_unref(f->who);
@@ -209,7 +205,7 @@ static void on_recomputing(tern_client *c, const tern_value *ev)
     f->who_seq++;
 }
 
-static void remember_plugin(tern_client *c, const tern_value *info);
+static void remember_plugin(tern_client *c, const terni_plugin_info *info);
 
 static void on_events(void *arg, const tern_value *events)
 {
@@ -217,15 +213,25 @@ static void on_events(void *arg, const tern_value *events)
     const tern_value *ev;
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; tern_list_get(events, i, &ev) == TERN_OK; i++) {
-        const char *op = terni_op_name(ev);
-        if (!strcmp(op, "finished"))
+        switch (terni_op_of(ev)) {
+        case TERNI_OP_FINISHED:
             on_finished(c, ev);
-        else if (!strcmp(op, "erred"))
+            break;
+        case TERNI_OP_ERRED:
             on_erred(c, ev);
-        else if (!strcmp(op, "recomputing"))
+            break;
+        case TERNI_OP_RECOMPUTING:
             on_recomputing(c, ev);
-        else if (!strcmp(op, "plugin")) /* someone uploaded a (new version of a) plugin */
-            remember_plugin(c, ev);
+            break;
+        case TERNI_OP_PLUGIN: { /* someone uploaded a (new version of a) plugin */
+            terni_plugin_msg m;
+            if (terni_dec_plugin(ev, &m, NULL, 0) == TERN_OK)
+                remember_plugin(c, &(terni_plugin_info){ m.id, m.name, m.version, m.tasks });
+            break;
+        }
+        default: /* not for a client: ignored */
+            break;
+        }
     }
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
@@ -257,10 +263,10 @@ static void on_down(void *arg, const char *why)
 
 /* ---- connect / close -------------------------------------------------------------- */
 
-static void remember_plugin(tern_client *c, const tern_value *info)
+/* The plugin an event or a result tells of (some fields may be NULL: a malformed one). */
+static void remember_plugin(tern_client *c, const terni_plugin_info *info)
 {
-    const char *id = terni_get_text(info, "id"), *name = terni_get_text(info, "name"),
-               *version = terni_get_text(info, "version"), *tasks = terni_get_text(info, "tasks");
+    const char *id = info->id, *name = info->name, *version = info->version, *tasks = info->tasks;
     if (!id || !name)
         return;
     plugin_rec *p;
@@ -285,13 +291,22 @@ static void remember_plugin(tern_client *c, const tern_value *info)
     p->seq = ++c->plugin_seq;
 }
 
+/* A plugin info result (upload, plugins, welcome.plugins); a malformed one is ignored. */
+static void remember_plugin_result(tern_client *c, const tern_value *v)
+{
+    terni_plugin_info info;
+    if (terni_dec_plugin_info(v, &info, NULL, 0) == TERN_OK)
+        remember_plugin(c, &info);
+}
+
 static int wait_for_workers(tern_client *c, int n, int timeout_ms)
 {
     uint64_t deadline = terni_now_ns() + (uint64_t)timeout_ms * 1000000u;
     char err[512];
     for (;;) {
         tern_value *st = NULL;
-        int rc = terni_link_call(c->link, terni_op("status"), timeout_ms, &st, err, sizeof(err));
+        int rc = terni_link_call(c->link, terni_enc_empty(TERNI_OP_STATUS), timeout_ms, &st, err,
+                                 sizeof(err));
         if (rc != TERN_OK)
             return fail(rc, "local cluster: %s", err);
         size_t have = tern_list_len(terni_get(st, "workers"));
@@ -370,9 +385,9 @@ int tern_connect(const char *address, const tern_connect_opts *opts, tern_client
     }
     if (rc == TERN_OK)
         rc = terni_peers_new(&sec, &c->peers);
-    tern_value *hello = terni_op("hello");
-    if (rc == TERN_OK && (!hello || !terni_set_int(hello, "wire", TERNI_WIRE_VERSION) ||
-                          !terni_set_text(hello, "role", "client")))
+    tern_value *hello =
+        terni_enc_hello(&(terni_hello){ .wire = TERNI_WIRE_VERSION, .role = "client" });
+    if (rc == TERN_OK && !hello)
         rc = TERN_ENOMEM;
     tern_value *welcome = NULL;
     if (rc == TERN_OK) {
@@ -383,9 +398,11 @@ int tern_connect(const char *address, const tern_connect_opts *opts, tern_client
     tern_value_unref(hello);
     if (rc == TERN_OK) {
         terni_link_slab_events(c->link); /* on_finished keeps parts only as terni_value_own */
-        const tern_value *plugins = terni_get(welcome, "plugins"), *p;
-        for (size_t i = 0; tern_list_get(plugins, i, &p) == TERN_OK; i++)
-            remember_plugin(c, p);
+        terni_welcome w;
+        const tern_value *p;
+        if (terni_dec_welcome(welcome, &w, NULL, 0) == TERN_OK) /* the link checked it */
+            for (size_t i = 0; tern_list_get(w.plugins, i, &p) == TERN_OK; i++)
+                remember_plugin_result(c, p);
     }
     tern_value_unref(welcome);
     if (rc == TERN_OK && nlocal)
@@ -471,13 +488,10 @@ int tern_upload_plugin(tern_client *c, const char *path, tern_plugin_info *info)
     int rc = read_file(path, &buf, &len);
     if (rc != TERN_OK)
         return rc;
-    tern_value *op = terni_op("upload");
-    if (!op || !terni_set(op, "bytes", tern_bytes(buf, len))) {
-        free(buf);
-        tern_value_unref(op);
-        return fail(TERN_ENOMEM, "out of memory");
-    }
+    tern_value *op = terni_enc_upload(&(terni_upload){ .bytes = buf, .len = len });
     free(buf);
+    if (!op)
+        return fail(TERN_ENOMEM, "out of memory");
     pthread_mutex_lock(&c->lock);
     terni_link *link = c->closed ? NULL : c->link;
     pthread_mutex_unlock(&c->lock);
@@ -490,10 +504,14 @@ int tern_upload_plugin(tern_client *c, const char *path, tern_plugin_info *info)
     rc = terni_link_call(link, op, CALL_TIMEOUT_MS, &r, err, sizeof(err));
     if (rc != TERN_OK)
         return fail(rc, "uploading %s: %s", path, err);
+    terni_plugin_info got;
+    bool ok = terni_dec_plugin_info(r, &got, NULL, 0) == TERN_OK;
+    plugin_rec *p = NULL;
     pthread_mutex_lock(&c->lock);
-    remember_plugin(c, r);
-    plugin_rec *p;
-    HASH_FIND_STR(c->plugins, terni_get_text(r, "id") ? terni_get_text(r, "id") : "", p);
+    if (ok) {
+        remember_plugin(c, &got);
+        HASH_FIND_STR(c->plugins, got.id, p);
+    }
     if (info && p)
         *info = (tern_plugin_info){ p->id, p->name, p->version, p->ntasks };
     pthread_mutex_unlock(&c->lock);
@@ -524,13 +542,14 @@ static int plugin_id_for(tern_client *c, const char *name, char *id, size_t idle
             break;
         tern_value *r;
         char err[512];
-        int rc = terni_link_call(link, terni_op("plugins"), CALL_TIMEOUT_MS, &r, err, sizeof(err));
+        int rc = terni_link_call(link, terni_enc_empty(TERNI_OP_PLUGINS), CALL_TIMEOUT_MS, &r, err,
+                                 sizeof(err));
         if (rc != TERN_OK)
             return fail(rc, "asking the scheduler for plugins: %s", err);
         pthread_mutex_lock(&c->lock);
         const tern_value *item;
         for (size_t i = 0; tern_list_get(r, i, &item) == TERN_OK; i++)
-            remember_plugin(c, item);
+            remember_plugin_result(c, item);
         pthread_mutex_unlock(&c->lock);
         tern_value_unref(r);
     }
@@ -600,11 +619,12 @@ static void release_many(tern_client *c, tern_future **fs, size_t n)
     }
     terni_link *link = c->closed ? NULL : c->link;
     if (link && tern_list_len(keys)) {
-        tern_value *op = terni_op("release");
-        if (op && terni_set(op, "keys", tern_value_ref(keys)))
-            terni_link_post_lazy(link, op);
+        terni_outbox o = { 0 };
+        terni_keys_msg m = { .keys = { .n = tern_list_len(keys), .list = keys } };
+        if (terni_enc_keys(&o, TERNI_OP_RELEASE, &m))
+            terni_link_post_encoded_lazy(link, o.buf, o.len, terni_ops[TERNI_OP_RELEASE].name);
         else
-            tern_value_unref(op);
+            terni_outbox_free(&o);
     }
     pthread_mutex_unlock(&c->lock);
     tern_value_unref(keys);
@@ -711,11 +731,11 @@ static int check_args(const char *fn, const tern_value *args, size_t *need)
     return TERN_OK;
 }
 
-/* One spec of a submit op; args passed check_args, which gave need. */
-static int write_spec(tern_client *c, terni_outbox *o, const char *symbol, const char *plugin_id,
-                      tern_value *args, size_t need, const tern_submit_opts *opts,
-                      const char *explicit_key, size_t gindex, size_t gsize, char *key,
-                      size_t keylen)
+/* One spec of the submit op sub (protocol.h); args passed check_args, which gave need. */
+static int write_spec(tern_client *c, terni_outbox *o, const terni_submit *sub, const char *symbol,
+                      const char *plugin_id, tern_value *args, size_t need,
+                      const tern_submit_opts *opts, const char *explicit_key, size_t gindex,
+                      size_t gsize, char *key, size_t keylen)
 {
     /* encoded once, at the size checked (the key of a pure task hashes these bytes) */
     size_t len = need;
@@ -753,49 +773,23 @@ static int write_spec(tern_client *c, terni_outbox *o, const char *symbol, const
         return fail(TERN_ENOMEM, "out of memory");
     }
     terni_walk_keyrefs(args, add_dep, deps);
-    size_t ndeps = tern_list_len(deps), nworkers = 0;
+    size_t nworkers = 0;
     for (const char **w = opts ? opts->workers : NULL; w && *w; w++)
         nworkers++;
-    bool prio = opts && opts->priority, retries = opts && opts->retries > 0,
-         timeout = opts && opts->timeout_ms > 0, workers = opts && opts->workers;
-    terni_ob_map(o, 2 + (ndeps > 0) + (gsize > 1) + retries + workers + prio + timeout);
-    terni_ob_text(o, "key");
-    terni_ob_text(o, key);
-    terni_ob_text(o, "args");
-    terni_ob_bytes(o, buf, len);
+    terni_enc_submit_spec(
+        o, sub,
+        &(terni_task_spec){ .key = key,
+                            .args = buf,
+                            .args_len = len,
+                            .deps = { .n = tern_list_len(deps), .list = deps },
+                            .gindex = (int64_t)gindex,
+                            .gsize = (int64_t)gsize,
+                            .priority = opts ? opts->priority : 0,
+                            .retries = opts ? opts->retries : 0,
+                            .timeout_ms = opts ? opts->timeout_ms : 0,
+                            .workers = terni_strs_of(opts ? opts->workers : NULL, nworkers) });
     free(buf);
-    if (ndeps) { /* absent when empty */
-        terni_ob_text(o, "deps");
-        terni_ob_list(o, ndeps);
-        const tern_value *item;
-        const char *k;
-        for (size_t i = 0; tern_list_get(deps, i, &item) == TERN_OK; i++)
-            if (tern_value_get_text(item, &k, NULL) == TERN_OK)
-                terni_ob_text(o, k);
-    }
     tern_value_unref(deps);
-    if (gsize > 1) {
-        terni_ob_text(o, "gindex");
-        terni_ob_int(o, (int64_t)gindex);
-    }
-    if (retries) {
-        terni_ob_text(o, "retries");
-        terni_ob_int(o, opts->retries);
-    }
-    if (workers) {
-        terni_ob_text(o, "workers");
-        terni_ob_list(o, nworkers);
-        for (const char **w = opts->workers; *w; w++)
-            terni_ob_text(o, *w);
-    }
-    if (prio) {
-        terni_ob_text(o, "priority");
-        terni_ob_int(o, opts->priority);
-    }
-    if (timeout) {
-        terni_ob_text(o, "timeout_ms");
-        terni_ob_int(o, opts->timeout_ms);
-    }
     return TERN_OK;
 }
 
@@ -849,24 +843,11 @@ static int post_part(tern_client *c, const char *task, const char *symbol, const
                      int64_t group, const tern_submit_opts *opts, tern_future **out)
 {
     int rc = TERN_OK;
-    /* {"fn", "op": "submit", "group"?, "gsize"?, "tasks": [spec...], "plugin"}, written
-     * straight into CBOR (outbox.h) in deterministic key order and posted encoded */
+    /* written straight into CBOR (protocol.h) and posted encoded */
+    terni_submit sub = { .fn = task, .plugin = id, .group = group, .gsize = (int64_t)n };
     terni_outbox o = { 0 };
     size_t mark;
-    terni_ob_begin(&o, &mark);
-    terni_ob_map(&o, n > 1 ? 6 : 4);
-    terni_ob_text(&o, "fn");
-    terni_ob_text(&o, task);
-    terni_ob_text(&o, "op");
-    terni_ob_text(&o, "submit");
-    if (n > 1) {
-        terni_ob_text(&o, "group");
-        terni_ob_int(&o, group);
-        terni_ob_text(&o, "gsize");
-        terni_ob_int(&o, (int64_t)n);
-    }
-    terni_ob_text(&o, "tasks");
-    terni_ob_list(&o, count);
+    terni_enc_submit_begin(&o, &sub, count, &mark);
     char **keys = calloc(count ? count : 1, sizeof(char *));
     if (!keys)
         rc = fail(TERN_ENOMEM, "out of memory");
@@ -882,14 +863,12 @@ static int post_part(tern_client *c, const char *task, const char *symbol, const
                 explicit_key = ekey;
             }
         }
-        rc = write_spec(c, &o, symbol, id, arglists[i], need[i], opts, explicit_key, i, n, key,
-                        sizeof(key));
+        rc = write_spec(c, &o, &sub, symbol, id, arglists[i], need[i], opts, explicit_key, i, n,
+                        key, sizeof(key));
         if (rc == TERN_OK && !(keys[k] = strdup(key)))
             rc = fail(TERN_ENOMEM, "out of memory");
     }
-    terni_ob_text(&o, "plugin");
-    terni_ob_text(&o, id);
-    if (!terni_ob_end(&o, mark) && rc == TERN_OK)
+    if (!terni_enc_submit_end(&o, &sub, mark) && rc == TERN_OK)
         rc = fail(TERN_ENOMEM, "out of memory");
     size_t made = 0; /* futures set in out[lo...] */
     if (rc == TERN_OK) {
@@ -907,7 +886,8 @@ static int post_part(tern_client *c, const char *task, const char *symbol, const
             /* Post under the lock: a release of any of these keys queued later by another
              * thread must reach the scheduler after this submission. */
             if (rc == TERN_OK) {
-                rc = terni_link_post_encoded(c->link, o.buf, o.len, "submit");
+                rc =
+                    terni_link_post_encoded(c->link, o.buf, o.len, terni_ops[TERNI_OP_SUBMIT].name);
                 o = (terni_outbox){ 0 }; /* the link took the buffer */
             }
         }
@@ -1059,11 +1039,12 @@ static int fetch_elsewhere(tern_client *c, const tern_value *tried, const char *
                            tern_value **out, char *err, size_t errlen)
 {
     terni_link *link = link_of(c);
-    tern_value *op = terni_op("who_has"), *reply = NULL, *fresh = tern_list_new(0);
+    tern_value *op =
+        terni_enc_who_has(&(terni_who_has){ .keys = terni_strs_of(&key, 1), .addresses = true });
+    tern_value *reply = NULL, *fresh = tern_list_new(0);
     char why[256];
     int rc = TERN_ELOST;
-    if (link && op && fresh && terni_set(op, "keys", tern_list_of(tern_text(key))) &&
-        terni_set(op, "addresses", tern_bool(true))) {
+    if (link && op && fresh) {
         tern_value *call = op;
         op = NULL; /* terni_link_call takes it */
         if (terni_link_call(link, call, LOST_GRACE_MS, &reply, why, sizeof(why)) == TERN_OK) {
@@ -1234,19 +1215,26 @@ int tern_cancel(tern_future **fs, size_t n)
     if (!fs || !fs[0])
         return fail(TERN_EINVAL, "tern_cancel: NULL argument");
     tern_client *c = fs[0]->c;
-    tern_value *keys = tern_list_new(n), *op = terni_op("cancel");
+    const char **keys = malloc(n * sizeof(*keys));
+    size_t nkeys = 0;
     for (size_t i = 0; keys && i < n; i++)
         if (fs[i])
-            tern_list_append(keys, tern_text(fs[i]->key));
-    if (!op || !terni_set(op, "keys", keys)) {
-        tern_value_unref(op);
+            keys[nkeys++] = fs[i]->key;
+    terni_outbox o = { 0 };
+    bool built = keys && terni_enc_keys(&o, TERNI_OP_CANCEL,
+                                        &(terni_keys_msg){ .keys = terni_strs_of(keys, nkeys) });
+    free(keys);
+    if (!built) {
+        terni_outbox_free(&o);
         return fail(TERN_ENOMEM, "out of memory");
     }
     pthread_mutex_lock(&c->lock);
-    int rc = c->closed ? TERN_ECLOSED : terni_link_post(c->link, op);
+    int rc = c->closed ? TERN_ECLOSED
+                       : terni_link_post_encoded(c->link, o.buf, o.len,
+                                                 terni_ops[TERNI_OP_CANCEL].name); /* takes it */
     pthread_mutex_unlock(&c->lock);
     if (rc == TERN_ECLOSED)
-        tern_value_unref(op);
+        terni_outbox_free(&o);
     return rc == TERN_OK ? TERN_OK : fail(rc, "cannot cancel: %s", tern_strerror(rc));
 }
 
@@ -1362,18 +1350,16 @@ int tern_scatter(tern_client *c, tern_value *value, tern_future **out)
         tern_value_unref(value);
         return fail(TERN_ENOMEM, "out of memory");
     }
-    tern_value *op = terni_op("scatter"), *r = NULL;
+    tern_value *op = terni_enc_scatter(&(terni_scatter){ .key = key }), *r = NULL;
     char err[512] = "out of memory";
-    rc = op && terni_set_text(op, "key", key)
-             ? terni_link_call(link, op, CALL_TIMEOUT_MS, &r, err, sizeof(err))
-             : TERN_ENOMEM;
+    rc = op ? terni_link_call(link, op, CALL_TIMEOUT_MS, &r, err, sizeof(err)) : TERN_ENOMEM;
     const char *addr = rc == TERN_OK ? terni_get_text(r, "address") : NULL;
     if (rc == TERN_OK && !addr)
         rc = TERN_EPROTO, snprintf(err, sizeof(err), "the scheduler named no worker");
     if (rc == TERN_OK) {
-        tern_value *put = terni_op("put"), *ack = NULL;
-        if (put && terni_set_text(put, "key", key) &&
-            terni_set(put, "value", tern_value_ref(value)))
+        tern_value *put = terni_enc_put(&(terni_put_msg){ .key = key, .value = value }),
+                   *ack = NULL;
+        if (put)
             rc = terni_peers_request(c->peers, addr, put, FETCH_TIMEOUT_MS, &ack, err, sizeof(err));
         else
             rc = TERN_ENOMEM;
@@ -1397,13 +1383,16 @@ int tern_who_has(tern_client *c, tern_future **fs, size_t n, tern_value **out)
     terni_link *link = link_of(c);
     if (!link)
         return fail(TERN_ECLOSED, "the client is closed");
-    tern_value *keys = tern_list_new(n), *op = terni_op("who_has");
+    const char **keys = malloc((n ? n : 1) * sizeof(*keys));
+    size_t nkeys = 0;
     for (size_t i = 0; keys && i < n; i++)
-        tern_list_append(keys, tern_text(tern_future_key(fs[i])));
-    if (!op || !terni_set(op, "keys", keys)) {
-        tern_value_unref(op);
+        if (tern_future_key(fs[i])) /* a NULL future is skipped */
+            keys[nkeys++] = tern_future_key(fs[i]);
+    tern_value *op =
+        keys ? terni_enc_who_has(&(terni_who_has){ .keys = terni_strs_of(keys, nkeys) }) : NULL;
+    free(keys);
+    if (!op)
         return fail(TERN_ENOMEM, "out of memory");
-    }
     char err[512];
     int rc = terni_link_call(link, op, CALL_TIMEOUT_MS, out, err, sizeof(err));
     return rc == TERN_OK ? TERN_OK : fail(rc, "who_has: %s", err);
@@ -1417,7 +1406,8 @@ int tern_status_info(tern_client *c, tern_value **out)
     if (!link)
         return fail(TERN_ECLOSED, "the client is closed");
     char err[512];
-    int rc = terni_link_call(link, terni_op("status"), CALL_TIMEOUT_MS, out, err, sizeof(err));
+    int rc = terni_link_call(link, terni_enc_empty(TERNI_OP_STATUS), CALL_TIMEOUT_MS, out, err,
+                             sizeof(err));
     return rc == TERN_OK ? TERN_OK : fail(rc, "status: %s", err);
 }
 
@@ -1429,19 +1419,13 @@ int tern_who_has_keys(tern_client *c, const char *const *keys, size_t n, tern_va
     terni_link *link = link_of(c);
     if (!link)
         return fail(TERN_ECLOSED, "the client is closed");
-    tern_value *list = tern_list_new(n), *op = terni_op("who_has");
-    for (size_t i = 0; list && i < n; i++) {
-        if (!keys[i] || tern_list_append(list, tern_text(keys[i])) != TERN_OK) {
-            tern_value_unref(list);
-            tern_value_unref(op);
+    for (size_t i = 0; i < n; i++)
+        if (!keys[i] || !terni_utf8_valid(keys[i], strlen(keys[i])))
             return fail(TERN_EINVAL, "tern_who_has_keys: key %zu is %s", i,
                         keys[i] ? "not UTF-8 text" : "NULL");
-        }
-    }
-    if (!op || !terni_set(op, "keys", list)) {
-        tern_value_unref(op);
+    tern_value *op = terni_enc_who_has(&(terni_who_has){ .keys = terni_strs_of(keys, n) });
+    if (!op)
         return fail(TERN_ENOMEM, "out of memory");
-    }
     char err[512];
     int rc = terni_link_call(link, op, CALL_TIMEOUT_MS, out, err, sizeof(err));
     return rc == TERN_OK ? TERN_OK : fail(rc, "who_has: %s", err);

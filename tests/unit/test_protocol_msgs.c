@@ -136,8 +136,8 @@ static void make_samples(void)
              terni_enc_who_has(&(terni_who_has){ terni_strs_of(K3, 3), false }));
     add_tree(TERNI_OP_WHO_HAS, "who_has addresses",
              terni_enc_who_has(&(terni_who_has){ terni_strs_of(K3, 2), true }));
-    terni_op_id empty[] = { TERNI_OP_HEARTBEAT, TERNI_OP_BYE, TERNI_OP_POLL, TERNI_OP_PLUGINS,
-                            TERNI_OP_STATUS };
+    terni_op_id empty[] = { TERNI_OP_HEARTBEAT, TERNI_OP_BYE,    TERNI_OP_POLL,
+                            TERNI_OP_PLUGINS,   TERNI_OP_STATUS, TERNI_OP_AUTHENTICATED };
     for (size_t i = 0; i < sizeof(empty) / sizeof(*empty); i++)
         add_tree(empty[i], terni_ops[empty[i]].name, terni_enc_empty(empty[i]));
     add_ob(TERNI_OP_DONE, "done inline", &o,
@@ -205,10 +205,10 @@ static void make_samples(void)
     add_tree(TERNI_OP_RECOMPUTING, "recomputing",
              terni_enc_recomputing(&(terni_recomputing){ "inc-1" }));
     add_ob(TERNI_OP_PLUGIN, "plugin to a worker", &o,
-           terni_enc_plugin(&o, &(terni_plugin){ .id = "0123", .bytes = ARGS, .len = 6 }));
+           terni_enc_plugin(&o, &(terni_plugin_msg){ .id = "0123", .bytes = ARGS, .len = 6 }));
     add_ob(TERNI_OP_PLUGIN, "plugin to a client", &o,
            terni_enc_plugin(
-               &o, &(terni_plugin){
+               &o, &(terni_plugin_msg){
                        .id = "0123", .name = "seed", .version = "1.0", .tasks = "inc add" }));
     /* data plane */
     add_tree(TERNI_OP_GET, "get", terni_enc_get(&(terni_get_msg){ terni_strs_of(K3, 3), "h" }));
@@ -217,6 +217,17 @@ static void make_samples(void)
     tern_value *arr = tern_f64_array((double[]){ 1, 2, 3 }, 3);
     add_tree(TERNI_OP_PUT, "put", terni_enc_put(&(terni_put_msg){ "scatter-1", arr }));
     tern_value_unref(arr);
+    /* the authentication handshake */
+    static const uint8_t NONCE[16] = { 1, 2, 3 }, PROOF[32] = { 9, 8, 7 };
+    add_tree(TERNI_OP_AUTH, "auth",
+             terni_enc_auth(&(terni_auth_msg){ 1, "client", NONCE, sizeof(NONCE) }));
+    add_tree(TERNI_OP_CHALLENGE, "challenge",
+             terni_enc_challenge(&(terni_challenge){ .snonce = NONCE,
+                                                     .snonce_len = sizeof(NONCE),
+                                                     .proof = PROOF,
+                                                     .proof_len = sizeof(PROOF) }));
+    add_tree(TERNI_OP_AUTH_PROOF, "auth_proof",
+             terni_enc_auth_proof(&(terni_auth_proof){ PROOF, sizeof(PROOF) }));
 }
 
 static void free_samples(void)
@@ -310,6 +321,15 @@ static void reencode(terni_op_id id, const terni_msg *m, uint8_t **buf, size_t *
         break;
     case TERNI_OP_PUT:
         v = terni_enc_put(&m->put);
+        break;
+    case TERNI_OP_AUTH:
+        v = terni_enc_auth(&m->auth);
+        break;
+    case TERNI_OP_CHALLENGE:
+        v = terni_enc_challenge(&m->challenge);
+        break;
+    case TERNI_OP_AUTH_PROOF:
+        v = terni_enc_auth_proof(&m->auth_proof);
         break;
     default:
         v = terni_enc_empty(id);
@@ -434,6 +454,9 @@ LTest(protocol_msgs, fields_and_defaults, .init = make_samples, .fini = free_sam
         } else if (!strcmp(samples[i].what, "finished who")) {
             cr_assert_eq(m.finished.who.n, 3);
             cr_assert_str_eq(terni_strs_at(&m.finished.who, 2), "tcp://h:3");
+        } else if (!strcmp(samples[i].what, "challenge")) {
+            cr_assert_eq(m.challenge.snonce_len, 16);
+            cr_assert_eq(m.challenge.proof_len, 32);
         } else if (!strcmp(samples[i].what, "hello client")) {
             cr_assert_eq(m.hello.nthreads, 1);
             cr_assert_null(m.hello.name);
@@ -561,6 +584,19 @@ LTest(protocol_msgs, a_refusal_names_the_field, .init = make_samples, .fini = fr
     tern_value_unref(m);
     cr_assert_eq(terni_dec_done(NULL, &d, err, sizeof(err)), TERN_EPROTO);
     cr_assert_str_eq(err, "done: not a map");
+    /* auth's struct is specified after an error too: a field of another type at its default
+     * (the gate refuses a wrong version and a malformed request differently) */
+    m = tern_map_new();
+    tern_map_set(m, "wire", tern_text("1"));
+    tern_map_set(m, "role", tern_text("client"));
+    tern_map_set(m, "cnonce", tern_int(7));
+    terni_auth_msg am;
+    cr_assert_eq(terni_dec_auth(m, &am, err, sizeof(err)), TERN_EPROTO);
+    cr_assert_str_eq(err, "auth: field \"wire\" must be an int");
+    cr_assert_eq(am.wire, 0);
+    cr_assert_str_eq(am.role, "client");
+    cr_assert_null(am.cnonce);
+    tern_value_unref(m);
 }
 
 /* docs/protocol.md's op list ("## Op list": one table row per op, "| `name` | directions |

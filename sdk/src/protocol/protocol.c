@@ -133,9 +133,9 @@ static bool boolean(dec *d, const char *k)
     return b;
 }
 
-static const void *bytes(dec *d, const char *k, bool required, size_t *len)
+/* v's bytes (v may be NULL: absent); k names it in the error. */
+static const void *bytes_of(dec *d, const tern_value *v, const char *k, size_t *len)
 {
-    const tern_value *v = field(d, k, required);
     const void *p = NULL;
     *len = 0;
     if (v && tern_value_get_bytes(v, &p, len) != TERN_OK) {
@@ -143,6 +143,11 @@ static const void *bytes(dec *d, const char *k, bool required, size_t *len)
         p = NULL, *len = 0;
     }
     return p;
+}
+
+static const void *bytes(dec *d, const char *k, bool required, size_t *len)
+{
+    return bytes_of(d, field(d, k, required), k, len);
 }
 
 static const tern_value *of_type(dec *d, const char *k, bool required, tern_type type)
@@ -394,7 +399,8 @@ int terni_dec_compute(const tern_value *op, terni_compute *out, char *err, size_
     out->key = text(&d, "key", true);
     out->fn = text(&d, "fn", true);
     out->plugin = text(&d, "plugin", true);
-    out->args = bytes(&d, "args", true, &out->args_len);
+    out->args_value = field(&d, "args", true);
+    out->args = bytes_of(&d, out->args_value, "args", &out->args_len);
     out->run = integer(&d, "run", true, 0);
     out->priority = integer(&d, "priority", false, 0);
     out->timeout_ms = integer(&d, "timeout_ms", false, 0);
@@ -433,10 +439,10 @@ int terni_dec_recomputing(const tern_value *op, terni_recomputing *out, char *er
     return d.rc;
 }
 
-int terni_dec_plugin(const tern_value *op, terni_plugin *out, char *err, size_t errlen)
+int terni_dec_plugin(const tern_value *op, terni_plugin_msg *out, char *err, size_t errlen)
 {
     dec d;
-    *out = (terni_plugin){ 0 };
+    *out = (terni_plugin_msg){ 0 };
     if (!start(&d, op, "plugin", err, errlen))
         return d.rc;
     out->id = text(&d, "id", true);
@@ -468,6 +474,40 @@ int terni_dec_put(const tern_value *op, terni_put_msg *out, char *err, size_t er
         out->key = text(&d, "key", true);
         out->value = field(&d, "value", true);
     }
+    return d.rc;
+}
+
+/* ---- the authentication handshake ----------------------------------------------------- */
+
+int terni_dec_auth(const tern_value *op, terni_auth_msg *out, char *err, size_t errlen)
+{
+    dec d;
+    *out = (terni_auth_msg){ 0 };
+    if (start(&d, op, "auth", err, errlen)) {
+        out->wire = integer(&d, "wire", false, 0);
+        out->role = text(&d, "role", false);
+        out->cnonce = bytes(&d, "cnonce", false, &out->cnonce_len);
+    }
+    return d.rc;
+}
+
+int terni_dec_challenge(const tern_value *op, terni_challenge *out, char *err, size_t errlen)
+{
+    dec d;
+    *out = (terni_challenge){ 0 };
+    if (start(&d, op, "challenge", err, errlen)) {
+        out->snonce = bytes(&d, "snonce", true, &out->snonce_len);
+        out->proof = bytes(&d, "proof", true, &out->proof_len);
+    }
+    return d.rc;
+}
+
+int terni_dec_auth_proof(const tern_value *op, terni_auth_proof *out, char *err, size_t errlen)
+{
+    dec d;
+    *out = (terni_auth_proof){ 0 };
+    if (start(&d, op, "auth_proof", err, errlen))
+        out->proof = bytes(&d, "proof", true, &out->proof_len);
     return d.rc;
 }
 
@@ -519,6 +559,14 @@ int terni_msg_dec(terni_op_id id, const tern_value *op, terni_msg *out, char *er
         return terni_dec_get(op, &out->get, err, errlen);
     case TERNI_OP_PUT:
         return terni_dec_put(op, &out->put, err, errlen);
+    case TERNI_OP_AUTH:
+        return terni_dec_auth(op, &out->auth, err, errlen);
+    case TERNI_OP_CHALLENGE:
+        return terni_dec_challenge(op, &out->challenge, err, errlen);
+    case TERNI_OP_AUTH_PROOF:
+        return terni_dec_auth_proof(op, &out->auth_proof, err, errlen);
+    case TERNI_OP_AUTHENTICATED:
+        return terni_dec_empty(op, err, errlen);
     default:
         if (err && errlen)
             snprintf(err, errlen, "no typed decoder for op %d", (int)id);

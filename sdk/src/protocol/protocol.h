@@ -108,6 +108,11 @@ extern const terni_op_info terni_ops[TERNI_OP_COUNT];
 terni_op_id terni_op_lookup(const char *name);
 /* The id of an op map's "op" field, or TERNI_OP_NONE (not a map, no op, unknown). */
 terni_op_id terni_op_of(const tern_value *m);
+/* Whether id is an op of the list that travels in direction dir (TERNI_DIR_* bits). */
+static inline bool terni_op_in(terni_op_id id, int dir)
+{
+    return id > TERNI_OP_NONE && id < TERNI_OP_COUNT && (terni_ops[id].dir & dir);
+}
 
 /* ---- lists of texts -------------------------------------------------------------------- */
 
@@ -195,6 +200,12 @@ int terni_dec_task_spec(const terni_submit *sub, size_t i, terni_task_spec *out,
  * op's, gsize only when it differs and gindex only when gsize > 1 (as the client does). */
 bool terni_enc_submit(terni_outbox *o, const terni_submit *m, const terni_task_spec *specs,
                       size_t n);
+/* The same in steps, for a writer that makes each spec as it goes (the client): begin (the op
+ * with its list of n specs), then n times spec, then end (false: out of memory, the op is
+ * dropped). terni_enc_submit is these three. */
+void terni_enc_submit_begin(terni_outbox *o, const terni_submit *m, size_t n, size_t *mark);
+void terni_enc_submit_spec(terni_outbox *o, const terni_submit *m, const terni_task_spec *s);
+bool terni_enc_submit_end(terni_outbox *o, const terni_submit *m, size_t mark);
 
 /* release, cancel (request and event), free, unpin: {"op", "keys"}. */
 typedef struct terni_keys_msg {
@@ -226,7 +237,7 @@ typedef struct terni_who_has {
 tern_value *terni_enc_who_has(const terni_who_has *m);
 int terni_dec_who_has(const tern_value *op, terni_who_has *out, char *err, size_t errlen);
 
-/* Ops without fields: heartbeat, bye, poll, plugins, status. */
+/* Ops without fields: heartbeat, bye, poll, plugins, status, authenticated. */
 tern_value *terni_enc_empty(terni_op_id op);
 int terni_dec_empty(const tern_value *op, char *err, size_t errlen); /* checks it is a map */
 
@@ -290,6 +301,7 @@ typedef struct terni_compute {
     const char *key, *fn, *plugin;
     const void *args; /* bytes(CBOR) */
     size_t args_len;
+    const tern_value *args_value; /* decoder: the bytes value itself (to keep a reference) */
     int64_t run;
     int64_t priority;      /* ? default 0 (written when non-zero) */
     int64_t timeout_ms;    /* ? default 0 (written when > 0) */
@@ -320,15 +332,15 @@ tern_value *terni_enc_recomputing(const terni_recomputing *m);
 int terni_dec_recomputing(const tern_value *op, terni_recomputing *out, char *err, size_t errlen);
 
 /* plugin: to a worker {id, bytes}; to a client {id, name, version, tasks}. */
-typedef struct terni_plugin {
+typedef struct terni_plugin_msg {
     const char *id;
     const void *bytes; /* ? the file (to a worker) */
     size_t len;
     const char *name, *version, *tasks; /* ? (to a client) */
-} terni_plugin;
+} terni_plugin_msg;
 /* Into an outbox: with bytes, {id, op, bytes}; else the plugin info with op. */
-bool terni_enc_plugin(terni_outbox *o, const terni_plugin *m);
-int terni_dec_plugin(const tern_value *op, terni_plugin *out, char *err, size_t errlen);
+bool terni_enc_plugin(terni_outbox *o, const terni_plugin_msg *m);
+int terni_dec_plugin(const tern_value *op, terni_plugin_msg *out, char *err, size_t errlen);
 
 /* ---- the data plane ---------------------------------------------------------------------- */
 
@@ -345,6 +357,37 @@ typedef struct terni_put_msg {
 } terni_put_msg;
 tern_value *terni_enc_put(const terni_put_msg *m);
 int terni_dec_put(const tern_value *op, terni_put_msg *out, char *err, size_t errlen);
+
+/* ---- the authentication handshake (auth.c) ---------------------------------------------- */
+
+/* auth: the dialer's first message. Every field is optional here, so that the gate can tell a
+ * wrong wire version (refused with TERN_EPROTO) from a malformed request (TERN_EAUTH); unlike
+ * the other decoders', this one's struct is specified after an error too: a field of another
+ * type is left at its default. */
+typedef struct terni_auth_msg {
+    int64_t wire;       /* ? default 0 */
+    const char *role;   /* ? */
+    const void *cnonce; /* ? the dialer's nonce */
+    size_t cnonce_len;
+} terni_auth_msg;
+tern_value *terni_enc_auth(const terni_auth_msg *m);
+int terni_dec_auth(const tern_value *op, terni_auth_msg *out, char *err, size_t errlen);
+
+/* challenge: the server's nonce and its proof. */
+typedef struct terni_challenge {
+    const void *snonce, *proof;
+    size_t snonce_len, proof_len;
+} terni_challenge;
+tern_value *terni_enc_challenge(const terni_challenge *m);
+int terni_dec_challenge(const tern_value *op, terni_challenge *out, char *err, size_t errlen);
+
+/* auth_proof: the dialer's proof. authenticated has no fields (terni_enc_empty). */
+typedef struct terni_auth_proof {
+    const void *proof;
+    size_t proof_len;
+} terni_auth_proof;
+tern_value *terni_enc_auth_proof(const terni_auth_proof *m);
+int terni_dec_auth_proof(const tern_value *op, terni_auth_proof *out, char *err, size_t errlen);
 
 /* ---- any message ---------------------------------------------------------------------- */
 
@@ -364,13 +407,15 @@ typedef union terni_msg {
     terni_compute compute;
     terni_finished finished;
     terni_recomputing recomputing;
-    terni_plugin plugin;
+    terni_plugin_msg plugin;
     terni_get_msg get;
     terni_put_msg put;
+    terni_auth_msg auth;
+    terni_challenge challenge;
+    terni_auth_proof auth_proof;
 } terni_msg;
 
-/* Decodes op as the message `id` names (its "op" field is not checked). The auth ops are
- * decoded by auth.c: TERN_EPROTO here. */
+/* Decodes op as the message `id` names (its "op" field is not checked). */
 int terni_msg_dec(terni_op_id id, const tern_value *op, terni_msg *out, char *err, size_t errlen);
 
 #endif

@@ -67,8 +67,11 @@ static void set_text(enc *e, const char *k, const char *s)
         set(e, k, tern_text(s));
 }
 
+/* The list of s's texts: s's own list when it has one (shared, not copied). */
 static tern_value *list_of(const terni_strs *s)
 {
+    if (s->list)
+        return tern_value_ref((tern_value *)s->list);
     tern_value *l = tern_list_new(s->n);
     for (size_t i = 0; l && i < s->n; i++)
         if (tern_list_append(l, tern_text(terni_strs_at(s, i))) != TERN_OK) {
@@ -173,13 +176,12 @@ static void ob_spec(terni_outbox *o, const terni_submit *op, const terni_task_sp
         ob_field_int(o, "timeout_ms", s->timeout_ms);
 }
 
-/* fn?, op, group?, gsize?, tasks, plugin? (group and gsize when gsize > 1). */
-bool terni_enc_submit(terni_outbox *o, const terni_submit *m, const terni_task_spec *specs,
-                      size_t n)
+/* fn?, op, group?, gsize?, tasks, plugin? (group and gsize when gsize > 1): begin writes up to
+ * the head of tasks, end the plugin. */
+void terni_enc_submit_begin(terni_outbox *o, const terni_submit *m, size_t n, size_t *mark)
 {
-    size_t mark;
     bool group = m->gsize > 1;
-    terni_ob_begin(o, &mark);
+    terni_ob_begin(o, mark);
     terni_ob_map(o, 2 + (m->fn != NULL) + 2 * group + (m->plugin != NULL));
     if (m->fn)
         ob_field_text(o, "fn", m->fn);
@@ -190,11 +192,28 @@ bool terni_enc_submit(terni_outbox *o, const terni_submit *m, const terni_task_s
     }
     terni_ob_text(o, "tasks");
     terni_ob_list(o, n);
-    for (size_t i = 0; i < n; i++)
-        ob_spec(o, m, &specs[i]);
+}
+
+void terni_enc_submit_spec(terni_outbox *o, const terni_submit *m, const terni_task_spec *s)
+{
+    ob_spec(o, m, s);
+}
+
+bool terni_enc_submit_end(terni_outbox *o, const terni_submit *m, size_t mark)
+{
     if (m->plugin)
         ob_field_text(o, "plugin", m->plugin);
     return terni_ob_end(o, mark);
+}
+
+bool terni_enc_submit(terni_outbox *o, const terni_submit *m, const terni_task_spec *specs,
+                      size_t n)
+{
+    size_t mark;
+    terni_enc_submit_begin(o, m, n, &mark);
+    for (size_t i = 0; i < n; i++)
+        terni_enc_submit_spec(o, m, &specs[i]);
+    return terni_enc_submit_end(o, m, mark);
 }
 
 /* op, keys. */
@@ -378,7 +397,7 @@ tern_value *terni_enc_recomputing(const terni_recomputing *m)
 }
 
 /* id, op, name?, bytes?, tasks?, version?. */
-bool terni_enc_plugin(terni_outbox *o, const terni_plugin *m)
+bool terni_enc_plugin(terni_outbox *o, const terni_plugin_msg *m)
 {
     size_t mark;
     terni_ob_begin(o, &mark);
@@ -414,5 +433,32 @@ tern_value *terni_enc_put(const terni_put_msg *m)
     enc e = tree(TERNI_OP_PUT);
     set_text(&e, "key", m->key);
     set(&e, "value", m->value ? tern_value_ref((tern_value *)m->value) : NULL);
+    return done(&e);
+}
+
+/* ---- the authentication handshake ----------------------------------------------------- */
+
+tern_value *terni_enc_auth(const terni_auth_msg *m)
+{
+    enc e = tree(TERNI_OP_AUTH);
+    set(&e, "wire", tern_int(m->wire));
+    set_text(&e, "role", m->role);
+    if (m->cnonce)
+        set(&e, "cnonce", tern_bytes(m->cnonce, m->cnonce_len));
+    return done(&e);
+}
+
+tern_value *terni_enc_challenge(const terni_challenge *m)
+{
+    enc e = tree(TERNI_OP_CHALLENGE);
+    set(&e, "snonce", tern_bytes(m->snonce, m->snonce_len));
+    set(&e, "proof", tern_bytes(m->proof, m->proof_len));
+    return done(&e);
+}
+
+tern_value *terni_enc_auth_proof(const terni_auth_proof *m)
+{
+    enc e = tree(TERNI_OP_AUTH_PROOF);
+    set(&e, "proof", tern_bytes(m->proof, m->proof_len));
     return done(&e);
 }

@@ -21,6 +21,8 @@
  */
 #include "sdk/src/transport/auth.h"
 
+#include "sdk/src/protocol/protocol.h"
+
 #include "sdk/src/transport/wire.h"
 
 #include <arpa/inet.h>
@@ -107,17 +109,6 @@ static bool same(const unsigned char *a, const unsigned char *b, size_t n)
     return d == 0;
 }
 
-static bool get_fixed_bytes(const tern_value *m, const char *key, size_t n,
-                            const unsigned char **out)
-{
-    const void *p;
-    size_t len;
-    if (tern_value_get_bytes(terni_get(m, key), &p, &len) != TERN_OK || len != n)
-        return false;
-    *out = p;
-    return true;
-}
-
 static bool fill_random(unsigned char *buf, size_t n)
 {
     return getrandom(buf, n, 0) == (ssize_t)n;
@@ -130,15 +121,17 @@ int terni_auth_client(const terni_token *tok, const char *role, terni_auth_rt rt
 {
     unsigned char cnonce[NONCE_LEN], want[PROOF_LEN], mine[PROOF_LEN];
     const unsigned char *snonce, *sproof;
+    terni_challenge ch;
     if (!fill_random(cnonce, sizeof(cnonce))) {
         snprintf(err, errlen, "getrandom failed: %s", strerror(errno));
         return TERN_EIO;
     }
-    tern_value *op = terni_op("auth"), *reply = NULL;
-    if (!op || !terni_set_int(op, "wire", TERNI_WIRE_VERSION) ||
-        !terni_set_text(op, "role", role) ||
-        !terni_set(op, "cnonce", tern_bytes(cnonce, sizeof(cnonce)))) {
-        tern_value_unref(op);
+    tern_value *op = terni_enc_auth(&(terni_auth_msg){ .wire = TERNI_WIRE_VERSION,
+                                                       .role = role,
+                                                       .cnonce = cnonce,
+                                                       .cnonce_len = sizeof(cnonce) }),
+               *reply = NULL;
+    if (!op) {
         snprintf(err, errlen, "out of memory");
         return TERN_ENOMEM;
     }
@@ -154,13 +147,15 @@ int terni_auth_client(const terni_token *tok, const char *role, terni_auth_rt rt
         tern_value_unref(reply);
         return code == TERN_EPROTO && !strstr(err, "wire") ? TERN_EAUTH : code;
     }
-    if (strcmp(terni_op_name(reply), "challenge") != 0 ||
-        !get_fixed_bytes(reply, "snonce", NONCE_LEN, &snonce) ||
-        !get_fixed_bytes(reply, "proof", PROOF_LEN, &sproof)) {
+    if (terni_op_of(reply) != TERNI_OP_CHALLENGE ||
+        terni_dec_challenge(reply, &ch, NULL, 0) != TERN_OK || ch.snonce_len != NONCE_LEN ||
+        ch.proof_len != PROOF_LEN) {
         tern_value_unref(reply);
         snprintf(err, errlen, "malformed authentication challenge");
         return TERN_EPROTO;
     }
+    snonce = ch.snonce;
+    sproof = ch.proof;
     if (proof(tok, "tern-auth-1 server", role, cnonce, snonce, want) != TERN_OK ||
         !same(want, sproof, PROOF_LEN)) {
         tern_value_unref(reply);
@@ -172,8 +167,10 @@ int terni_auth_client(const terni_token *tok, const char *role, terni_auth_rt rt
     rc = proof(tok, "tern-auth-1 client", role, cnonce, snonce, mine);
     tern_value_unref(reply);
     reply = NULL;
-    op = terni_op("auth_proof");
-    if (rc != TERN_OK || !op || !terni_set(op, "proof", tern_bytes(mine, sizeof(mine)))) {
+    op = rc == TERN_OK
+             ? terni_enc_auth_proof(&(terni_auth_proof){ .proof = mine, .proof_len = sizeof(mine) })
+             : NULL;
+    if (!op) {
         tern_value_unref(op);
         snprintf(err, errlen, "out of memory");
         return TERN_ENOMEM;
@@ -185,7 +182,7 @@ int terni_auth_client(const terni_token *tok, const char *role, terni_auth_rt rt
     code = terni_result_error(reply, &msg);
     if (code != TERN_OK)
         snprintf(err, errlen, "%s", msg);
-    else if (strcmp(terni_op_name(reply), "authenticated") != 0) {
+    else if (terni_op_of(reply) != TERNI_OP_AUTHENTICATED) {
         code = TERN_EPROTO;
         snprintf(err, errlen, "malformed authentication answer");
     }
@@ -285,8 +282,8 @@ terni_gate_verdict terni_gate_check(terni_gate *g, uint32_t pipe, const tern_val
                                     tern_value **reply)
 {
     *reply = NULL;
-    const char *name = op ? terni_op_name(op) : "";
-    bool auth_op = !strcmp(name, "auth") || !strcmp(name, "auth_proof");
+    terni_op_id id = op ? terni_op_of(op) : TERNI_OP_NONE;
+    bool auth_op = id == TERNI_OP_AUTH || id == TERNI_OP_AUTH_PROOF;
     if (!g || !g->tok.len) {
         if (!auth_op)
             return TERNI_GATE_PASS;
@@ -305,19 +302,20 @@ terni_gate_verdict terni_gate_check(terni_gate *g, uint32_t pipe, const tern_val
         return TERNI_GATE_REPLY;
     }
     terni_gate_verdict v = TERNI_GATE_REPLY_CLOSE;
-    if (!strcmp(name, "auth")) {
-        int64_t wire = 0;
-        const char *role = terni_get_text(op, "role");
-        const unsigned char *cnonce;
+    if (id == TERNI_OP_AUTH) {
+        terni_auth_msg m;
         unsigned char sproof[PROOF_LEN];
-        terni_get_int(op, "wire", &wire);
+        /* a field of another type is left at its default (protocol.h): checked here */
+        terni_dec_auth(op, &m, NULL, 0);
+        int64_t wire = m.wire;
+        const char *role = m.role;
+        const unsigned char *cnonce = m.cnonce;
         if (wire != TERNI_WIRE_VERSION) {
             *reply = terni_error_result(TERN_EPROTO,
                                         "wire protocol version %lld is not supported: this "
                                         "server speaks version %d; use matching tern versions",
                                         (long long)wire, TERNI_WIRE_VERSION);
-        } else if (p || !role || strlen(role) > ROLE_MAX ||
-                   !get_fixed_bytes(op, "cnonce", NONCE_LEN, &cnonce)) {
+        } else if (p || !role || strlen(role) > ROLE_MAX || !cnonce || m.cnonce_len != NONCE_LEN) {
             *reply = terni_error_result(TERN_EAUTH, "malformed or repeated auth request");
         } else if (!(p = calloc(1, sizeof(*p)))) {
             *reply = NULL;
@@ -326,12 +324,14 @@ terni_gate_verdict terni_gate_check(terni_gate *g, uint32_t pipe, const tern_val
             p->state = P_CHALLENGED;
             snprintf(p->role, sizeof(p->role), "%s", role);
             memcpy(p->cnonce, cnonce, NONCE_LEN);
-            tern_value *r = terni_op("challenge");
+            tern_value *r = NULL;
             if (fill_random(p->snonce, NONCE_LEN) &&
                 proof(&g->tok, "tern-auth-1 server", p->role, p->cnonce, p->snonce, sproof) ==
                     TERN_OK &&
-                r && terni_set(r, "snonce", tern_bytes(p->snonce, NONCE_LEN)) &&
-                terni_set(r, "proof", tern_bytes(sproof, PROOF_LEN))) {
+                (r = terni_enc_challenge(&(terni_challenge){ .snonce = p->snonce,
+                                                             .snonce_len = NONCE_LEN,
+                                                             .proof = sproof,
+                                                             .proof_len = PROOF_LEN }))) {
                 HASH_ADD(hh, g->pipes, pipe, sizeof(p->pipe), p);
                 *reply = r;
                 v = TERNI_GATE_REPLY;
@@ -341,14 +341,17 @@ terni_gate_verdict terni_gate_check(terni_gate *g, uint32_t pipe, const tern_val
                 *reply = terni_error_result(TERN_EIO, "cannot make a challenge");
             }
         }
-    } else if (!strcmp(name, "auth_proof")) {
-        const unsigned char *got;
+    } else if (id == TERNI_OP_AUTH_PROOF) {
+        terni_auth_proof m;
         unsigned char want[PROOF_LEN];
-        if (p && p->state == P_CHALLENGED && get_fixed_bytes(op, "proof", PROOF_LEN, &got) &&
+        const unsigned char *got = NULL;
+        if (terni_dec_auth_proof(op, &m, NULL, 0) == TERN_OK && m.proof_len == PROOF_LEN)
+            got = m.proof;
+        if (p && p->state == P_CHALLENGED && got &&
             proof(&g->tok, "tern-auth-1 client", p->role, p->cnonce, p->snonce, want) == TERN_OK &&
             same(want, got, PROOF_LEN)) {
             p->state = P_AUTHED;
-            *reply = terni_op("authenticated");
+            *reply = terni_enc_empty(TERNI_OP_AUTHENTICATED);
             v = TERNI_GATE_REPLY;
         } else {
             *reply = terni_error_result(TERN_EAUTH, "authentication failed: wrong cluster token");

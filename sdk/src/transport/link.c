@@ -34,6 +34,7 @@
  */
 #include "sdk/src/transport/link.h"
 
+#include "sdk/src/protocol/protocol.h"
 #include "sdk/src/transport/auth.h"
 #include "sdk/src/transport/tls.h"
 #include "sdk/src/value_internal.h" /* terni_encode_sized */
@@ -399,7 +400,7 @@ static void op_cb(void *arg)
 static void arm_poll(terni_link *l)
 {
     nng_msg *m = NULL;
-    tern_value *poll = tern_list_of(terni_op("poll"));
+    tern_value *poll = tern_list_of(terni_enc_empty(TERNI_OP_POLL));
     int rc = poll ? terni_msg_encode(poll, &m) : TERN_ENOMEM;
     tern_value_unref(poll);
     pthread_mutex_lock(&l->lock);
@@ -478,7 +479,7 @@ static void poll_cb(void *arg)
 }
 
 /* Heartbeats: an idle link sends one every heartbeat_ms (nothing sent for that long). Also
- * sends lazy ops (terni_link_post_lazy) queued on an idle link, one wake-up later. */
+ * sends lazy ops (terni_link_post_encoded_lazy) queued on an idle link, one wake-up later. */
 static void *ticker_main(void *arg)
 {
     terni_link *l = arg;
@@ -509,7 +510,7 @@ static void *ticker_main(void *arg)
             continue;
         }
         int rc;
-        item *hb = item_new(terni_op("heartbeat"), NULL, &rc);
+        item *hb = item_new(terni_enc_empty(TERNI_OP_HEARTBEAT), NULL, &rc);
         if (hb)
             l->head = l->tail = hb;
         l->last_sent_ns = now;
@@ -611,7 +612,8 @@ int terni_link_open(const char *url, const terni_sec *sec, tern_value *hello, in
     tern_value *reply = NULL;
     if (rc == TERN_OK && sec && sec->token.len) { /* prove the cluster token before hello */
         auth_rt_arg a = { l, timeout_ms };
-        const char *role = terni_get_text(hello, "role");
+        terni_hello hm;
+        const char *role = terni_dec_hello(hello, &hm, NULL, 0) == TERN_OK ? hm.role : NULL;
         char why[512];
         rc = terni_auth_client(&sec->token, role ? role : "client", auth_rt, &a, why, sizeof(why));
         if (rc != TERN_OK)
@@ -631,11 +633,11 @@ int terni_link_open(const char *url, const terni_sec *sec, tern_value *hello, in
                      msg ? msg : "empty reply");
         } else {
             /* The scheduler sets the pace of heartbeats and how long silence may last. */
-            int64_t hb = 0, dt = 0;
-            if (terni_get_int(w, "heartbeat_ms", &hb) &&
-                terni_get_int(w, "death_timeout_ms", &dt) && hb > 0 && dt > hb && dt < INT32_MAX) {
-                l->heartbeat_ms = (int)hb;
-                l->timeout_ms = (int)dt;
+            terni_welcome wm;
+            if (terni_dec_welcome(w, &wm, NULL, 0) == TERN_OK && wm.heartbeat_ms > 0 &&
+                wm.death_timeout_ms > wm.heartbeat_ms && wm.death_timeout_ms < INT32_MAX) {
+                l->heartbeat_ms = (int)wm.heartbeat_ms;
+                l->timeout_ms = (int)wm.death_timeout_ms;
             }
             if (welcome)
                 *welcome = tern_value_ref((tern_value *)w);
@@ -682,7 +684,7 @@ static void say_bye(terni_link *l)
         return;
     tern_value *r = NULL;
     char err[256];
-    int rc = terni_link_call(l, terni_op("bye"), BYE_MS, &r, err, sizeof(err));
+    int rc = terni_link_call(l, terni_enc_empty(TERNI_OP_BYE), BYE_MS, &r, err, sizeof(err));
     tern_value_unref(r);
     if (rc != TERN_OK)
         return;
@@ -761,7 +763,7 @@ int terni_link_post(terni_link *l, tern_value *op)
     return enqueue(l, op, NULL, false);
 }
 
-int terni_link_post_encoded(terni_link *l, uint8_t *enc, size_t len, const char *name)
+static int post_encoded(terni_link *l, uint8_t *enc, size_t len, const char *name, bool lazy)
 {
     item *it = enc && len ? calloc(1, sizeof(*it)) : NULL;
     if (!it) {
@@ -771,12 +773,17 @@ int terni_link_post_encoded(terni_link *l, uint8_t *enc, size_t len, const char 
     it->enc = enc;
     it->size = len;
     snprintf(it->name, sizeof(it->name), "%s", name);
-    return enqueue_item(l, it, false);
+    return enqueue_item(l, it, lazy);
 }
 
-int terni_link_post_lazy(terni_link *l, tern_value *op)
+int terni_link_post_encoded(terni_link *l, uint8_t *enc, size_t len, const char *name)
 {
-    return enqueue(l, op, NULL, true);
+    return post_encoded(l, enc, len, name, false);
+}
+
+int terni_link_post_encoded_lazy(terni_link *l, uint8_t *enc, size_t len, const char *name)
+{
+    return post_encoded(l, enc, len, name, true);
 }
 
 int terni_link_call(terni_link *l, tern_value *op, int timeout_ms, tern_value **result, char *err,

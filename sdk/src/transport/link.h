@@ -44,10 +44,10 @@ int terni_link_post(terni_link *l, tern_value *op);
 /* terni_link_post for an op already encoded: enc (malloc'd, taken; freed by the link, also on
  * error) holds one CBOR map of len bytes; name is the op's name, for the log. */
 int terni_link_post_encoded(terni_link *l, uint8_t *enc, size_t len, const char *name);
-/* terni_link_post for an op nobody waits on (a release): on an idle link it is not sent at
- * once but with the next op, or by the link's ticker thread a wake-up later. A release right
- * after a result then rides with the next submit instead of delaying it by a round trip. */
-int terni_link_post_lazy(terni_link *l, tern_value *op);
+/* terni_link_post_encoded for an op nobody waits on (a release): on an idle link it is not
+ * sent at once but with the next op, or by the link's ticker thread a wake-up later. A release
+ * right after a result then rides with the next submit instead of delaying it by a round trip. */
+int terni_link_post_encoded_lazy(terni_link *l, uint8_t *enc, size_t len, const char *name);
 
 /* Queues op (stolen) and waits up to timeout_ms (negative: forever) for its result, given
  * to the caller in *result. An error result becomes the return code, with its message. */

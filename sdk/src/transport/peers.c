@@ -26,6 +26,8 @@
  *    lives until its last lender goes. */
 #include "sdk/src/transport/peers.h"
 
+#include "sdk/src/protocol/protocol.h"
+
 #include "sdk/src/transport/auth.h"
 #include "sdk/src/transport/shm.h"
 #include "sdk/src/transport/tls.h"
@@ -456,12 +458,13 @@ static void lender_unpin(void *arg, const char *key)
 {
     lender *l = arg;
     terni_peers *p = l->p;
-    tern_value *req = terni_op("unpin");
+    /* unpin has the shape of a keys message (protocol.h), written straight into CBOR */
+    terni_outbox o = { 0 };
     nng_msg *m = NULL;
     unpin_op *op = NULL;
-    if (req && terni_set(req, "keys", tern_list_of(tern_text(key))) &&
-        terni_msg_encode(req, &m) == TERN_OK && (op = calloc(1, sizeof(*op))) &&
-        nng_aio_alloc(&op->aio, unpin_op_done, op) == 0) {
+    if (terni_enc_keys(&o, TERNI_OP_UNPIN, &(terni_keys_msg){ .keys = terni_strs_of(&key, 1) }) &&
+        nng_msg_alloc(&m, 0) == 0 && nng_msg_append(m, o.buf, o.len) == 0 &&
+        (op = calloc(1, sizeof(*op))) && nng_aio_alloc(&op->aio, unpin_op_done, op) == 0) {
         pthread_mutex_lock(&p->lock);
         peer *e = NULL;
         if (!p->closed)
@@ -488,7 +491,7 @@ static void lender_unpin(void *arg, const char *key)
     }
     if (m)
         nng_msg_free(m);
-    tern_value_unref(req);
+    terni_outbox_free(&o);
     lender_unref(l);
 }
 
@@ -512,12 +515,10 @@ static int get(terni_peers *p, const char *address, const tern_value *keys, int 
                const int *cancel, const char *host, tern_value **values, char *err, size_t errlen)
 {
     *values = NULL;
-    tern_value *req = terni_op("get");
-    if (!req || !terni_set(req, "keys", tern_value_ref((tern_value *)keys)) ||
-        (host && !terni_set_text(req, "host", host))) {
-        tern_value_unref(req);
+    tern_value *req = terni_enc_get(
+        &(terni_get_msg){ .keys = { .n = tern_list_len(keys), .list = keys }, .host = host });
+    if (!req)
         return TERN_ENOMEM;
-    }
     tern_value *reply;
     int rc = request(p, address, req, timeout_ms, cancel, &reply, err, errlen);
     tern_value_unref(req);
