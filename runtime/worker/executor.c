@@ -15,8 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INLINE_MAX (64 * 1024) /* results up to this many encoded bytes ride with the done report  \
-                                */
+#define INLINE_MAX                                                                                 \
+    (64 * 1024) /* results up to this many encoded bytes ride with the done report                 \
+                 */
 #define FETCH_TIMEOUT_MS 60000
 
 /* The done report (protocol.h), a small result's encoding inline, written straight into CBOR
