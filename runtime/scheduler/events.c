@@ -152,8 +152,20 @@ static void fx_recomputing(void *ctx, client *c, const task *t)
     sched_send(session_of_client(c), terni_enc_recomputing(&(terni_recomputing){ t->key }));
 }
 
-const graph_effects terni_sched_effects = { fx_compute,  fx_free,  fx_cancel,
-                                            fx_finished, fx_erred, fx_recomputing };
+/* push: to the worker running (or holding) t, the data server to put t's result on. */
+static void fx_push(void *ctx, worker *from, const task *t, worker *to)
+{
+    (void)ctx;
+    session *s = from->peer;
+    const char *address = to->address;
+    if (can_send(s) && !terni_enc_push(&s->ob, TERNI_OP_PUSH,
+                                       &(terni_push){ .key = t->key,
+                                                      .to = terni_strs_of(&address, 1) }))
+        terni_log(TERNI_LOG_ERROR, "out of memory queueing an event");
+}
+
+const graph_effects terni_sched_effects = { fx_compute, fx_free,        fx_cancel, fx_finished,
+                                            fx_erred,   fx_recomputing, fx_push };
 
 void sched_flush_session(session *s)
 {

@@ -18,6 +18,7 @@
  */
 #include "runtime/scheduler/graph.h"
 
+#include "runtime/scheduler/early.h"
 #include "runtime/scheduler/placement.h"
 #include "runtime/scheduler/transitions.h"
 #include "sdk/src/utf8.h"
@@ -111,6 +112,12 @@ void graph_task_free(graph *g, task *t)
             free(*r);
     free(t->restrict_to);
     tr_error_unref(t->err);
+    early_undefer(t);
+    if (t->push) {
+        terni_ptrs_free(&t->push->to);
+        terni_ptrs_free(&t->push->got);
+        free(t->push);
+    }
     free(t);
 }
 
@@ -141,6 +148,7 @@ int graph_init(graph *g, const graph_effects *fx, void *ctx)
     g->ctx = ctx;
     g->task_time = 1e-4;
     g->allowed_failures = 3;
+    terni_list_init(&g->deferred);
     return terni_keytab_init(&g->tasks);
 }
 
@@ -429,8 +437,28 @@ void graph_added(graph *g, worker *w, const char *key, int64_t nbytes)
     }
     if (t->state == T_MEMORY || (t->state == T_WAITING && !t->plugin_id))
         tr_in_memory(g, t, w, nbytes, NULL, 0);
+    else if (t->state == T_PROCESSING && push_confirm(t, w))
+        ; /* pushed ahead of its producer's "done": counted when that arrives */
     else /* released, erred or made again while it was fetched: not counted, so dropped */
         g->fx->free_key(g->ctx, w, key);
+    tr_drain(g);
+}
+
+void graph_push_failed(graph *g, worker *from, const char *key, worker *to)
+{
+    (void)from;
+    task *t = graph_task(g, key);
+    if (!t || !t->push || !to || terni_ptrs_has(&t->who, to))
+        return;
+    terni_ptrs_remove(&t->push->to, to);
+    /* What waits on `to` for it is placed again (fetching it, or waiting for it again). */
+    for (size_t i = 0; i < t->dependents.n; i++) {
+        task *d = DEPENDENT(t, i);
+        if (d->state == T_PROCESSING && d->early && d->on == to) {
+            tr_push(g, d, W_READY, false, NULL);
+            tr_push(g, d, W_REQUEUE, true, NULL);
+        }
+    }
     tr_drain(g);
 }
 
@@ -519,6 +547,7 @@ void graph_worker_add(graph *g, worker *w)
 {
     w->gone = false;
     w->join_seq = g->worker_seq++;
+    g->nthreads += w->nthreads > 0 ? w->nthreads : 1;
     HASH_ADD_KEYPTR(hh, g->workers, w->name, strlen(w->name), w);
 }
 
@@ -526,8 +555,10 @@ void graph_worker_add(graph *g, worker *w)
  * an earlier requeue that already made it again does not hide it). Others it lacks are not
  * lost: a released one it took (its run holds it), or one running on its worker that it was
  * placed early after. */
-static bool needs_lost(const task *t)
+static bool needs_lost(const task *t, const worker *w)
 {
+    if (push_awaited_from(t, w)) /* a push from w that never comes */
+        return true;
     for (size_t i = 0; i < t->ndeps; i++)
         if (t->deps[i]->lost)
             return true;
@@ -546,7 +577,7 @@ static void requeue_from(graph *g, task *t, void *arg)
 {
     if (t->on == arg)
         tr_push(g, t, W_REQUEUE, false, NULL);
-    else if (needs_lost(t))
+    else if (needs_lost(t, arg))
         tr_push(g, t, W_REQUEUE, true, NULL);
 }
 
@@ -560,10 +591,12 @@ void graph_worker_lost(graph *g, worker *w, const char *why)
     g->lost_why = why_lost;
     w->gone = true;
     HASH_DEL(g->workers, w);
+    g->nthreads -= w->nthreads > 0 ? w->nthreads : 1;
     terni_ptrs lost = { 0 };
     /* 1. Drop the worker from every who; collect keys that lost their last copy. */
     TERNI_KEYTAB_EACH (&g->tasks, e) {
         task *t = e->value;
+        push_forget_worker(t, w);
         if (!terni_ptrs_remove(&t->who, w))
             continue;
         w->nkeys--;
@@ -607,7 +640,13 @@ void graph_worker_lost(graph *g, worker *w, const char *why)
     for (size_t i = 0; i < lost.n; i++)
         ((task *)terni_ptrs_items(&lost)[i])->lost = false;
     terni_ptrs_free(&lost);
-    /* 5. Place everything that is ready again. */
+    /* 5. Pushes w was to make never come: forgotten (their waiters were requeued in 3). */
+    TERNI_KEYTAB_EACH (&g->tasks, e) {
+        task *t = e->value;
+        if (t->push && !t->push->from)
+            push_drop(g, t);
+    }
+    /* 6. Place everything that is ready again. */
     each_in_order(g, is_ready, place_one, NULL);
     g->lost_why = NULL;
 }

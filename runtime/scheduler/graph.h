@@ -28,6 +28,7 @@
 #include "runtime/scheduler/ptrs.h"
 #include "runtime/scheduler/states.h"
 #include "runtime/scheduler/stats.h"
+#include "runtime/util/list.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -73,7 +74,8 @@ struct task {
     uint32_t args_len;     /* NULL args: none (scattered data, or a malformed submission) */
     uint8_t state;
     bool forget_queued;
-    bool early;            /* PROCESSING: placed before its dependencies finished (place_early) */
+    bool early;            /* PROCESSING: placed before its dependencies finished (early.c) */
+    bool deferred;         /* WAITING: in the graph's deferred list (early.c), in_deferred */
     bool in_walk;          /* graph_cancel's walk: already visited */
     bool took;             /* PROCESSING: its run took (moved in) a dependency's only copy */
     bool lost;             /* graph_worker_lost: its last copy was on the worker that left */
@@ -106,6 +108,8 @@ struct task {
     task *next_forget;
     symstat *sym; /* its symbol's counters (stats.h), found at creation; may be NULL */
     uint64_t seq; /* creation order */
+    struct push_state *push; /* where its result is pushed (early.h); NULL: nowhere */
+    terni_list in_deferred;  /* in g->deferred while deferred */
 };
 
 /* What the graph tells the world. Each is called during a graph_* call; none may call back
@@ -121,6 +125,9 @@ typedef struct graph_effects {
     /* c's future of key erred with e (e->key: the root cause; may be key itself) */
     void (*erred)(void *ctx, client *c, const char *key, const task_error *e);
     void (*recomputing)(void *ctx, client *c, const task *t); /* its data was lost */
+    /* from, running (or holding) t, sends t's result to `to` as soon as it has it: a task
+     * placed early on `to` waits for it there */
+    void (*push)(void *ctx, worker *from, const task *t, worker *to);
 } graph_effects;
 
 /* One item of the transition worklist (transitions.c). */
@@ -153,6 +160,10 @@ typedef struct graph {
     int allowed_failures; /* executors a task may take down before it errs */
     const char *lost_why; /* graph_worker_lost: why (scattered data's error names it) */
     stats st;             /* dashboard counters (stats.h) */
+    int nthreads;         /* of the connected workers: the early budget (early.h) */
+    size_t nearly;        /* tasks PROCESSING early */
+    terni_list deferred;  /* tasks that may be placed early once the budget allows (early.h) */
+    uint64_t npushes;     /* push effects so far */
 } graph;
 
 /* ---- lifecycle ---- */
@@ -203,6 +214,9 @@ void graph_done(graph *g, worker *w, const char *key, int64_t nbytes, const void
 void graph_erred(graph *g, worker *w, const char *key, int code, const char *msg, int64_t run);
 /* w holds a copy of key (fetched, or scattered data put there). */
 void graph_added(graph *g, worker *w, const char *key, int64_t nbytes);
+/* from could not push key's result to `to` (to may be gone already: NULL): what waits there
+ * for it is placed again. */
+void graph_push_failed(graph *g, worker *from, const char *key, worker *to);
 /* w's executor crashed (why) while running key: counted against allowed_failures. */
 void graph_blame(graph *g, worker *w, const char *key, const char *why);
 

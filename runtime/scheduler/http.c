@@ -232,6 +232,9 @@ char *terni_http_metrics(const tern_value *st)
     help(&b, "tern_recomputed_total", "counter",
          "Tasks recomputed because their results were lost.");
     put(&b, "tern_recomputed_total %" PRId64 "\n", get_int(st, "recomputed"));
+    help(&b, "tern_pushes_total", "counter",
+         "Results workers were asked to push to the worker of a task placed early after them.");
+    put(&b, "tern_pushes_total %" PRId64 "\n", get_int(st, "pushes"));
     help(&b, "tern_workers", "gauge", "Connected workers.");
     put(&b, "tern_workers %zu\n", tern_list_len(workers));
     help(&b, "tern_clients", "gauge", "Connected clients.");

@@ -346,6 +346,8 @@ tern_value *sched_status(sched *S)
         !terni_set_int(out, "tasks_done", (int64_t)g->ntasks_done) ||
         !terni_set_int(out, "workers_lost", (int64_t)g->nworkers_lost) ||
         !terni_set_int(out, "recomputed", (int64_t)g->nrecomputed) ||
+        !terni_set_int(out, "pushes", (int64_t)g->npushes) ||
+        !terni_set_int(out, "early", (int64_t)g->nearly) ||
         !terni_set_int(out, "rss_bytes", terni_rss_bytes_now()) ||
         !terni_set_int(out, "heap_bytes", heap_in_use()) ||
         !terni_set_int(out, "held_requests", (int64_t)S->nheld) ||
@@ -426,6 +428,29 @@ static tern_value *op_hello(sched *S, session *s, const tern_value *op)
     return r;
 }
 
+/* push_failed: the worker could not put a result it was to push; `to` names the target's data
+ * server (a worker that left is no longer found: its tasks were requeued when it left). */
+static tern_value *op_push_failed(sched *S, session *s, const tern_value *op)
+{
+    terni_push m;
+    char err[256];
+    if (terni_dec_push(op, &m, err, sizeof(err)) != TERN_OK)
+        return malformed(err);
+    for (size_t i = 0; i < m.to.n; i++) {
+        const char *address = terni_strs_at(&m.to, i);
+        worker *w, *tmp, *to = NULL;
+        HASH_ITER(hh, S->g.workers, w, tmp)
+        {
+            if (!strcmp(w->address, address))
+                to = w;
+        }
+        sched_log("worker %s could not push %s to %s: %s", s->w->name, m.key, address,
+                  m.message ? m.message : "no reason given");
+        graph_push_failed(&S->g, s->w, m.key, to);
+    }
+    return tern_null();
+}
+
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
 typedef tern_value *(*op_fn)(sched *, session *, const tern_value *);
@@ -442,6 +467,7 @@ static const op_fn handlers[TERNI_OP_COUNT] = {
     [TERNI_OP_HEARTBEAT] = op_heartbeat,
     [TERNI_OP_PLUGIN_FAILED] = op_plugin_failed,
     [TERNI_OP_PLUGINS] = op_plugins,
+    [TERNI_OP_PUSH_FAILED] = op_push_failed,
     [TERNI_OP_RELEASE] = op_release,
     [TERNI_OP_SCATTER] = op_scatter,
     [TERNI_OP_STATUS] = op_status,

@@ -70,26 +70,62 @@ bool placement_may_take(const task *d, const worker *w)
            d->nbytes >= PLACEMENT_TAKE_MIN_BYTES;
 }
 
-/* Whether every finished task of d's symbol so far gave a small result. */
+/* Whether d's symbol has finished before and given mostly small results. Otherwise d's
+ * dependents are placed once it is done, knowing its real size: a large result then goes by
+ * the data plane's fetch (lent through a memfd on one host) or is taken to compute in place. */
 static bool small_results(const task *d)
 {
-    return d->sym && d->sym->done > 0 && d->sym->large == 0;
+    return d->sym && d->sym->done > 0 && 2 * d->sym->large < d->sym->done;
+}
+
+/* Early placement's estimate for t on w: the queue there, plus a push's latency for each
+ * dependency that must come from elsewhere, plus the known bytes of those over bandwidth. */
+static double early_cost(const graph *g, const task *t, const worker *w)
+{
+    double bytes = 0;
+    size_t remote = 0;
+    for (size_t i = 0; i < t->ndeps; i++) {
+        const task *d = t->deps[i];
+        if (graph_present(d)) {
+            if (!terni_ptrs_has(&d->who, w)) {
+                remote++;
+                bytes += (double)d->nbytes;
+            }
+        } else if (d->on != w) {
+            remote++;
+        }
+    }
+    return (double)w->nprocessing / (w->nthreads > 0 ? w->nthreads : 1) * g->task_time +
+           (double)remote * PLACEMENT_PUSH_LATENCY + bytes / PLACEMENT_BANDWIDTH;
 }
 
 worker *placement_early_target(const graph *g, const task *t)
 {
-    (void)g;
-    worker *w = NULL;
+    size_t missing = 0;
     for (size_t i = 0; i < t->ndeps; i++) {
         const task *d = t->deps[i];
         if (graph_present(d))
             continue;
-        if (d->state != T_PROCESSING || !d->on || (w && d->on != w) || d->dependents.n != 1 ||
-            !small_results(d))
+        if (d->state != T_PROCESSING || !d->on || !small_results(d))
             return NULL;
-        w = d->on;
+        missing++;
     }
-    return w && placement_allowed(t, w) ? w : NULL;
+    if (!missing)
+        return NULL;
+    worker *w, *tmp, *best = NULL;
+    double best_cost = 0;
+    HASH_ITER(hh, g->workers, w, tmp)
+    {
+        if (!placement_allowed(t, w))
+            continue;
+        double cost = early_cost(g, t, w);
+        if (!best || cost < best_cost - 1e-12 ||
+            (cost <= best_cost + 1e-12 && w->nprocessing < best->nprocessing)) {
+            best = w;
+            best_cost = cost;
+        }
+    }
+    return best;
 }
 
 worker *placement_scatter_target(const graph *g)

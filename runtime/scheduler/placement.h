@@ -6,6 +6,9 @@
 
 /* Placement's transfer estimate; small results travel inline (the limit is in the worker). */
 #define PLACEMENT_BANDWIDTH 1e9 /* bytes per second assumed between workers */
+/* What a dependency pushed from another worker is assumed to cost, seconds: a task stays with
+ * its inputs unless its queue there is longer by more than this per input it would fetch. */
+#define PLACEMENT_PUSH_LATENCY 2e-4
 
 /* Root tasks of one map go to the workers in blocks of up to this many: a worker's share of a
  * small map stays together (the seed's tree reduction), while a large map is dealt round, so
@@ -31,9 +34,11 @@ worker *placement_choose(const graph *g, const task *t);
  * again should t have to run again. */
 bool placement_may_take(const task *d, const worker *w);
 
-/* Pipelining, for a waiting task just submitted: when every dependency t lacks is running on
- * one worker, t is its only dependent, and that symbol has given only small results (t could
- * otherwise take one, which needs it finished), that worker; else NULL. */
+/* Early placement (early.h), for a waiting task whose missing dependencies are all PROCESSING,
+ * each of a symbol that has finished before with mostly small results: the worker where it would start soonest,
+ * counting the queue there and, for each dependency it would get from elsewhere, a push's
+ * latency and the bytes known; ties go to the least loaded. NULL: not a candidate, or no
+ * worker may run it. */
 worker *placement_early_target(const graph *g, const task *t);
 
 /* Where scattered data goes: the worker holding the fewest bytes; NULL if none. */

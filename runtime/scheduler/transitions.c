@@ -21,6 +21,7 @@
  */
 #include "runtime/scheduler/transitions.h"
 
+#include "runtime/scheduler/early.h"
 #include "runtime/scheduler/placement.h"
 #include "sdk/src/utf8.h"
 
@@ -95,17 +96,20 @@ size_t tr_count_missing(const task *t)
 }
 
 /* t stops being PROCESSING on its worker (the caller sets its next state). */
-static void unassign(task *t)
+static void unassign(graph *g, task *t)
 {
     if (t->on) {
         t->on->nprocessing--;
         t->on = NULL;
     }
+    if (t->early && g->nearly)
+        g->nearly--;
     t->early = false;
 }
 
 void tr_free_on_workers(graph *g, task *t)
 {
+    push_drop(g, t);
     for (size_t i = 0; i < t->who.n; i++) {
         worker *w = WHO_AT(t, i);
         w->nkeys--;
@@ -183,9 +187,10 @@ static void release_deps(graph *g, task *t)
 static void release_keep_lineage(graph *g, task *t)
 {
     tr_unpend(t);
+    early_undefer(t);
     if (t->state == T_PROCESSING && t->on)
         g->fx->cancel(g->ctx, t->on, t->key);
-    unassign(t);
+    unassign(g, t);
     if (!graph_finished(t))
         release_deps(g, t);
     tr_free_on_workers(g, t);
@@ -204,7 +209,8 @@ static void forget_now(graph *g, task *t)
     }
     if (t->state == T_PROCESSING && t->on)
         g->fx->cancel(g->ctx, t->on, t->key);
-    unassign(t);
+    unassign(g, t);
+    early_undefer(t);
     tr_free_on_workers(g, t);
     tr_unpend(t);
     bool was_finished = graph_finished(t);
@@ -257,10 +263,12 @@ static void count_transfer(graph *g, const task *t, const worker *w)
             g->st.transfer_bytes += t->deps[i]->nbytes;
 }
 
-static void assign(graph *g, task *t, worker *w, bool early)
+void tr_assign(graph *g, task *t, worker *w, bool early)
 {
     tr_set_state(g, t, T_PROCESSING);
+    early_undefer(t);
     t->early = early;
+    g->nearly += early;
     t->on = w;
     w->nprocessing++;
     count_transfer(g, t, w);
@@ -280,24 +288,8 @@ void tr_place(graph *g, task *t)
         return;
     }
     take_deps(g, t, w);
-    assign(g, t, w, false);
-}
-
-/* Pipelining (placement_early_target says when): t goes to the worker running what it
- * lacks, with "after" naming it; the worker starts t when that finishes there. */
-static void place_early(graph *g, task *t)
-{
-    worker *w = placement_early_target(g, t);
-    if (!w)
-        return;
-    int64_t previous = t->attempt;
-    t->attempt = ++g->run_seq;
-    if (!g->fx->compute(g->ctx, w, t, true)) {
-        t->attempt = previous;
-        return;
-    }
-    t->took = false;
-    assign(g, t, w, true);
+    tr_assign(g, t, w, false);
+    early_dependents(g, t);
 }
 
 static void ready(graph *g, task *t)
@@ -311,7 +303,7 @@ void tr_in_memory(graph *g, task *t, worker *w, int64_t nbytes, const void *inl,
     bool was_memory = t->state == T_MEMORY;
     bool was_needer = !graph_finished(t);
     if (t->state == T_PROCESSING)
-        unassign(t);
+        unassign(g, t);
     tr_set_state(g, t, T_MEMORY);
     tr_unpend(t);
     if (!was_memory) { /* a further copy keeps the size its holders were counted with */
@@ -323,15 +315,21 @@ void tr_in_memory(graph *g, task *t, worker *w, int64_t nbytes, const void *inl,
         w->nkeys++;
         w->nbytes += t->nbytes;
     }
-    if (was_memory)
+    if (was_memory) {
+        push_settled(t, w);
         return;
+    }
+    push_landed(g, t); /* copies pushed to the workers of its early dependents */
     for (size_t i = 0; i < t->wanters.n; i++)
         g->fx->finished(g->ctx, WANTER(t, i), t);
     for (size_t i = 0; i < t->dependents.n; i++) {
         task *d = DEPENDENT(t, i);
         if (d->state == T_WAITING && d->nwaiting) {
             d->nwaiting--;
-            ready(g, d); /* placing changes no other task's state but taken deps' */
+            if (d->nwaiting)
+                tr_push(g, d, W_EARLY, false, NULL); /* may now be placed early */
+            else
+                ready(g, d); /* placing changes no other task's state but taken deps' */
         }
     }
     if (was_needer)
@@ -347,7 +345,9 @@ static void do_err(graph *g, task *t, task_error *e, bool cancel_there)
         return; /* erred already (reached twice), or done */
     if (t->state == T_PROCESSING && t->on && (cancel_there || t->early))
         g->fx->cancel(g->ctx, t->on, t->key);
-    unassign(t);
+    unassign(g, t);
+    early_undefer(t);
+    push_drop(g, t);
     tr_set_state(g, t, T_ERRED);
     tr_unpend(t);
     tr_error_unref(t->err);
@@ -379,6 +379,7 @@ static void do_recompute(graph *g, task *t)
     if (t->state != T_RELEASED && !lost && !may_rerun(t))
         return; /* on its way already, present, or erred for someone */
     inline_clear(t);
+    push_drop(g, t);
     if (!t->plugin_id) {
         char msg[1400];
         terni_utf8_fmt(msg, sizeof(msg),
@@ -418,7 +419,7 @@ static void do_recount(graph *g, task *t, bool try_early)
     if (t->nwaiting == 0)
         tr_place(g, t);
     else if (try_early)
-        place_early(g, t);
+        early_consider(g, t);
 }
 
 static void do_requeue(graph *g, task *t, bool cancel_there)
@@ -426,15 +427,17 @@ static void do_requeue(graph *g, task *t, bool cancel_there)
     if (t->state != T_PROCESSING)
         return;
     worker *w = t->on;
-    /* Dependents placed early on t's worker wait there for t's result: not any more. */
-    for (size_t i = 0; w && i < t->dependents.n; i++) {
+    /* Dependents placed early wait for t's result, here or pushed to their workers: not any
+     * more. Copies pushed from this run are dropped. */
+    for (size_t i = 0; i < t->dependents.n; i++) {
         task *d = DEPENDENT(t, i);
-        if (d->state == T_PROCESSING && d->early && d->on == w)
-            tr_push(g, d, W_REQUEUE, !w->gone, NULL);
+        if (d->state == T_PROCESSING && d->early)
+            tr_push(g, d, W_REQUEUE, d->on && !d->on->gone, NULL);
     }
     if (w && cancel_there && !w->gone)
         g->fx->cancel(g->ctx, w, t->key);
-    unassign(t);
+    unassign(g, t);
+    push_drop(g, t);
     tr_set_state(g, t, T_WAITING);
     t->nwaiting = (uint32_t)tr_count_missing(t);
     /* A dependency t took and that was made again since may have erred meanwhile (do_err left
@@ -450,7 +453,7 @@ static void do_requeue(graph *g, task *t, bool cancel_there)
             tr_push(g, t->deps[i], W_RECOMPUTE, false, NULL);
 }
 
-void tr_drain(graph *g)
+static void tr_drain_work(graph *g)
 {
     while (g->nwork) {
         graph_work it = g->work[--g->nwork];
@@ -470,7 +473,19 @@ void tr_drain(graph *g)
         case W_READY:
             ready(g, it.t);
             break;
+        case W_EARLY:
+            early_consider(g, it.t);
+            break;
         }
         tr_error_unref(it.err);
     }
+}
+
+/* The worklist until it is empty, then the deferred early placements the budget allows (which
+ * may push items again). */
+void tr_drain(graph *g)
+{
+    do
+        tr_drain_work(g);
+    while (early_pump(g));
 }

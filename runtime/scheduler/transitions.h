@@ -14,6 +14,7 @@ enum {
                   * (flag: or place it early) */
     W_REQUEUE,   /* a processing t goes back to waiting (flag: cancel it on its worker) */
     W_READY,     /* place t if it waits for nothing */
+    W_EARLY,     /* place the waiting t early if it can be (early.h) */
 };
 
 /* The only place where a task's state changes. */
@@ -26,6 +27,8 @@ void tr_drain(graph *g);
 
 /* Steps used by graph.c directly (none recurses over the graph). */
 void tr_place(graph *g, task *t);
+/* t becomes PROCESSING on w (early: placed before its dependencies finished). */
+void tr_assign(graph *g, task *t, worker *w, bool early);
 void tr_in_memory(graph *g, task *t, worker *w, int64_t nbytes, const void *inl, size_t inl_len);
 void tr_maybe_forget(graph *g, task *t);
 void tr_forget_queued(graph *g);

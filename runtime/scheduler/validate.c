@@ -2,6 +2,7 @@
  * tests call it after every event; debug builds of the scheduler too (ops.c). */
 #include "runtime/scheduler/graph.h"
 
+#include "runtime/scheduler/early.h"
 #include "runtime/scheduler/transitions.h"
 
 #include <stdarg.h>
@@ -69,7 +70,9 @@ static void check_deps_state(check *c, const task *t)
         else if (t->state == T_NO_WORKER)
             ok = graph_present(d);
         else if (t->state == T_PROCESSING && t->early)
-            ok = graph_present(d) || (d->state == T_PROCESSING && d->on == t->on);
+            ok = graph_present(d) ||
+                 (d->state == T_PROCESSING && d->on &&
+                  (d->on == t->on || (d->push && terni_ptrs_has(&d->push->to, t->on))));
         else if (t->state == T_PROCESSING) /* present; or taken, then maybe made again */
             ok = graph_present(d) || t->took;
         if (!ok)
@@ -172,7 +175,7 @@ static void check_pending(check *c, graph *g)
 bool graph_validate(graph *g, char *msg, size_t msglen)
 {
     check c = { msg, msglen, true };
-    size_t nstate[T_NSTATES] = { 0 }, ntasks = 0;
+    size_t nstate[T_NSTATES] = { 0 }, ntasks = 0, nearly = 0, ndeferred = 0, nlisted = 0;
     size_t nw = HASH_COUNT(g->workers), i = 0;
     worker **ws = nw ? calloc(nw, sizeof(*ws)) : NULL;
     wcount *wc = nw ? calloc(nw, sizeof(*wc)) : NULL;
@@ -189,6 +192,15 @@ bool graph_validate(graph *g, char *msg, size_t msglen)
         ntasks++;
         if (t->state < T_NSTATES)
             nstate[t->state]++;
+        nearly += t->state == T_PROCESSING && t->early;
+        ndeferred += t->deferred;
+        if (t->deferred && t->state != T_WAITING)
+            fail(&c, "%s is deferred but %s", t->key, graph_state_names[t->state]);
+        if (t->early && t->state != T_PROCESSING)
+            fail(&c, "%s is marked early but %s", t->key, graph_state_names[t->state]);
+        if (t->push && t->state == T_PROCESSING && t->push->from != t->on)
+            fail(&c, "%s is pushed from %s but runs on %s", t->key,
+                 t->push->from ? t->push->from->name : "nowhere", t->on ? t->on->name : "none");
         for (size_t k = 0; k < nw; k++) {
             wc[k].nprocessing += t->on == ws[k];
             if (terni_ptrs_has(&t->who, ws[k])) {
@@ -207,6 +219,12 @@ bool graph_validate(graph *g, char *msg, size_t msglen)
         if (nstate[s] != g->nstate[s])
             fail(&c, "%zu tasks are %s, the count says %zu", nstate[s], graph_state_names[s],
                  g->nstate[s]);
+    TERNI_LIST_EACH (&g->deferred, it)
+        nlisted++;
+    if (nearly != g->nearly)
+        fail(&c, "%zu tasks are processing early, the count says %zu", nearly, g->nearly);
+    if (ndeferred != nlisted)
+        fail(&c, "%zu tasks are marked deferred, the list holds %zu", ndeferred, nlisted);
     if (ntasks != terni_keytab_count(&g->tasks))
         fail(&c, "the table counts %zu tasks, %zu walked", terni_keytab_count(&g->tasks), ntasks);
     if (g->nwork || g->forget_head)

@@ -50,18 +50,24 @@ tern_value *terni_wcore_get(terni_wcore *c, const char *key)
     return v;
 }
 
-void terni_wcore_put(terni_wcore *c, const char *key, tern_value *v, int64_t nbytes)
+bool terni_wcore_put(terni_wcore *c, const char *key, tern_value *v, int64_t nbytes)
 {
     pthread_mutex_lock(&c->lock);
-    if (terni_store_put(&c->store, key, v, nbytes))
+    bool stored = terni_store_put(&c->store, key, v, nbytes);
+    if (stored) {
         terni_jobs_stored(&c->jobs, key);
+        if (c->pusher)
+            terni_pusher_stored(c->pusher, key, v);
+    }
     pthread_mutex_unlock(&c->lock);
+    return stored;
 }
 
 void terni_wcore_put_added(terni_wcore *c, const char *key, tern_value *v)
 {
     int64_t nbytes = (int64_t)tern_encoded_size(v);
-    terni_wcore_put(c, key, v, nbytes);
+    if (!terni_wcore_put(c, key, v, nbytes))
+        return; /* held already (a push that came twice, or fetched meanwhile) */
     tern_value *op = terni_enc_added(&(terni_added){ .key = key, .nbytes = nbytes });
     if (op)
         terni_wcore_post(c, op);
@@ -72,6 +78,8 @@ void terni_wcore_forget(terni_wcore *c)
     pthread_mutex_lock(&c->lock);
     terni_jobs_forget(&c->jobs);
     terni_store_clear(&c->store);
+    if (c->pusher)
+        terni_pusher_forget(c->pusher);
     pthread_mutex_unlock(&c->lock);
 }
 

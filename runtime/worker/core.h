@@ -27,13 +27,15 @@
 #include "runtime/worker/loader.h"
 #include "sdk/src/transport/outbox.h"
 #include "sdk/src/transport/peers.h"
+#include "runtime/worker/pusher.h"
 #include "runtime/worker/store.h"
 #include "runtime/worker/worker.h"
 
 typedef struct terni_wcore {
     const terni_worker_opts *opts;
     terni_loader *loader;
-    terni_peers *peers; /* NULL in the fuzzing worker */
+    terni_peers *peers;    /* NULL in the fuzzing worker */
+    terni_pusher *pusher;  /* NULL in the fuzzing worker: no pushes */
     char address[256];  /* the data server's, as peers reach it (dataserver.c) */
     pthread_mutex_t lock;
     terni_store store;
@@ -54,11 +56,12 @@ void terni_wcore_destroy(terni_wcore *c);
 tern_value *terni_wcore_get(terni_wcore *c, const char *key);
 
 /* Stores v (reference taken) under key unless held already; the jobs that waited only for it
- * become ready. Takes the lock. */
-void terni_wcore_put(terni_wcore *c, const char *key, tern_value *v, int64_t nbytes);
+ * become ready, and the pushes waiting for it are queued (pusher.h). Takes the lock. Returns
+ * whether it was stored (false: held already). */
+bool terni_wcore_put(terni_wcore *c, const char *key, tern_value *v, int64_t nbytes);
 
-/* A value that came from elsewhere (a peer, a client's put): stored, and the scheduler told
- * that key is held here ("added"). */
+/* A value that came from elsewhere (a peer's push or fetch, a client's put): stored, and the
+ * scheduler told that key is held here ("added"), unless it was held already. */
 void terni_wcore_put_added(terni_wcore *c, const char *key, tern_value *v);
 
 /* After losing the scheduler, which knows nothing of our data or queue any more: everything

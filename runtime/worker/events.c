@@ -29,6 +29,22 @@ static void on_compute(terni_wcore *c, const tern_value *ev)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* push: send key's result to the data servers listed, now if it is stored here, else when it
+ * is (pusher.h). */
+static void on_push(terni_wcore *c, const tern_value *ev)
+{
+    terni_push m;
+    if (!c->pusher || terni_dec_push(ev, &m, NULL, 0) != TERN_OK) {
+        terni_log(TERNI_LOG_INFO, "ignoring a malformed push event");
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    terni_stored *s = terni_store_find(&c->store, m.key);
+    for (size_t i = 0; i < m.to.n; i++)
+        terni_pusher_want(c->pusher, m.key, terni_strs_at(&m.to, i), s ? s->value : NULL);
+    pthread_mutex_unlock(&c->lock);
+}
+
 /* free/cancel: drop stored data, queued jobs, and results of running jobs for these keys. */
 static void on_drop(terni_wcore *c, const tern_value *ev, bool drop_data)
 {
@@ -42,6 +58,8 @@ static void on_drop(terni_wcore *c, const tern_value *ev, bool drop_data)
          * free cost O(queue) while a long queue waited. */
         bool held = drop_data && terni_store_drop(&c->store, key);
         terni_jobs_cancel(&c->jobs, key, held);
+        if (c->pusher)
+            terni_pusher_drop(c->pusher, key);
     }
     pthread_mutex_unlock(&c->lock);
 }
@@ -81,6 +99,9 @@ void terni_events_apply(terni_wcore *c, const tern_value *events)
             break;
         case TERNI_OP_PLUGIN:
             on_plugin(c, ev);
+            break;
+        case TERNI_OP_PUSH:
+            on_push(c, ev);
             break;
         default: /* not for a worker: ignored */
             break;

@@ -13,12 +13,14 @@
  *   - events: the scheduler's compute, free, cancel and plugin events;
  *   - executor: the N threads that run tasks;
  *   - watchdog: crash forensics (<workdir>/running) and task timeouts;
- *   - dataserver: get/put/unpin for peers and clients, memfd descriptors and their pins.
+ *   - dataserver: get/put/unpin for peers and clients, memfd descriptors and their pins;
+ *   - pusher: puts results on the workers of tasks placed early after them ("push").
  *  Threads:
  *   - the link's poll callback (an nng thread, link.h) receives scheduler events and only
  *     queues or applies them (events.h);
  *   - N executor threads pop the highest-priority ready job and run it (executor.h);
  *   - the data server's nng callbacks answer get/put/unpin (dataserver.h);
+ *   - the pusher thread puts results on the workers waiting for them (pusher.h);
  *   - the watchdog thread ends tasks past their timeout and trims the heap when idle
  *     (watchdog.h);
  *   - this thread connects, waits, and reconnects (serve_scheduler).
@@ -62,6 +64,7 @@ typedef struct worker {
     terni_executors executors;
     terni_watchdog watchdog;
     terni_dataserver data;
+    terni_pusher pusher;
     terni_sec sec;
     atomic_int *stop;
     int link_down; /* set by on_down (an nng thread), read by the main loop: atomics */
@@ -202,6 +205,11 @@ int terni_worker_run(const terni_worker_opts *opts, atomic_int *stop)
         snprintf(err, sizeof(err), "out of memory");
     if (rc == TERN_OK)
         rc = terni_dataserver_listen(&w->data, &w->sec, err, sizeof(err));
+    if (rc == TERN_OK && (terni_pusher_init(&w->pusher, c) != 0 ||
+                          (c->pusher = &w->pusher, terni_pusher_start(&w->pusher)) != TERN_OK)) {
+        rc = TERN_ENOMEM;
+        snprintf(err, sizeof(err), "cannot start the pusher thread");
+    }
     if (rc != TERN_OK) {
         terni_log(TERNI_LOG_ERROR, "%s", err);
         return TERNI_EXIT_FATAL;
@@ -218,6 +226,8 @@ int terni_worker_run(const terni_worker_opts *opts, atomic_int *stop)
     terni_watchdog_wake(&w->watchdog);
     pthread_mutex_unlock(&c->lock);
     terni_executors_join(&w->executors);
+    terni_pusher_destroy(&w->pusher);
+    c->pusher = NULL;
     terni_watchdog_close(&w->watchdog);
     terni_dataserver_close(&w->data);
     memset(&w->sec.token, 0, sizeof(w->sec.token));

@@ -97,19 +97,63 @@ Test(pipeline, a_dependent_is_placed_on_its_dependency_s_worker_before_it_finish
     down();
 }
 
-Test(pipeline, a_fan_out_is_placed_as_usual, .init = up2, .fini = cleanup)
+/* The scheduler's count of push requests (status "pushes"). */
+static int64_t pushes(void)
+{
+    tern_value *st = NULL;
+    OK(tern_status_info(C, &st));
+    int64_t n = map_int(st, "pushes");
+    tern_value_unref(st);
+    return n;
+}
+
+Test(pipeline, a_fan_out_is_placed_early_too, .init = up2, .fini = cleanup)
 {
     warm();
     tern_future *d = slow(NULL), *t1 = add(d, 1, NULL), *t2 = add(d, 2, NULL);
     nap_ms(SLOW / 4);
-    /* t1 was the only dependent when it came, and went early; t2 waits to be placed */
-    cr_expect_eq(sym_count("clusterplug:add", "processing"), 1);
-    cr_expect_eq(sym_count("clusterplug:add", "waiting"), 1,
-                 "the second dependent of a task was placed early");
+    /* both dependents go before d finishes, wherever they start soonest */
+    cr_expect_eq(sym_count("clusterplug:add", "processing"), 2,
+                 "the dependents of a running task were not both placed early");
+    cr_expect_eq(sym_count("clusterplug:add", "waiting"), 0);
     cr_assert_eq(int_of(t1), SLOW + 1);
     cr_assert_eq(int_of(t2), SLOW + 2);
     tern_future_release(t1);
     tern_future_release(t2);
+    tern_future_release(d);
+    down();
+}
+
+Test(pipeline, a_result_is_pushed_to_a_dependent_placed_early_on_another_worker, .init = up2,
+     .fini = cleanup)
+{
+    warm();
+    char hd[64];
+    tern_future *w = submit("clusterplug:sleep_ms", tern_list_of(tern_int(0)), NULL);
+    cr_assert_eq(int_of(w), 0);
+    holder(w, hd, sizeof(hd));
+    const char *other[] = { strcmp(hd, "local-0") ? "local-0" : "local-1", NULL };
+    const char *same[] = { hd, NULL };
+    tern_submit_opts on_other = { .workers = other }, on_same = { .workers = same };
+    int64_t before = pushes();
+    tern_future *d = submit("clusterplug:sleep_ms", tern_list_of(tern_int(SLOW)), &on_same);
+    tern_future *t = add(d, 1, &on_other), *u = add(d, 2, &on_same);
+    nap_ms(SLOW / 4);
+    cr_expect_eq(sym_count("clusterplug:add", "processing"), 2, "not placed early");
+    cr_expect_eq(pushes() - before, 1, "one push for the one dependent on another worker");
+    cr_assert_eq(int_of(t), SLOW + 1);
+    cr_assert_eq(int_of(u), SLOW + 2);
+    char ht[64];
+    holder(t, ht, sizeof(ht));
+    cr_expect_str_eq(ht, other[0]);
+    /* d is counted on both workers once pushed, and goes from both when released */
+    const tern_value *names = NULL;
+    tern_value *wh = who_has(C, d, &names);
+    cr_expect_eq(tern_list_len(names), 2, "the pushed copy is not counted as held");
+    tern_value_unref(wh);
+    tern_future_release(t);
+    tern_future_release(u);
+    tern_future_release(w);
     tern_future_release(d);
     down();
 }

@@ -388,6 +388,20 @@ int terni_dec_plugin_failed(const tern_value *op, terni_plugin_failed *out, char
     return d.rc;
 }
 
+int terni_dec_push(const tern_value *op, terni_push *out, char *err, size_t errlen)
+{
+    dec d;
+    *out = (terni_push){ 0 };
+    if (start(&d, op, "push", err, errlen)) {
+        const char *name = text(&d, "op", false);
+        d.op = name ? name : d.op; /* push or push_failed */
+        out->key = text(&d, "key", true);
+        out->to = strs(&d, "to", true);
+        out->message = text(&d, "message", false);
+    }
+    return d.rc;
+}
+
 /* ---- events ------------------------------------------------------------------------------ */
 
 int terni_dec_compute(const tern_value *op, terni_compute *out, char *err, size_t errlen)
@@ -547,6 +561,9 @@ int terni_msg_dec(terni_op_id id, const tern_value *op, terni_msg *out, char *er
         return terni_dec_added(op, &out->added, err, errlen);
     case TERNI_OP_PLUGIN_FAILED:
         return terni_dec_plugin_failed(op, &out->plugin_failed, err, errlen);
+    case TERNI_OP_PUSH:
+    case TERNI_OP_PUSH_FAILED:
+        return terni_dec_push(op, &out->push, err, errlen);
     case TERNI_OP_COMPUTE:
         return terni_dec_compute(op, &out->compute, err, errlen);
     case TERNI_OP_FINISHED:

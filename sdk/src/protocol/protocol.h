@@ -76,7 +76,9 @@ enum {
     X(PLUGIN_FAILED, "plugin_failed", TERNI_DIR_REQUEST, TERNI_BY_WORKER)                          \
     X(PLUGINS, "plugins", TERNI_DIR_REQUEST, TERNI_BY_CLIENT)                                      \
     X(POLL, "poll", TERNI_DIR_REQUEST, TERNI_BY_PEER)                                              \
-    X(PUT, "put", TERNI_DIR_DATA, TERNI_BY_CLIENT)                                                 \
+    X(PUSH, "push", TERNI_DIR_EVENT, TERNI_BY_SCHEDULER)                                           \
+    X(PUSH_FAILED, "push_failed", TERNI_DIR_REQUEST, TERNI_BY_WORKER)                              \
+    X(PUT, "put", TERNI_DIR_DATA, TERNI_BY_PEER)                                                   \
     X(RECOMPUTING, "recomputing", TERNI_DIR_EVENT, TERNI_BY_SCHEDULER)                             \
     X(RELEASE, "release", TERNI_DIR_REQUEST, TERNI_BY_CLIENT)                                      \
     X(SCATTER, "scatter", TERNI_DIR_REQUEST, TERNI_BY_CLIENT)                                      \
@@ -342,6 +344,16 @@ typedef struct terni_plugin_msg {
 bool terni_enc_plugin(terni_outbox *o, const terni_plugin_msg *m);
 int terni_dec_plugin(const tern_value *op, terni_plugin_msg *out, char *err, size_t errlen);
 
+/* push (event): send key's result, once you have it, to the data servers at `to` (a "put" each).
+ * push_failed (a worker's report): the put of key to `to` failed (message says why). */
+typedef struct terni_push {
+    const char *key;
+    terni_strs to;
+    const char *message; /* ? push_failed only; default NULL */
+} terni_push;
+bool terni_enc_push(terni_outbox *o, terni_op_id op, const terni_push *m);
+int terni_dec_push(const tern_value *op, terni_push *out, char *err, size_t errlen);
+
 /* ---- the data plane ---------------------------------------------------------------------- */
 
 typedef struct terni_get_msg {
@@ -408,6 +420,7 @@ typedef union terni_msg {
     terni_finished finished;
     terni_recomputing recomputing;
     terni_plugin_msg plugin;
+    terni_push push; /* push, push_failed */
     terni_get_msg get;
     terni_put_msg put;
     terni_auth_msg auth;

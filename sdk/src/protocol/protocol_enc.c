@@ -228,6 +228,21 @@ bool terni_enc_keys(terni_outbox *o, terni_op_id op, const terni_keys_msg *m)
     return terni_ob_end(o, mark);
 }
 
+/* op, to, key, message? */
+bool terni_enc_push(terni_outbox *o, terni_op_id op, const terni_push *m)
+{
+    size_t mark;
+    terni_ob_begin(o, &mark);
+    terni_ob_map(o, m->message ? 4 : 3);
+    ob_field_text(o, "op", terni_ops[op].name);
+    terni_ob_text(o, "to");
+    ob_strs(o, &m->to);
+    ob_field_text(o, "key", m->key);
+    if (m->message)
+        ob_field_text(o, "message", m->message);
+    return terni_ob_end(o, mark);
+}
+
 tern_value *terni_enc_upload(const terni_upload *m)
 {
     enc e = tree(TERNI_OP_UPLOAD);
