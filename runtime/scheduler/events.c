@@ -158,9 +158,9 @@ static void fx_push(void *ctx, worker *from, const task *t, worker *to)
     (void)ctx;
     session *s = from->peer;
     const char *address = to->address;
-    if (can_send(s) && !terni_enc_push(&s->ob, TERNI_OP_PUSH,
-                                       &(terni_push){ .key = t->key,
-                                                      .to = terni_strs_of(&address, 1) }))
+    if (can_send(s) &&
+        !terni_enc_push(&s->ob, TERNI_OP_PUSH,
+                        &(terni_push){ .key = t->key, .to = terni_strs_of(&address, 1) }))
         terni_log(TERNI_LOG_ERROR, "out of memory queueing an event");
 }
 

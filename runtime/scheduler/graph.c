@@ -439,7 +439,7 @@ void graph_added(graph *g, worker *w, const char *key, int64_t nbytes)
         tr_in_memory(g, t, w, nbytes, NULL, 0);
     else if (t->state == T_PROCESSING && push_confirm(t, w))
         ; /* pushed ahead of its producer's "done": counted when that arrives */
-    else /* released, erred or made again while it was fetched: not counted, so dropped */
+    else  /* released, erred or made again while it was fetched: not counted, so dropped */
         g->fx->free_key(g->ctx, w, key);
     tr_drain(g);
 }

@@ -106,8 +106,8 @@ struct task {
     task_error *err;    /* ERRED: why; NULL otherwise (or out of memory recording it) */
     client *submitter;  /* the client that created it, until it finishes */
     task *next_forget;
-    symstat *sym; /* its symbol's counters (stats.h), found at creation; may be NULL */
-    uint64_t seq; /* creation order */
+    symstat *sym;            /* its symbol's counters (stats.h), found at creation; may be NULL */
+    uint64_t seq;            /* creation order */
     struct push_state *push; /* where its result is pushed (early.h); NULL: nowhere */
     terni_list in_deferred;  /* in g->deferred while deferred */
 };

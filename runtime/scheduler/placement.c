@@ -49,11 +49,14 @@ worker *placement_choose(const graph *g, const task *t)
         if (!placement_allowed(t, w))
             continue;
         double missing = 0;
+        size_t fetches = 0;
         for (size_t i = 0; i < t->ndeps; i++)
-            if (!terni_ptrs_has(&t->deps[i]->who, w))
+            if (!terni_ptrs_has(&t->deps[i]->who, w)) {
                 missing += (double)t->deps[i]->nbytes;
+                fetches++;
+            }
         double cost = (double)w->nprocessing / (w->nthreads > 0 ? w->nthreads : 1) * g->task_time +
-                      missing / PLACEMENT_BANDWIDTH;
+                      (double)fetches * PLACEMENT_PUSH_LATENCY + missing / PLACEMENT_BANDWIDTH;
         if (!best || cost < best_cost - 1e-12 ||
             (cost <= best_cost + 1e-12 && w->nprocessing < best->nprocessing)) {
             best = w;
@@ -95,8 +98,13 @@ static double early_cost(const graph *g, const task *t, const worker *w)
             remote++;
         }
     }
+    /* An input from elsewhere costs a push, and a task moved off its inputs' worker is worth
+     * it only when that queue is longer by two tasks per input or more: early tasks queue
+     * behind the chains they continue, so a queue a task or so longer is the pipeline itself
+     * (independent chains would otherwise hop between workers as their queues fluctuate). */
     return (double)w->nprocessing / (w->nthreads > 0 ? w->nthreads : 1) * g->task_time +
-           (double)remote * PLACEMENT_PUSH_LATENCY + bytes / PLACEMENT_BANDWIDTH;
+           (double)remote * (PLACEMENT_PUSH_LATENCY + 2 * g->task_time) +
+           bytes / PLACEMENT_BANDWIDTH;
 }
 
 worker *placement_early_target(const graph *g, const task *t)

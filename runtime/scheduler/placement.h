@@ -6,8 +6,9 @@
 
 /* Placement's transfer estimate; small results travel inline (the limit is in the worker). */
 #define PLACEMENT_BANDWIDTH 1e9 /* bytes per second assumed between workers */
-/* What a dependency pushed from another worker is assumed to cost, seconds: a task stays with
- * its inputs unless its queue there is longer by more than this per input it would fetch. */
+/* What a dependency fetched or pushed from another worker is assumed to cost beyond its bytes,
+ * seconds (a round trip of the data plane): a task stays with its inputs unless its queue there
+ * is longer by more than this per input it would get from elsewhere. */
 #define PLACEMENT_PUSH_LATENCY 2e-4
 
 /* Root tasks of one map go to the workers in blocks of up to this many: a worker's share of a
@@ -22,8 +23,8 @@
 bool placement_allowed(const task *t, const worker *w);
 
 /* The worker where the ready task t can start soonest: estimated queue wait (tasks
- * processing per thread x mean task time) plus the bytes of its dependencies that worker
- * lacks over an assumed bandwidth; ties go to the least loaded. Root tasks of a map go in
+ * processing per thread x mean task time) plus, for each dependency that worker lacks, a
+ * fetch's latency and its bytes over an assumed bandwidth; ties go to the least loaded. Root tasks of a map go in
  * contiguous blocks, dealt round the workers in join order. NULL: no worker may run it. */
 worker *placement_choose(const graph *g, const task *t);
 

@@ -52,14 +52,17 @@ tern_value *terni_wcore_get(terni_wcore *c, const char *key)
 
 bool terni_wcore_put(terni_wcore *c, const char *key, tern_value *v, int64_t nbytes)
 {
+    struct terni_push_item *pushes = NULL;
     pthread_mutex_lock(&c->lock);
     bool stored = terni_store_put(&c->store, key, v, nbytes);
     if (stored) {
         terni_jobs_stored(&c->jobs, key);
         if (c->pusher)
-            terni_pusher_stored(c->pusher, key, v);
+            pushes = terni_pusher_stored(c->pusher, key, v);
     }
     pthread_mutex_unlock(&c->lock);
+    if (pushes)
+        terni_pusher_send(c->pusher, pushes);
     return stored;
 }
 

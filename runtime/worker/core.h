@@ -34,9 +34,9 @@
 typedef struct terni_wcore {
     const terni_worker_opts *opts;
     terni_loader *loader;
-    terni_peers *peers;    /* NULL in the fuzzing worker */
-    terni_pusher *pusher;  /* NULL in the fuzzing worker: no pushes */
-    char address[256];  /* the data server's, as peers reach it (dataserver.c) */
+    terni_peers *peers;   /* NULL in the fuzzing worker */
+    terni_pusher *pusher; /* NULL in the fuzzing worker: no pushes */
+    char address[256];    /* the data server's, as peers reach it (dataserver.c) */
     pthread_mutex_t lock;
     terni_store store;
     terni_jobs jobs;

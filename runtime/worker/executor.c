@@ -218,6 +218,10 @@ static void run_job(terni_executor *e, terni_job *j)
     bool cancelled = j->cancelled;
     terni_jobs_finish(&c->jobs, j);
     terni_slot_clear(j->slot); /* under the lock: see watchdog.h */
+    /* No result to push. (A cancelled run's pushes went with the cancel event, and a push
+     * asked since is for a later run of the key.) */
+    if (!cancelled && rc != TERN_OK && c->pusher)
+        terni_pusher_drop(c->pusher, j->key);
     pthread_mutex_unlock(&c->lock);
     if (cancelled) {
         /* nothing to report: the scheduler already forgot or cancelled it */

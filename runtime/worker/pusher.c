@@ -36,6 +36,7 @@ typedef struct terni_push_wanted {
 
 typedef struct terni_push_item {
     struct terni_push_item *next;
+    terni_pusher *pusher;
     tern_value *value;
     char *address; /* after the key, in the item's allocation */
     char key[];
@@ -59,22 +60,29 @@ static void item_free(terni_push_item *it)
     free(it);
 }
 
-/* Queues a put of v (a new reference is taken) to address. Out of memory, the push is lost:
- * logged, and the consumer's task is placed again when its worker or ours is lost, or fetches
- * the value when its producer's "done" makes the scheduler place it again. */
-static void enqueue(terni_pusher *p, const char *key, const char *address, tern_value *v)
+/* A put of v (a new reference is taken) to address. Out of memory, the push is lost: logged,
+ * and the consumer's task waits until its worker or ours is lost (then placed again). */
+static terni_push_item *item_new(terni_pusher *p, const char *key, const char *address,
+                                 tern_value *v)
 {
     size_t klen = strlen(key) + 1, alen = strlen(address) + 1;
     terni_push_item *it = malloc(sizeof(*it) + klen + alen);
     if (!it) {
         terni_log(TERNI_LOG_ERROR, "out of memory queueing the push of %s to %s", key, address);
-        return;
+        return NULL;
     }
     memcpy(it->key, key, klen);
     it->address = it->key + klen;
     memcpy(it->address, address, alen);
     it->value = tern_value_ref(v);
     it->next = NULL;
+    it->pusher = p;
+    return it;
+}
+
+/* Hands it to the pusher thread. */
+static void enqueue_item(terni_pusher *p, terni_push_item *it)
+{
     pthread_mutex_lock(&p->lock);
     if (p->tail)
         p->tail->next = it;
@@ -83,6 +91,13 @@ static void enqueue(terni_pusher *p, const char *key, const char *address, tern_
     p->tail = it;
     pthread_cond_signal(&p->cond);
     pthread_mutex_unlock(&p->lock);
+}
+
+static void enqueue(terni_pusher *p, const char *key, const char *address, tern_value *v)
+{
+    terni_push_item *it = item_new(p, key, address, v);
+    if (it)
+        enqueue_item(p, it);
 }
 
 static void wanted_free(terni_pusher *p, terni_push_wanted *w)
@@ -127,15 +142,22 @@ void terni_pusher_want(terni_pusher *p, const char *key, const char *address, te
     w->addresses[w->n++] = a;
 }
 
-void terni_pusher_stored(terni_pusher *p, const char *key, tern_value *v)
+terni_push_item *terni_pusher_stored(terni_pusher *p, const char *key, tern_value *v)
 {
     terni_push_wanted *w;
     HASH_FIND_STR(p->wanted, key, w);
     if (!w)
-        return;
-    for (size_t i = 0; i < w->n; i++)
-        enqueue(p, key, w->addresses[i], v);
+        return NULL;
+    terni_push_item *items = NULL;
+    for (size_t i = w->n; i-- > 0;) {
+        terni_push_item *it = item_new(p, key, w->addresses[i], v);
+        if (it) {
+            it->next = items;
+            items = it;
+        }
+    }
     wanted_free(p, w);
+    return items;
 }
 
 void terni_pusher_drop(terni_pusher *p, const char *key)
@@ -172,12 +194,15 @@ void terni_pusher_forget(terni_pusher *p)
  * would wait CONNECT_MS again, holding up the pushes queued behind it. (pusher thread only) */
 static bool known_unreachable(terni_pusher *p, const char *address, uint64_t now)
 {
-    for (size_t i = 0; i < UNREACHABLE_SLOTS; i++)
-        if (p->unreachable[i].until_ns > now && !strcmp(p->unreachable[i].address, address))
-            return true;
-    return false;
+    bool known = false;
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < UNREACHABLE_SLOTS && !known; i++)
+        known = p->unreachable[i].until_ns > now && !strcmp(p->unreachable[i].address, address);
+    pthread_mutex_unlock(&p->lock);
+    return known;
 }
 
+/* Under p->lock. */
 static void mark_unreachable(terni_pusher *p, const char *address, uint64_t now)
 {
     size_t slot = 0;
@@ -188,7 +213,61 @@ static void mark_unreachable(terni_pusher *p, const char *address, uint64_t now)
     p->unreachable[slot].until_ns = now + (uint64_t)UNREACHABLE_MS * 1000000u;
 }
 
-/* One put; a failure is reported to the scheduler, which places what waited for it again. */
+/* A put's outcome: counted; a failure is reported to the scheduler ("push_failed"), which
+ * places what waited for it again. */
+static void finished(terni_pusher *p, const terni_push_item *it, int rc, const char *err)
+{
+    pthread_mutex_lock(&p->lock);
+    if (rc == TERN_OK)
+        p->pushed++;
+    else
+        p->failed++;
+    if (rc == TERN_ECONNREFUSED || rc == TERN_ETIMEDOUT)
+        mark_unreachable(p, it->address, terni_now_ns());
+    pthread_mutex_unlock(&p->lock);
+    if (rc == TERN_OK)
+        return;
+    terni_log(TERNI_LOG_INFO, "cannot push %s to %s: %s", it->key, it->address, err);
+    const char *to = it->address;
+    terni_outbox o = { 0 };
+    bool built = terni_enc_push(
+        &o, TERNI_OP_PUSH_FAILED,
+        &(terni_push){ .key = it->key, .to = terni_strs_of(&to, 1), .message = err });
+    terni_wcore_post_outbox(p->core, &o, built, TERNI_OP_PUSH_FAILED);
+}
+
+/* terni_peers_post's end (an nng thread). A connection that must authenticate again (nng
+ * reconnected) goes to the pusher thread, which does that. */
+static void posted(void *arg, int rc, const char *err)
+{
+    terni_push_item *it = arg;
+    if (rc == TERN_EAUTH) {
+        enqueue_item(it->pusher, it);
+        return;
+    }
+    finished(it->pusher, it, rc, err);
+    item_free(it);
+}
+
+void terni_pusher_send(terni_pusher *p, terni_push_item *items)
+{
+    while (items) {
+        terni_push_item *it = items;
+        items = it->next;
+        it->next = NULL;
+        tern_value *req = NULL;
+        int rc = TERN_EBUSY;
+        if (!known_unreachable(p, it->address, terni_now_ns()) &&
+            (req = terni_enc_put(&(terni_put_msg){ .key = it->key, .value = it->value })))
+            rc = terni_peers_post(p->core->peers, it->address, req, TERNI_PUSH_TIMEOUT_MS, posted,
+                                  it);
+        tern_value_unref(req);
+        if (rc != TERN_OK) /* the thread authenticates first, or reports the failure */
+            enqueue_item(p, it);
+    }
+}
+
+/* One put, waited for (the pusher thread). */
 static void push_one(terni_pusher *p, terni_push_item *it)
 {
     terni_wcore *c = p->core;
@@ -204,27 +283,10 @@ static void push_one(terni_pusher *p, terni_push_item *it)
     } else {
         rc = terni_peers_request(c->peers, it->address, req, TERNI_PUSH_TIMEOUT_MS, &reply, err,
                                  sizeof(err));
-        if (rc == TERN_ECONNREFUSED || rc == TERN_ETIMEDOUT)
-            mark_unreachable(p, it->address, terni_now_ns());
     }
     tern_value_unref(req);
     tern_value_unref(reply);
-    pthread_mutex_lock(&p->lock);
-    if (rc == TERN_OK)
-        p->pushed++;
-    else
-        p->failed++;
-    pthread_mutex_unlock(&p->lock);
-    if (rc == TERN_OK)
-        return;
-    terni_log(TERNI_LOG_INFO, "cannot push %s to %s: %s", it->key, it->address, err);
-    const char *to = it->address;
-    terni_outbox o = { 0 };
-    bool built = terni_enc_push(&o, TERNI_OP_PUSH_FAILED,
-                                &(terni_push){ .key = it->key,
-                                               .to = terni_strs_of(&to, 1),
-                                               .message = err });
-    terni_wcore_post_outbox(c, &o, built, TERNI_OP_PUSH_FAILED);
+    finished(p, it, rc, err);
 }
 
 static void *pusher_main(void *arg)

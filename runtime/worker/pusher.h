@@ -10,6 +10,10 @@
  *    change the targets awaiting results, which must change atomically with the store: a
  *    "push" event and the storing of its result may race). They take the pusher's own lock
  *    for the queue: the order is core->lock, then the pusher's.
+ *  - Puts are posted by the thread that stored the result (terni_pusher_send): their replies
+ *    are handled by nng callbacks. The pusher thread makes the puts that must wait: those
+ *    asked for a result already stored (a "push" event), and those whose connection must
+ *    first be authenticated.
  *  - The pusher thread never holds core->lock. A put that fails (the target left, or did not
  *    answer within TERNI_PUSH_TIMEOUT_MS) is reported to the scheduler ("push_failed"), which
  *    places what waited for it again. An address that could not be reached is not tried again
@@ -60,8 +64,14 @@ void terni_pusher_destroy(terni_pusher *p);
 /* Under core->lock. key's result is to go to the data server at address: queued now if v (the
  * stored value, or NULL) is given, else when key is stored (terni_pusher_stored). */
 void terni_pusher_want(terni_pusher *p, const char *key, const char *address, tern_value *v);
-/* Under core->lock: key was stored as v; the targets waiting for it are queued. */
-void terni_pusher_stored(terni_pusher *p, const char *key, tern_value *v);
+/* Under core->lock: key was stored as v. Returns the puts that waited for it (NULL: none),
+ * for terni_pusher_send once the lock is released. */
+struct terni_push_item *terni_pusher_stored(terni_pusher *p, const char *key, tern_value *v);
+/* Not under core->lock: sends items (taken), each put posted without waiting (its reply is
+ * handled by an nng callback, terni_peers_post), so the thread that stored the result goes
+ * on at once and no thread wakes on the way. A put whose connection must authenticate first
+ * goes to the pusher thread. */
+void terni_pusher_send(terni_pusher *p, struct terni_push_item *items);
 /* Under core->lock: key was freed or cancelled here; nothing waits to push it any more. */
 void terni_pusher_drop(terni_pusher *p, const char *key);
 /* Under core->lock: the scheduler was lost; every wanted push and queued put goes. */

@@ -172,6 +172,11 @@ static void make_samples(void)
     add_tree(TERNI_OP_ADDED, "added", terni_enc_added(&(terni_added){ "inc-1", 9 }));
     add_tree(TERNI_OP_PLUGIN_FAILED, "plugin_failed",
              terni_enc_plugin_failed(&(terni_plugin_failed){ "0123", "dlopen failed" }));
+    add_ob(TERNI_OP_PUSH_FAILED, "push_failed", &o,
+           terni_enc_push(&o, TERNI_OP_PUSH_FAILED,
+                          &(terni_push){ "inc-1", terni_strs_of(K3, 1), "connection refused" }));
+    add_ob(TERNI_OP_PUSH, "push", &o,
+           terni_enc_push(&o, TERNI_OP_PUSH, &(terni_push){ "inc-1", terni_strs_of(K3, 2), NULL }));
     /* events */
     terni_dep deps[3] = {
         { "c", { .n = 1, .items = (void *const *)RECP, .text_of = rec_addr }, true, false },
@@ -286,6 +291,10 @@ static void reencode(terni_op_id id, const terni_msg *m, uint8_t **buf, size_t *
         break;
     case TERNI_OP_PLUGIN_FAILED:
         v = terni_enc_plugin_failed(&m->plugin_failed);
+        break;
+    case TERNI_OP_PUSH:
+    case TERNI_OP_PUSH_FAILED:
+        ok = terni_enc_push(&o, id, &m->push), ob = true;
         break;
     case TERNI_OP_COMPUTE: { /* the decoded deps map and lists as the encoder's deps */
         const terni_compute *c = &m->compute;

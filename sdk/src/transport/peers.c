@@ -68,7 +68,7 @@ struct terni_peers {
     pthread_mutex_t lock;
     peer *by_addr;
     bool closed;             /* terni_peers_free has begun: no more unpins (under lock) */
-    int unpinning;           /* unpin ops sent and not yet answered (under lock) */
+    int unpinning;           /* unpin and post ops sent and not yet answered (under lock) */
     pthread_cond_t unpinned; /* unpinning went down */
     atomic_int refs; /* the owner's, one per lender (mapped lent arrays), one per unpin op */
 };
@@ -395,6 +395,109 @@ int terni_peers_request(terni_peers *p, const char *address, const tern_value *r
     return request(p, address, req, timeout_ms, NULL, reply, err, errlen);
 }
 
+/* ---- posting: requests whose replies nng callbacks await ------------------------------ */
+
+typedef struct post_op {
+    nng_ctx ctx;
+    nng_aio *aio;
+    bool sent;
+    int timeout_ms;
+    terni_peers *p; /* a reference, and counted in p->unpinning, until the op is done */
+    terni_peers_done done;
+    void *arg;
+} post_op;
+
+static void op_finished(terni_peers *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->unpinning--;
+    pthread_cond_broadcast(&p->unpinned);
+    pthread_mutex_unlock(&p->lock);
+    peers_unref(p);
+}
+
+static void post_op_cb(void *arg)
+{
+    post_op *op = arg;
+    int rv = nng_aio_result(op->aio);
+    if (rv == 0 && !op->sent) {
+        op->sent = true;
+        nng_aio_set_timeout(op->aio, op->timeout_ms);
+        nng_ctx_recv(op->ctx, op->aio);
+        return;
+    }
+    char err[512] = "";
+    int rc = TERN_OK;
+    if (rv != 0) {
+        if (!op->sent) /* the message was not sent: still ours */
+            nng_msg_free(nng_aio_get_msg(op->aio));
+        rc = !op->sent && rv == NNG_ETIMEDOUT ? TERN_ECONNREFUSED : terni_nng_err(rv);
+        snprintf(err, sizeof(err), "%s",
+                 !op->sent && rv == NNG_ETIMEDOUT ? "no connection within the connect timeout"
+                                                  : nng_strerror(rv));
+    } else {
+        tern_value *reply = NULL;
+        const char *msg = NULL;
+        rc = terni_msg_decode(nng_aio_get_msg(op->aio), &reply, err, sizeof(err)); /* takes it */
+        if (rc == TERN_OK && (rc = terni_result_error(reply, &msg)) != TERN_OK)
+            snprintf(err, sizeof(err), "%s", msg);
+        tern_value_unref(reply);
+    }
+    nng_ctx_close(op->ctx);
+    nng_aio_reap(op->aio);
+    terni_peers *p = op->p;
+    op->done(op->arg, rc, err);
+    free(op);
+    op_finished(p);
+}
+
+int terni_peers_post(terni_peers *p, const char *address, const tern_value *req, int timeout_ms,
+                     terni_peers_done done, void *arg)
+{
+    char err[256];
+    peer *e = NULL;
+    int rc = get_socket(p, address, &e, err, sizeof(err));
+    if (rc != TERN_OK)
+        return rc;
+    if (p->sec.token.len) { /* authenticated already? (ensure_auth's test, without waiting) */
+        if (pthread_mutex_trylock(&e->auth_lock) != 0)
+            return TERN_EBUSY;
+        uint32_t pipe = atomic_load(&e->pipe);
+        bool authed = e->authed_pipe && (!pipe || pipe == e->authed_pipe);
+        pthread_mutex_unlock(&e->auth_lock);
+        if (!authed)
+            return TERN_EBUSY;
+    }
+    nng_msg *m = NULL;
+    post_op *op = calloc(1, sizeof(*op));
+    if (!op || (rc = terni_msg_encode(req, &m)) != TERN_OK ||
+        nng_aio_alloc(&op->aio, post_op_cb, op) != 0) {
+        if (m)
+            nng_msg_free(m);
+        free(op);
+        return rc != TERN_OK ? rc : TERN_ENOMEM;
+    }
+    *op = (post_op){ .aio = op->aio, .timeout_ms = timeout_ms, .done = done, .arg = arg };
+    pthread_mutex_lock(&p->lock);
+    bool go = !p->closed && nng_ctx_open(&op->ctx, e->sock) == 0;
+    if (go) { /* counted before the lock goes: terni_peers_free waits for it */
+        op->p = p;
+        atomic_fetch_add(&p->refs, 1);
+        p->unpinning++;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (!go) {
+        nng_msg_free(m);
+        nng_aio_free(op->aio);
+        free(op);
+        return TERN_ECLOSED;
+    }
+    nng_aio_set_timeout(op->aio, CONNECT_MS);
+    nng_aio_set_msg(op->aio, m);
+    nng_ctx_send(op->ctx, op->aio);
+    return TERN_OK;
+}
+
 /* ---- unpinning lent arrays (shm.h) ------------------------------------------------- */
 
 /* One "unpin" on its own context, sent and its reply awaited by nng callbacks alone, so that
@@ -425,11 +528,7 @@ static void unpin_op_done(void *arg)
     nng_aio_reap(op->aio);
     terni_peers *p = op->p;
     free(op);
-    pthread_mutex_lock(&p->lock);
-    p->unpinning--;
-    pthread_cond_broadcast(&p->unpinned);
-    pthread_mutex_unlock(&p->lock);
-    peers_unref(p);
+    op_finished(p);
 }
 
 /* The sender of some mapped lent arrays: one get's worth, held by each of them. */

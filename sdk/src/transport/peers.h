@@ -22,6 +22,19 @@ void terni_peers_free(terni_peers *p);
 int terni_peers_request(terni_peers *p, const char *address, const tern_value *req, int timeout_ms,
                         tern_value **reply, char *err, size_t errlen);
 
+/* The end of a terni_peers_post: rc TERN_OK (the server answered with a result that is not an
+ * error), or the error with err saying why. Runs on an nng thread: it must not block. */
+typedef void (*terni_peers_done)(void *arg, int rc, const char *err);
+
+/* Sends `req` (not stolen) to the data server at address without waiting: the reply is awaited
+ * by nng callbacks, and done(arg, ...) is called exactly once when it arrives, fails, or after
+ * timeout_ms. Returns TERN_OK when sent (done will run), TERN_EBUSY when the connection must
+ * first be authenticated (the caller uses terni_peers_request, which does that), or another
+ * error (done will not run). For pushes (runtime/worker/pusher.h): no thread waits for the
+ * round trip. terni_peers_free waits (bounded) for posts in flight. */
+int terni_peers_post(terni_peers *p, const char *address, const tern_value *req, int timeout_ms,
+                     terni_peers_done done, void *arg);
+
 /* get {keys} -> {"values": {key: value}}: the values found at address for `keys` (a list of
  * text). Keys the peer does not hold are absent from *values (a map, caller unrefs). */
 int terni_peers_get(terni_peers *p, const char *address, const tern_value *keys, int timeout_ms,
