@@ -54,12 +54,12 @@ bool terni_wcore_put(terni_wcore *c, const char *key, tern_value *v, int64_t nby
 {
     struct terni_push_item *pushes = NULL;
     pthread_mutex_lock(&c->lock);
-    bool stored = terni_store_put(&c->store, key, v, nbytes);
-    if (stored) {
+    bool stored = !terni_store_find(&c->store, key) && terni_store_put(&c->store, key, v, nbytes);
+    if (stored)
         terni_jobs_stored(&c->jobs, key);
-        if (c->pusher)
-            pushes = terni_pusher_stored(c->pusher, key, v);
-    }
+    terni_stored *held = c->pusher ? terni_store_find(&c->store, key) : NULL;
+    if (held) /* pushes asked for key go with the copy held (the same value, by its key) */
+        pushes = terni_pusher_stored(c->pusher, key, held->value);
     pthread_mutex_unlock(&c->lock);
     if (pushes)
         terni_pusher_send(c->pusher, pushes);

@@ -56,8 +56,8 @@ void terni_wcore_destroy(terni_wcore *c);
 tern_value *terni_wcore_get(terni_wcore *c, const char *key);
 
 /* Stores v (reference taken) under key unless held already; the jobs that waited only for it
- * become ready, and the pushes waiting for it are queued (pusher.h). Takes the lock. Returns
- * whether it was stored (false: held already). */
+ * become ready, and the pushes asked for key are sent (pusher.h). Takes the lock. Returns
+ * whether it was stored now (false: held already, or out of memory). */
 bool terni_wcore_put(terni_wcore *c, const char *key, tern_value *v, int64_t nbytes);
 
 /* A value that came from elsewhere (a peer's push or fetch, a client's put): stored, and the
