@@ -30,9 +30,17 @@ static size_t budget(const graph *g)
     return EARLY_PER_THREAD * (size_t)(g->nthreads > 0 ? g->nthreads : 1);
 }
 
+/* A task that waits for some dependencies, none of which runs on a worker that left: between a
+ * worker's loss and the requeue of what ran there (graph_worker_lost's step 3), its tasks are
+ * still PROCESSING there, and the deferred list may be pumped meanwhile. */
 static bool candidate(const task *t)
 {
-    return t->state == T_WAITING && t->nwaiting > 0 && t->plugin_id && t->args;
+    if (t->state != T_WAITING || !t->nwaiting || !t->plugin_id || !t->args)
+        return false;
+    for (size_t i = 0; i < t->ndeps; i++)
+        if (t->deps[i]->state == T_PROCESSING && t->deps[i]->on && t->deps[i]->on->gone)
+            return false;
+    return true;
 }
 
 static void defer(graph *g, task *t)

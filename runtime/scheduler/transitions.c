@@ -276,6 +276,7 @@ void tr_assign(graph *g, task *t, worker *w, bool early)
 
 void tr_place(graph *g, task *t)
 {
+    early_undefer(t); /* leaves WAITING, placed or not (NO_WORKER) */
     t->took = false;
     worker *w = placement_choose(g, t);
     if (!w) {
