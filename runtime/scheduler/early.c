@@ -11,7 +11,9 @@
  *    candidates.
  *  - The budget is counted in g->nearly (tr_assign and unassign keep it). Deferred candidates
  *    are a FIFO (an intrusive list, so that a forgotten task leaves it in O(1)); tr_drain pumps
- *    it whenever its worklist is empty, and each entry is checked again when it comes out.
+ *    it whenever its worklist is empty and a quarter of the budget is free, up to the whole
+ *    budget (so compute events go out in batches, not one per finished task), and each entry
+ *    is checked again when it comes out.
  *  - Pushes: for each dependency the task lacks that runs on another worker, that worker is
  *    asked once (t->push->to dedups) to push its result to the task's worker. If the push can
  *    never come (its pusher left, or reported that it failed), the tasks waiting for it are
@@ -195,8 +197,8 @@ void early_consider(graph *g, task *t)
     worker *w = placement_early_target(g, t);
     if (!w)
         return;
-    if (g->nearly >= budget(g))
-        defer(g, t);
+    if (g->nearly >= budget(g) || !terni_list_empty(&g->deferred))
+        defer(g, t); /* behind those deferred before it, placed in the next batch */
     else
         place_early(g, t, w);
 }
@@ -205,7 +207,12 @@ bool early_pump(graph *g)
 {
     bool placed = false;
     terni_list *l;
-    while (g->nearly < budget(g) && (l = terni_list_first(&g->deferred))) {
+    size_t b = budget(g);
+    /* Refilled a quarter of the budget at a time, not one task per finished one: a worker
+     * then gets its compute events in batches, one poll reply for several (hysteresis). */
+    if (g->nearly + b / 4 > b)
+        return false;
+    while (g->nearly < b && (l = terni_list_first(&g->deferred))) {
         task *t = TERNI_CONTAINER_OF(l, task, in_deferred);
         early_undefer(t);
         worker *w = candidate(t) ? placement_early_target(g, t) : NULL;

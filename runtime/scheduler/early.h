@@ -20,7 +20,7 @@
 
 #include "runtime/scheduler/graph.h"
 
-#define EARLY_PER_THREAD 32
+#define EARLY_PER_THREAD 256
 
 typedef struct push_state {
     worker *from;
