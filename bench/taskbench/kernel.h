@@ -18,8 +18,9 @@
  * arithmetic: the same value on every machine. About 7 dependent ALU operations a round. */
 TB_EXPORT uint64_t tb_kernel(uint64_t iterations);
 
-/* Iterations of tb_kernel per microsecond on this machine now: the median over 11 timings of
- * a fixed run of 2^20 iterations, after a ~20 ms warm-up. Takes ~50 ms. */
+/* Iterations of tb_kernel per microsecond on this machine now: the upper quartile (3rd
+ * fastest) of 11 timings of a fixed run of 2^20 iterations, after a ~20 ms warm-up, so that
+ * timings slowed by other processes do not count. Takes ~50 ms. */
 TB_EXPORT double tb_calibrate(void);
 
 /* The mean wall time in microseconds of one tb_kernel(iterations), over `reps` calls timed

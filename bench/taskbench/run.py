@@ -45,6 +45,46 @@ SYSTEMS = ["floor", "tern", "dask"]
 LIVE = []  # Popen objects of every child still running
 
 
+def loadavg():
+    """The 1-minute load average: other work on this small machine shows here."""
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError):
+        return None
+
+
+class CpuMeter:
+    """CPU time on this machine not spent by this process or its children (the other work
+    that shared the cores), and the hypervisor's steal, between start and stop, as shares
+    of the cores' wall time."""
+
+    def __init__(self):
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.cores = os.cpu_count() or 1
+        self.t0, self.stat0, self.mine0 = time.monotonic(), self._stat(), self._mine()
+
+    @staticmethod
+    def _stat():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = v
+        return user + nice + system + irq + softirq, steal
+
+    @staticmethod
+    def _mine():
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def stop(self):
+        wall = (time.monotonic() - self.t0) * self.cores
+        (b1, s1), (b0, s0) = self._stat(), self.stat0
+        busy, steal = (b1 - b0) / self.tick, (s1 - s0) / self.tick
+        foreign = max(busy - (self._mine() - self.mine0), 0)
+        return {"foreign_cpu_share": round(foreign / wall, 3) if wall > 0 else None,
+                "steal_share": round(steal / wall, 3) if wall > 0 else None}
+
+
 def log(msg):
     print(f"taskbench: {msg}", file=sys.stderr, flush=True)
 
@@ -92,8 +132,9 @@ def spawn(cmd, **kw):
 
 def run_lines(cmd, timeout, env=None):
     """Runs cmd, stderr passed on; its stdout's JSON lines. Raises on failure or timeout."""
-    log("$ " + " ".join(cmd))
+    log(f"$ {' '.join(cmd)}  (load average {loadavg()})")
     p = spawn(cmd, stdout=subprocess.PIPE, env=env, text=True)
+    meter = CpuMeter()
     try:
         out, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -102,11 +143,17 @@ def run_lines(cmd, timeout, env=None):
     kill_group(p)  # its group, should anything of it linger
     if p.returncode != 0:
         raise RuntimeError(f"{cmd[0]} exited with status {p.returncode}")
+    noise = meter.stop()
+    log(f"{os.path.basename(cmd[0] if 'python' not in cmd[0] else cmd[1])}: other processes "
+        f"took {noise['foreign_cpu_share'] * 100:.1f} % of the cores, steal "
+        f"{noise['steal_share'] * 100:.1f} %")
     rows = []
     for line in out.splitlines():
         line = line.strip()
         if line.startswith("{"):
-            rows.append(json.loads(line))
+            row = json.loads(line)
+            row.update(noise)  # the whole program's, on each of its lines
+            rows.append(row)
     return rows
 
 
@@ -117,7 +164,8 @@ class TcpCluster:
         self.dir = tempfile.mkdtemp(prefix="tern-taskbench-")
         self.procs = []
         addr_file = os.path.join(self.dir, "address")
-        quiet = dict(stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "w"))
+        self.log = open(os.path.join(self.dir, "log"), "w")
+        quiet = dict(stdout=subprocess.DEVNULL, stderr=self.log)
         self.procs.append(spawn([os.path.join(build, "bin", "tern-scheduler"), "--listen",
                                  "tcp://127.0.0.1:0", "--address-file", addr_file, "--http",
                                  "none", "--quiet", "--exit-with-parent"], **quiet))
@@ -137,6 +185,7 @@ class TcpCluster:
     def close(self):
         for p in reversed(self.procs):
             kill_group(p)
+        self.log.close()
         subprocess.run(["rm", "-rf", self.dir], check=False)
 
 
@@ -350,8 +399,9 @@ def svg(summary, title, subtitle):
         o.append(f'<text x="{x0 + 30}" y="{y}">{esc(s)}</text>')
     y = y0 + 30 + len(systems) * 18
     for line in ["dashed: 50 % efficiency; tick: METG(50 %)",
-                 "efficiency = tasks x duration / (elapsed x 2 cores)",
-                 "tree's best possible at W = 2 is 75 %"]:
+                 "efficiency = ideal elapsed / elapsed",
+                 "= W x S x duration / (elapsed x 2 cores)",
+                 "  for every pattern at W = 2"]:
         o.append(f'<text x="{x0}" y="{y}" fill="#444">{esc(line)}</text>')
         y += 16
     o.append("</svg>")
@@ -412,15 +462,29 @@ def main():
     for label, d in terns:
         names[d if not label else label] = "tern" if len(terns) == 1 and not label \
             else f"tern-{label}"
+    need = [os.path.join(build, "bin", "floor_nng")]
+    if "floor" in systems:
+        need += [os.path.join(build, "bin", "floor_taskbench")]
+    if "dask" in systems:
+        need += [os.path.join(build, "lib", "libtb_kernel.so")]
+    if "tern" in systems:
+        for _, d in terns:
+            need += [os.path.join(d, "bin", x) for x in ("tern-taskbench", "tern-scheduler",
+                                                        "tern-worker")]
+            need += [os.path.join(d, "lib", "tern", "plugins", "taskbench.so")]
+    missing = [x for x in need if not os.path.exists(x)]
+    if missing:
+        p.error("missing (build the tree, one that has bench/taskbench): " + ", ".join(missing))
     common = ["--patterns", a.patterns, "--width", str(a.width)] + (["--quick"] if a.quick
                                                                      else [])
     t_start = time.monotonic()
+    run_meter = CpuMeter()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
     env = dict(os.environ, TERN_ARRAYS_QUIET="1")
     rows, meta = [], {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec="seconds"), "host_cores": os.cpu_count(), "quick": a.quick,
-        "cluster": a.cluster, "width": a.width, "builds": {}}
+        "cluster": a.cluster, "width": a.width, "builds": {}, "loadavg_start": loadavg()}
     try:
         nng = run_lines([os.path.join(build, "bin", "floor_nng")] +
                         (["--quick"] if a.quick else ["--repeat", "5", "--roundtrips", "1000",
@@ -464,6 +528,7 @@ def main():
     finally:
         cleanup()
     meta["elapsed_s"] = round(time.monotonic() - t_start, 1)
+    meta.update(run_meter.stop())
     meta["source_commit"] = build_commit(build)
     summary = summarise(rows, rtt_us)
     summary["meta"] = meta
@@ -489,6 +554,11 @@ def main():
         v, bound = r["value"], r["bound"]
         print(f"{k}: " + ("open (both are bounds)" if v is None else
                           ("" if bound == "=" else bound + " ") + f"{v:.2f}"))
+    print(f"other processes took {meta['foreign_cpu_share'] * 100:.1f} % of the cores during "
+          f"the run (steal {meta['steal_share'] * 100:.1f} %; 1-minute load average "
+          f"{meta['loadavg_start']} before it)")
+    if meta["foreign_cpu_share"] > 0.05 or meta["steal_share"] > 0.05:
+        print("WARNING: other work shared the 2 cores: the figures are not clean")
     print(f"run took {meta['elapsed_s']} s; lines in {a.out_dir}/taskbench.jsonl, summary "
           f"taskbench.json, plot taskbench.svg")
     return 0
