@@ -1,5 +1,5 @@
 /* The graph engine's tests drive it without sockets: these effects record what it would send
- * (compute, free, cancel to workers; finished, erred, recomputing to clients), the way
+ * (compute, free, cancel, push to workers; finished, erred, recomputing to clients), the way
  * HyperQueue's TestComm does. Shared by test_graph.c and test_graph_model.c. */
 #ifndef TERN_TEST_GRAPH_HARNESS_H
 #define TERN_TEST_GRAPH_HARNESS_H
@@ -13,11 +13,11 @@
 
 #include <tern/tern.h>
 
-enum { FX_COMPUTE, FX_FREE, FX_CANCEL, FX_FINISHED, FX_ERRED, FX_RECOMPUTING };
+enum { FX_COMPUTE, FX_FREE, FX_CANCEL, FX_FINISHED, FX_ERRED, FX_RECOMPUTING, FX_PUSH };
 
 typedef struct fx_rec {
     int kind;
-    worker *w;
+    worker *w, *to; /* to: a push's target */
     client *c;
     char *key;
     bool early;
@@ -30,7 +30,7 @@ typedef struct fx_log {
     fx_rec *r;
     size_t n, cap;
     bool quiet; /* record counts only (deep tests): no strings kept */
-    size_t counts[6];
+    size_t counts[7];
 } fx_log;
 
 static void fx_add(fx_log *l, fx_rec r)
@@ -101,8 +101,13 @@ static void rec_recomputing(void *ctx, client *c, const task *t)
     fx_add(ctx, (fx_rec){ .kind = FX_RECOMPUTING, .c = c, .key = t->key });
 }
 
-static const graph_effects recording = { rec_compute,  rec_free,  rec_cancel,
-                                         rec_finished, rec_erred, rec_recomputing };
+static void rec_push(void *ctx, worker *from, const task *t, worker *to)
+{
+    fx_add(ctx, (fx_rec){ .kind = FX_PUSH, .w = from, .to = to, .key = t->key });
+}
+
+static const graph_effects recording = { rec_compute, rec_free,        rec_cancel, rec_finished,
+                                         rec_erred,   rec_recomputing, rec_push };
 
 /* The last record of kind about key (and c or w when not NULL), or NULL. */
 static fx_rec *fx_find(fx_log *l, int kind, const char *key)

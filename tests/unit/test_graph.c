@@ -3,6 +3,8 @@
  * survive (run with the default 8 MiB stack, in the sanitizer build too). */
 #include "graph_harness.h"
 
+#include "runtime/scheduler/early.h"
+
 static graph g;
 static fx_log L;
 static client A, B;
@@ -54,18 +56,74 @@ Test(graph, no_worker_then_a_worker_joins)
     check_graph(&g);
 }
 
+/* p:f (the symbol of every task of these tests) gives one result of nbytes. */
+static void one_result(worker *w, int64_t nbytes)
+{
+    submit1(&g, &A, "sym", NULL);
+    graph_done(&g, w, "sym", nbytes, NULL, 0, 10);
+    graph_release(&g, &A, "sym");
+    graph_flush(&g);
+    check_graph(&g);
+    cr_assert_null(graph_task(&g, "sym"));
+}
+
+/* p:f is known to give large results: dependents of a running p:f task wait for its real size
+ * (placed knowing it, and may take it) instead of being placed early. */
+static void large_symbol(worker *w)
+{
+    one_result(w, 1 << 20);
+}
+
+/* p:f is known to give small results: dependents of a running p:f task are placed early. */
+static void small_symbol(worker *w)
+{
+    one_result(w, 8);
+}
+
 Test(graph, dependent_waits_then_runs)
 {
     worker *w = mk_worker(&g, "w1", 1);
+    large_symbol(w);
+    fx_clear(&L);
     submit1(&g, &A, "a", NULL);
     task *b = submit1(&g, &A, "b", "a");
     check_graph(&g);
-    /* a's symbol has no finished task yet: no early placement */
+    /* a's symbol gives large results: no early placement, b waits (not deferred) */
     cr_assert_eq(b->state, T_WAITING);
     cr_assert_eq(b->nwaiting, 1);
+    cr_assert(!b->deferred);
+    cr_assert_eq(g.nearly, 0);
+    cr_assert_null(fx_find(&L, FX_COMPUTE, "b"));
     done(w, "a", 8);
     cr_assert_eq(b->state, T_PROCESSING);
-    cr_assert_not_null(fx_find(&L, FX_COMPUTE, "b"));
+    fx_rec *c = fx_find(&L, FX_COMPUTE, "b");
+    cr_assert(c && c->w == w && !c->early);
+    cr_assert(!b->early);
+    cr_assert_eq(L.counts[FX_PUSH], 0);
+}
+
+Test(graph, dependent_of_a_running_task_is_placed_early_where_it_runs)
+{
+    worker *w = mk_worker(&g, "w1", 1);
+    small_symbol(w);
+    task *a = submit1(&g, &A, "a", NULL);
+    task *b = submit1(&g, &A, "b", "a");
+    check_graph(&g);
+    /* a's symbol gives small results: b goes to a's worker at once, to start after a there */
+    cr_assert_eq(b->state, T_PROCESSING);
+    cr_assert(b->early && b->on == w);
+    fx_rec *c = fx_find(&L, FX_COMPUTE, "b");
+    cr_assert(c && c->w == w && c->early);
+    cr_assert_eq(g.nearly, 1);
+    cr_assert_eq(L.counts[FX_PUSH], 0, "a runs where b waits: nothing to push");
+    cr_assert_null(a->push);
+    done(w, "a", 8);
+    cr_assert_eq(a->state, T_MEMORY);
+    cr_assert_eq(b->state, T_PROCESSING, "b runs on, not placed again");
+    cr_assert_eq(fx_count(&L, FX_COMPUTE, "b"), 1);
+    done(w, "b", 8);
+    cr_assert_eq(b->state, T_MEMORY);
+    cr_assert_eq(g.nearly, 0);
 }
 
 Test(graph, early_placement_after_small_results)
@@ -240,17 +298,30 @@ Test(graph, worker_loss_requeues_and_recomputes)
     worker *w2 = mk_worker(&g, "w2", 1);
     task *b = submit1(&g, &A, "b", "a");
     cr_assert_eq(b->on, w1, "placed where its data is");
+    cr_assert(!b->early);
+    int64_t first = b->attempt;
     fx_clear(&L);
     graph_worker_lost(&g, w1, "test");
     graph_flush(&g);
     free_worker(w1);
     check_graph(&g);
-    cr_assert_eq(graph_task(&g, "a")->state, T_PROCESSING);
-    cr_assert_eq(graph_task(&g, "a")->on, w2);
+    task *a = graph_task(&g, "a");
+    cr_assert_eq(a->state, T_PROCESSING);
+    cr_assert_eq(a->on, w2);
     cr_assert_not_null(fx_find(&L, FX_RECOMPUTING, "a"));
-    cr_assert_eq(b->state, T_WAITING);
-    done(w2, "a", 8);
+    /* b lacks a again, which runs on w2: b is placed early there, after it (a new run) */
     cr_assert_eq(b->state, T_PROCESSING);
+    cr_assert(b->early && b->on == w2);
+    fx_rec *c = fx_find(&L, FX_COMPUTE, "b");
+    cr_assert(c && c->w == w2 && c->early && c->attempt == b->attempt && b->attempt != first);
+    cr_assert_eq(L.counts[FX_PUSH], 0, "a runs where b waits");
+    cr_assert_eq(L.counts[FX_CANCEL], 0, "nothing to cancel on a worker that left");
+    done(w2, "a", 8);
+    cr_assert_eq(a->state, T_MEMORY);
+    cr_assert_eq(b->state, T_PROCESSING);
+    cr_assert_eq(fx_count(&L, FX_COMPUTE, "b"), 1, "not placed again");
+    done(w2, "b", 8);
+    cr_assert_eq(b->state, T_MEMORY);
 }
 
 Test(graph, scattered_data_lost_errs_its_dependents)
@@ -272,14 +343,18 @@ Test(graph, scattered_data_lost_errs_its_dependents)
 Test(graph, take_releases_the_dependency_and_a_retry_recomputes_it)
 {
     worker *w = mk_worker(&g, "w1", 1);
+    large_symbol(w); /* else b is placed early, after x, and cannot take it */
     submit1(&g, &A, "x", NULL);
     graph_release(&g, &A, "x"); /* not wanted: only b needs it */
     task *b = submit1(&g, &A, "b", "x");
+    cr_assert_eq(b->state, T_WAITING);
     graph_done(&g, w, "x", 1 << 20, NULL, 0, 10);
     graph_flush(&g);
     check_graph(&g);
     cr_assert_eq(graph_task(&g, "x")->state, T_RELEASED, "taken by b");
     cr_assert_eq(b->state, T_PROCESSING);
+    cr_assert(b->took && !b->early);
+    cr_assert_eq(w->nkeys, 0, "x moved into b's run");
     b->retries = 1;
     graph_erred(&g, w, "b", TERN_ETASK, "again", -1);
     graph_flush(&g);
@@ -344,10 +419,23 @@ Test(graph, a_million_task_chain_whose_root_errs, .timeout = 300)
     cr_assert(strstr(e->msg, "root cause"));
 }
 
+static size_t ndeferred(void)
+{
+    size_t n = 0;
+    TERNI_LIST_EACH (&g.deferred, it)
+        n++;
+    return n;
+}
+
+/* The early placement budget of one worker with one thread; the deferred list is pumped when a
+ * quarter of it is free, up to all of it (early.c). */
+#define BUDGET EARLY_PER_THREAD
+#define REFILL (BUDGET / 4)
+
 Test(graph, cancelling_a_root_with_a_million_waiting_dependents, .timeout = 300)
 {
     L.quiet = true;
-    mk_worker(&g, "w1", 1);
+    small_symbol(mk_worker(&g, "w1", 1));
     submit1(&g, &A, "root", NULL);
     char key[32], prev[32] = "root";
     for (size_t i = 0; i < DEEP; i++) {
@@ -356,13 +444,111 @@ Test(graph, cancelling_a_root_with_a_million_waiting_dependents, .timeout = 300)
         memcpy(prev, key, sizeof(key));
     }
     check_graph(&g);
+    /* the budget's first tasks are placed early (each after the one before, all on w1); the
+     * next, whose dependency runs, waits for the budget; the rest wait for their dependencies */
+    cr_assert_eq(g.nearly, BUDGET);
+    cr_assert_eq(g.nstate[T_PROCESSING], BUDGET + 1);
+    cr_assert_eq(g.nstate[T_WAITING], DEEP - BUDGET);
+    cr_assert_eq(ndeferred(), 1);
+    snprintf(key, sizeof(key), "d%d", BUDGET - 1);
+    cr_assert(graph_task(&g, key)->early);
+    snprintf(key, sizeof(key), "d%d", BUDGET);
+    cr_assert(graph_task(&g, key)->deferred);
+    cr_assert_eq(L.counts[FX_PUSH], 0, "one worker: nothing to push");
     graph_cancel(&g, &A, "root");
     graph_flush(&g);
     check_graph(&g);
     cr_assert_eq(L.counts[FX_ERRED], DEEP + 1);
     cr_assert_eq(terni_keytab_count(&g.tasks), 0, "no one wants any of them: forgotten");
-    cr_assert_eq(L.counts[FX_CANCEL], 1, "the root, running, is stopped on its worker");
+    cr_assert_eq(L.counts[FX_CANCEL], BUDGET + 1,
+                 "the root, running, and the tasks placed early after it are stopped on w1");
     cr_assert_eq(A.npending, 0);
+    cr_assert_eq(g.nearly, 0);
+    cr_assert_eq(ndeferred(), 0);
+}
+
+/* Ten thousand running roots with a hundred dependents each: all but the budget's million
+ * dependents wait in the deferred list, in submission order; those of a root are placed (not
+ * early) when it finishes, and leave the list. */
+Test(graph, a_million_dependents_of_running_tasks_are_deferred_then_placed, .timeout = 300)
+{
+    enum { ROOTS = 10000, FAN = DEEP / ROOTS };
+    L.quiet = true;
+    worker *w = mk_worker(&g, "w1", 1);
+    small_symbol(w);
+    memset(L.counts, 0, sizeof(L.counts));
+    char key[32], root[32];
+    for (size_t r = 0; r < ROOTS; r++) {
+        snprintf(root, sizeof(root), "r%zu", r);
+        submit1(&g, &A, root, NULL);
+    }
+    for (size_t r = 0; r < ROOTS; r++)
+        for (size_t i = 0; i < FAN; i++) {
+            snprintf(root, sizeof(root), "r%zu", r);
+            snprintf(key, sizeof(key), "d%zu.%zu", r, i);
+            submit1(&g, &A, key, root);
+        }
+    check_graph(&g);
+    cr_assert_eq(g.nearly, BUDGET);
+    cr_assert_eq(ndeferred(), DEEP - BUDGET);
+    task *first = TERNI_CONTAINER_OF(terni_list_first(&g.deferred), task, in_deferred);
+    snprintf(key, sizeof(key), "d%d.%d", BUDGET / FAN, BUDGET % FAN);
+    cr_assert_str_eq(first->key, key, "first come, first placed");
+    cr_assert_eq(L.counts[FX_COMPUTE], ROOTS + BUDGET);
+    for (size_t r = ROOTS; r-- > 0;) { /* the last first: the list's tail goes first */
+        snprintf(root, sizeof(root), "r%zu", r);
+        graph_done(&g, w, root, 8, NULL, 0, 1);
+        graph_flush(&g);
+        cr_assert_eq(g.nearly, BUDGET, "those placed early run on");
+        if (r % 1000 == 0)
+            cr_assert_eq(ndeferred(), r * FAN > BUDGET ? r * FAN - BUDGET : 0);
+    }
+    check_graph(&g);
+    cr_assert_eq(g.nstate[T_PROCESSING], DEEP);
+    cr_assert_eq(L.counts[FX_COMPUTE], ROOTS + DEEP, "each placed once");
+    cr_assert_eq(w->nprocessing, DEEP);
+}
+
+/* A million-task chain on one worker with one thread runs to its end: the budget's tasks run
+ * early ahead of the one running, and as they finish the deferred list is pumped (a quarter of
+ * the budget at a time), so that every task is placed before its dependency finishes. */
+Test(graph, a_million_task_chain_runs_through_the_early_window, .timeout = 300)
+{
+    L.quiet = true;
+    worker *w = mk_worker(&g, "w1", 1);
+    small_symbol(w);
+    memset(L.counts, 0, sizeof(L.counts));
+    chain(&A, DEEP);
+    check_graph(&g);
+    cr_assert_eq(g.nearly, BUDGET);
+    cr_assert_eq(ndeferred(), 1);
+    char key[32];
+    size_t refills = 0, before = g.nearly;
+    for (size_t i = 0; i < DEEP; i++) {
+        snprintf(key, sizeof(key), "c%zu", i);
+        task *t = graph_task(&g, key);
+        cr_assert_eq(t->state, T_PROCESSING, "%s", key);
+        cr_assert(i == 0 || t->early, "%s was placed after its dependency finished", key);
+        graph_done(&g, w, key, 8, NULL, 0, 1);
+        graph_flush(&g);
+        cr_assert_eq(t->state, T_MEMORY, "%s", key);
+        if (i + BUDGET < DEEP) { /* the window stays between three quarters and all of it */
+            cr_assert(g.nearly >= BUDGET - REFILL && g.nearly <= BUDGET, "%zu early", g.nearly);
+            cr_assert_leq(ndeferred(), 1);
+            refills += g.nearly > before;
+        }
+        before = g.nearly;
+        if (i % 250000 == 0)
+            check_graph(&g);
+    }
+    cr_assert_geq(refills, (DEEP - BUDGET) / REFILL - 1, "refilled a quarter at a time");
+    cr_assert_leq(refills, (DEEP - BUDGET) / REFILL + 1);
+    check_graph(&g);
+    cr_assert_eq(g.nstate[T_MEMORY], DEEP);
+    cr_assert_eq(g.nearly, 0);
+    cr_assert_eq(ndeferred(), 0);
+    cr_assert_eq(L.counts[FX_COMPUTE], DEEP, "each placed once");
+    cr_assert_eq(L.counts[FX_FINISHED], DEEP);
 }
 
 Test(graph, recomputing_a_100k_deep_lineage_after_its_only_holder_dies, .timeout = 300)
@@ -388,16 +574,24 @@ Test(graph, recomputing_a_100k_deep_lineage_after_its_only_holder_dies, .timeout
     free_worker(w1);
     check_graph(&g);
     cr_assert_eq(graph_task(&g, "c0")->state, T_PROCESSING, "the root runs again");
-    cr_assert_eq(g.nstate[T_WAITING], N - 1);
+    cr_assert_eq(g.nstate[T_WAITING] + g.nstate[T_PROCESSING], N, "the whole lineage again");
+    cr_assert_leq(g.nearly, BUDGET);
     for (size_t i = 0; i < N; i++) {
         snprintf(key, sizeof(key), "c%zu", i);
         cr_assert_eq(graph_task(&g, key)->state, T_PROCESSING, "%s", key);
         graph_done(&g, w2, key, 8, NULL, 0, 1);
         graph_flush(&g);
+        if (i == N / 2) { /* p:f gives small results: the chain runs ahead early */
+            cr_assert(g.nearly >= BUDGET - REFILL && g.nearly <= BUDGET);
+            check_graph(&g);
+        }
     }
     check_graph(&g);
     cr_assert_eq(graph_task(&g, "c99999")->state, T_MEMORY);
     cr_assert_eq(L.counts[FX_RECOMPUTING], 1);
     cr_assert_eq(L.counts[FX_FINISHED], 1, "the wanted key finished again");
-    cr_assert_eq(L.counts[FX_COMPUTE], N);
+    cr_assert_eq(L.counts[FX_COMPUTE], N, "each placed once");
+    cr_assert_eq(L.counts[FX_PUSH], 0, "one worker: nothing to push");
+    cr_assert_eq(g.nearly, 0);
+    cr_assert_eq(ndeferred(), 0);
 }
