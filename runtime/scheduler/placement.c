@@ -33,6 +33,43 @@ static worker *map_block_worker(const graph *g, const task *t)
     return NULL;
 }
 
+/* The allowed worker of least cost(g, t, w); ties to the least loaded. NULL if none. */
+static worker *cheapest(const graph *g, const task *t,
+                        double (*cost_of)(const graph *, const task *, const worker *))
+{
+    worker *w, *tmp, *best = NULL;
+    double best_cost = 0;
+    HASH_ITER(hh, g->workers, w, tmp)
+    {
+        if (!placement_allowed(t, w))
+            continue;
+        double cost = cost_of(g, t, w);
+        if (!best || cost < best_cost - 1e-12 ||
+            (cost <= best_cost + 1e-12 && w->nprocessing < best->nprocessing)) {
+            best = w;
+            best_cost = cost;
+        }
+    }
+    return best;
+}
+
+/* A ready task on w: the queue there, and for each dependency w lacks a fetch's latency and
+ * its bytes over bandwidth. */
+static double ready_cost(const graph *g, const task *t, const worker *w)
+{
+    double missing = 0;
+    size_t fetches = 0;
+    for (size_t i = 0; i < t->ndeps; i++)
+        if (!terni_ptrs_has(&t->deps[i]->who, w)) {
+            missing += (double)t->deps[i]->nbytes;
+            fetches++;
+        }
+    return (double)w->nprocessing / (w->nthreads > 0 ? w->nthreads : 1) * g->task_time +
+           (double)fetches * PLACEMENT_PUSH_LATENCY + missing / PLACEMENT_BANDWIDTH;
+}
+
+static double early_cost(const graph *g, const task *t, const worker *w);
+
 worker *placement_choose(const graph *g, const task *t)
 {
     if (HASH_COUNT(g->workers) == 0)
@@ -42,28 +79,7 @@ worker *placement_choose(const graph *g, const task *t)
         if (w)
             return w;
     }
-    worker *w, *tmp, *best = NULL;
-    double best_cost = 0;
-    HASH_ITER(hh, g->workers, w, tmp)
-    {
-        if (!placement_allowed(t, w))
-            continue;
-        double missing = 0;
-        size_t fetches = 0;
-        for (size_t i = 0; i < t->ndeps; i++)
-            if (!terni_ptrs_has(&t->deps[i]->who, w)) {
-                missing += (double)t->deps[i]->nbytes;
-                fetches++;
-            }
-        double cost = (double)w->nprocessing / (w->nthreads > 0 ? w->nthreads : 1) * g->task_time +
-                      (double)fetches * PLACEMENT_PUSH_LATENCY + missing / PLACEMENT_BANDWIDTH;
-        if (!best || cost < best_cost - 1e-12 ||
-            (cost <= best_cost + 1e-12 && w->nprocessing < best->nprocessing)) {
-            best = w;
-            best_cost = cost;
-        }
-    }
-    return best;
+    return cheapest(g, t, ready_cost);
 }
 
 bool placement_may_take(const task *d, const worker *w)
@@ -120,20 +136,7 @@ worker *placement_early_target(const graph *g, const task *t)
     }
     if (!missing)
         return NULL;
-    worker *w, *tmp, *best = NULL;
-    double best_cost = 0;
-    HASH_ITER(hh, g->workers, w, tmp)
-    {
-        if (!placement_allowed(t, w))
-            continue;
-        double cost = early_cost(g, t, w);
-        if (!best || cost < best_cost - 1e-12 ||
-            (cost <= best_cost + 1e-12 && w->nprocessing < best->nprocessing)) {
-            best = w;
-            best_cost = cost;
-        }
-    }
-    return best;
+    return cheapest(g, t, early_cost);
 }
 
 worker *placement_scatter_target(const graph *g)
